@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian (bookworm) packages moelab needs to build, run and test. Idempotent.
+#   bash scripts/install-deps.sh            build + app + tests
+#   bash scripts/install-deps.sh --train    also the packages the training corpus is made from
+set -euo pipefail
+pkgs=(
+  build-essential cmake ninja-build pkg-config
+  libeigen3-dev nlohmann-json3-dev            # core
+  libgtest-dev libbenchmark-dev               # tests, bench
+  libimgui-dev libglfw3-dev libstb-dev        # app (Dear ImGui 1.86 ships the GLFW + OpenGL3 backends)
+  libgl-dev libgl1-mesa-dri fonts-dejavu-core # OpenGL (Mesa, software GL works), presenter fonts
+  xvfb xauth                                  # headless window for the app's tests and screenshots
+)
+if [[ "${1:-}" == "--train" ]]; then
+  pkgs+=(fortunes fortunes-de fortunes-es fortunes-ru linux-libc-dev)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+echo "moelab: all build dependencies are installed"
