@@ -1,0 +1,38 @@
+// UI-only state of the moelab window, in one plain struct (STYLE.md §2). Model state lives in
+// moe::Session; panels read its snapshot and change only this, or call session commands.
+#pragma once
+
+#include <string>
+
+#include "core/session.h"
+
+namespace moe::app {
+
+struct ViewState {
+    // What the user is editing; pushed to the session when it changes.
+    std::string text_input;
+    SessionKnobs knobs;
+    int layer = 0;                 // which MoE layer the router/heatmap/load views show (index into traces)
+
+    // Playback over the routed tokens.
+    int cursor = 0;                // current token index
+    bool playing = false;
+    float play_speed = 4.0f;       // tokens per second
+    double play_accum = 0.0;       // seconds accumulated toward the next step
+
+    // Animation clock: 0 -> 1 as the current token's arcs grow; restarted on cursor/knob change.
+    float anim_t = 1.0f;
+    double time_s = 0.0;           // seconds since start (for pulses)
+
+    // Presentation.
+    bool presenter = false;        // large fonts, high contrast, controls collapsed
+    float ui_scale = 1.0f;         // DPI x user zoom
+    bool show_controls = true;
+    bool fullscreen = false;
+    bool cumulative_load = false;  // load bars: this batch or cumulative since reset
+
+    // Status line (errors from the session or from files; shown, never fatal).
+    std::string status;
+};
+
+}  // namespace moe::app

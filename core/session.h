@@ -1,0 +1,66 @@
+// A session: the loaded model, the text, the knobs, and the latest result of running them.
+//
+// The engine runs off the UI thread. The UI calls set_knobs()/set_text() (never blocking) and
+// reads latest(), an immutable snapshot shared by pointer: minimal state synchronisation. A
+// knob change cancels nothing visible: the old snapshot stays on screen until the new one is
+// ready. Invalid knobs do not throw into the UI: the snapshot carries the error text and the
+// last good result stays.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/lm.h"
+#include "core/routing.h"
+
+namespace moe {
+
+enum class Device : int { Cpu = 0, Cuda };
+const char* device_name(Device d);
+bool device_available(Device d);   // Cuda: built with MOE_CUDA and a GPU + driver present
+
+struct SessionKnobs {
+    RouterConfig router;         // K, scheme, capacity, drop policy, noise, jitter, bias step, seed
+    bool shared_experts = true;  // run the model's shared experts (if it has any)
+    Device device = Device::Cpu;
+};
+
+struct Snapshot {
+    uint64_t generation = 0;         // increases with every finished run
+    std::string text;                // the full text the user gave (any bytes)
+    std::vector<uint8_t> tokens;     // (n_tokens) the bytes actually routed
+    size_t n_bytes_total = 0;        // text length; tokens.size() < this when it was truncated
+    SessionKnobs knobs;              // what this snapshot was computed with
+    LmForward forward;               // logits and one trace per MoE layer
+    std::vector<std::vector<int>> cumulative_load;  // (n_moe_layers, n_experts) kept load summed over runs since reset
+    double compute_ms = 0.0;         // engine time of this run
+    std::string error;               // non-empty: the last request failed; this is the last good result
+};
+
+class Session {
+public:
+    // Loads the model (throws moe::Error when it cannot).
+    explicit Session(const std::string& model_path);
+    ~Session();
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    const LmModel& model() const;
+    const std::string& model_path() const;
+
+    void set_text(std::string text);          // non-blocking
+    void set_knobs(const SessionKnobs& knobs); // non-blocking
+    void reset_cumulative();
+    std::shared_ptr<const Snapshot> latest() const;  // never null after construction returns
+    bool busy() const;                               // a run is queued or in progress
+    void wait_idle() const;                          // for tests, the CLI and --screenshot
+
+    struct Impl;
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace moe
