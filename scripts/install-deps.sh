@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian (bookworm) packages moelab needs to build, run and test. Idempotent.
-#   bash scripts/install-deps.sh            build + app + tests
-#   bash scripts/install-deps.sh --train    also the packages the training corpus is made from
+# The fortunes packages and the C headers are the raw text of the language model's corpus: the
+# tests measure the shipped model on a held-out slice of it.
 set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build pkg-config
@@ -10,10 +10,8 @@ pkgs=(
   libimgui-dev libglfw3-dev libstb-dev        # app (Dear ImGui 1.86 ships the GLFW + OpenGL3 backends)
   libgl-dev libgl1-mesa-dri fonts-dejavu-core # OpenGL (Mesa, software GL works), presenter fonts
   xvfb xauth                                  # headless window for the app's tests and screenshots
+  fortunes fortunes-de fortunes-es fortunes-ru linux-libc-dev  # the corpus (prose in 4 languages, C)
 )
-if [[ "${1:-}" == "--train" ]]; then
-  pkgs+=(fortunes fortunes-de fortunes-es fortunes-ru linux-libc-dev)
-fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
