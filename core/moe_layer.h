@@ -66,6 +66,21 @@ struct MoeForwardCache {
     std::vector<Mat> shared_h_pre, shared_h_lin, shared_h_act;  // per shared expert, (n_tokens, d_ff_shared)
 };
 
+// Wall time of each stage of one forward pass, in seconds (filled only when asked for), so the
+// cost of dispatch (route + sort + gather + combine) can be set against the experts' GEMMs.
+struct MoeForwardProfile {
+    double router_s = 0;   // jitter + router logits (+ noise logits)
+    double route_s = 0;    // route(): selection, gates, capacity
+    double sort_s = 0;     // counting sort of kept pairs by expert
+    double gather_s = 0;   // rows gathered contiguously per expert
+    double experts_s = 0;  // routed experts' grouped GEMMs and activation
+    double shared_s = 0;   // shared experts (gather is not needed: they see every token)
+    double combine_s = 0;  // weighted scatter-add of routed and shared outputs
+    double total_s = 0;
+};
+
+class Backend;
+
 class MoeLayer {
 public:
     MoeLayer(MoeLayerConfig cfg, MoeLayerWeights weights);  // validates, pre-packs expert weights
@@ -80,7 +95,13 @@ public:
     // x: (n_tokens, d_model). Writes y (n_tokens, d_model) and the routing trace.
     // token_ids (n_tokens) are used by Hash routing only. Throws moe::Error on bad knobs.
     void forward(ConstMatRef x, const RouterConfig& rc, std::span<const int32_t> token_ids,
-                 Mat& y, RoutingTrace& trace, MoeForwardCache* cache = nullptr) const;
+                 Mat& y, RoutingTrace& trace, MoeForwardCache* cache = nullptr,
+                 MoeForwardProfile* profile = nullptr) const;
+
+    // The backend the math runs on (core/backend.h); CPU unless set. Packed weights are rebuilt
+    // for the new backend on the next forward.
+    void set_backend(const Backend& backend);
+    const Backend& backend() const { return *backend_; }
 
     // Router logits h = x W_r^T (+ b): (n_tokens, n_experts).
     void router_logits(ConstMatRef x, Mat& logits) const;
@@ -89,6 +110,7 @@ private:
     struct Packed;
     MoeLayerConfig cfg_;
     MoeLayerWeights w_;
+    const Backend* backend_;
     mutable std::unique_ptr<Packed> packed_;
 };
 
