@@ -1,0 +1,441 @@
+// Router view, the centre of the app: the current token flows into the router, arcs grow to the
+// K chosen experts (thickness and label = gate weight), shared experts are always lit, dropped
+// pairs are red dashed arcs ending in a cross, and the residual path carries the token around.
+//
+// [SECTION] Geometry helpers
+// [SECTION] Expert grid
+// [SECTION] Arcs
+// [SECTION] Panel
+#include <imgui.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdio>
+
+#include "app/panels.h"
+#include "app/panels/viz_common.h"
+#include "app/theme.h"
+#include "core/lm.h"
+
+namespace moe::app {
+
+namespace {
+
+// [SECTION] Geometry helpers
+
+constexpr int kArcSegments = 32;
+
+ImVec2 lerp(ImVec2 a, ImVec2 b, float t) { return ImVec2(a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t); }
+
+ImVec2 bezier(ImVec2 p0, ImVec2 p1, ImVec2 p2, ImVec2 p3, float t) {
+    const float u = 1.0f - t;
+    const float a = u * u * u, b = 3 * u * u * t, c = 3 * u * t * t, d = t * t * t;
+    return ImVec2(a * p0.x + b * p1.x + c * p2.x + d * p3.x, a * p0.y + b * p1.y + c * p2.y + d * p3.y);
+}
+
+float smoothstep01(float t) {
+    t = std::clamp(t, 0.0f, 1.0f);
+    return t * t * (3.0f - 2.0f * t);
+}
+
+ImU32 text_on(ImU32 bg) {
+    const ImVec4 c = ImGui::ColorConvertU32ToFloat4(bg);
+    return 0.299f * c.x + 0.587f * c.y + 0.114f * c.z > 0.5f ? IM_COL32(0, 0, 0, 255)
+                                                              : IM_COL32(255, 255, 255, 255);
+}
+
+void text_centered(ImDrawList* dl, ImFont* font, float size, ImVec2 center, ImU32 col, const char* s) {
+    const ImVec2 ts = font->CalcTextSizeA(size, FLT_MAX, 0.0f, s);
+    dl->AddText(font, size, ImVec2(center.x - ts.x * 0.5f, center.y - ts.y * 0.5f), col, s);
+}
+
+// A label on a dark plate, readable over arcs and boxes.
+void plate_text(ImDrawList* dl, ImFont* font, float size, ImVec2 center, ImU32 col, const char* s) {
+    const ImVec2 ts = font->CalcTextSizeA(size, FLT_MAX, 0.0f, s);
+    const ImVec2 a(center.x - ts.x * 0.5f - 3, center.y - ts.y * 0.5f - 1);
+    dl->AddRectFilled(a, ImVec2(a.x + ts.x + 6, a.y + ts.y + 2), IM_COL32(10, 10, 14, 220), 3.0f);
+    dl->AddText(font, size, ImVec2(a.x + 3, a.y + 1), col, s);
+}
+
+void arrow_head(ImDrawList* dl, ImVec2 tip, ImVec2 dir, float size, ImU32 col) {
+    const float len = std::sqrt(dir.x * dir.x + dir.y * dir.y);
+    if (len <= 0.0f) return;
+    const ImVec2 d(dir.x / len, dir.y / len);
+    const ImVec2 n(-d.y, d.x);
+    dl->AddTriangleFilled(tip, ImVec2(tip.x - d.x * size + n.x * size * 0.5f, tip.y - d.y * size + n.y * size * 0.5f),
+                          ImVec2(tip.x - d.x * size - n.x * size * 0.5f, tip.y - d.y * size - n.y * size * 0.5f), col);
+}
+
+void cross(ImDrawList* dl, ImVec2 c, float r, ImU32 col, float thick) {
+    dl->AddLine(ImVec2(c.x - r, c.y - r), ImVec2(c.x + r, c.y + r), col, thick);
+    dl->AddLine(ImVec2(c.x - r, c.y + r), ImVec2(c.x + r, c.y - r), col, thick);
+}
+
+// [SECTION] Expert grid
+
+struct ExpertGrid {
+    ImVec2 origin;      // top-left of the expert area
+    int cols = 1, rows = 1;
+    float cell_w = 0, cell_h = 0;
+    float box_w = 0, box_h = 0;
+
+    ImVec2 cell_min(int e) const {
+        const int col = e / rows, row = e % rows;  // column-major: E0..E(rows-1) down the first column
+        return ImVec2(origin.x + col * cell_w, origin.y + row * cell_h);
+    }
+    ImVec2 box_min(int e) const {
+        const ImVec2 c = cell_min(e);
+        return ImVec2(c.x, c.y + (cell_h - box_h) * 0.5f);
+    }
+    ImVec2 box_max(int e) const {
+        const ImVec2 b = box_min(e);
+        return ImVec2(b.x + box_w, b.y + box_h);
+    }
+    ImVec2 box_left(int e) const {
+        const ImVec2 b = box_min(e);
+        return ImVec2(b.x, b.y + box_h * 0.5f);
+    }
+    ImVec2 cell_right(int e) const {
+        const ImVec2 c = cell_min(e);
+        return ImVec2(c.x + cell_w - 4.0f, c.y + cell_h * 0.5f);
+    }
+};
+
+ExpertGrid layout_experts(int n_experts, ImVec2 a, ImVec2 b, float fs) {
+    ExpertGrid g;
+    g.origin = a;
+    const float w = std::max(b.x - a.x, 40.0f), h = std::max(b.y - a.y, 20.0f);
+    const float min_h = std::max(fs * 1.15f, 14.0f);
+    const int max_rows = std::max(1, static_cast<int>(h / min_h));
+    g.cols = (n_experts + max_rows - 1) / max_rows;
+    g.rows = (n_experts + g.cols - 1) / g.cols;
+    g.cell_w = w / static_cast<float>(g.cols);
+    g.cell_h = std::min(h / static_cast<float>(g.rows), fs * 2.4f);
+    // Centre the column vertically when it is shorter than the area.
+    g.origin.y += (h - g.cell_h * static_cast<float>(g.rows)) * 0.5f;
+    g.box_h = std::max(g.cell_h * 0.78f, 10.0f);
+    g.box_w = std::min(g.cell_w * 0.42f, fs * 3.2f);
+    return g;
+}
+
+// [SECTION] Arcs
+
+struct ArcStyle {
+    ImU32 col;
+    float thickness;
+    bool dashed;
+};
+
+// Draws the first `progress` (0..1) of a cubic from p0 to p3 with horizontal tangents, so arcs
+// "grow" from the router toward the expert. Returns the curve's tip.
+ImVec2 draw_arc(ImDrawList* dl, ImVec2 p0, ImVec2 p3, float progress, const ArcStyle& st) {
+    const float dx = (p3.x - p0.x) * 0.5f;
+    const ImVec2 p1(p0.x + dx, p0.y), p2(p3.x - dx, p3.y);
+    ImVec2 pts[kArcSegments + 1];
+    const float cut = progress * kArcSegments;
+    int n = 0;
+    for (int i = 0; i <= kArcSegments && static_cast<float>(i) <= cut; ++i) pts[n++] = bezier(p0, p1, p2, p3, static_cast<float>(i) / kArcSegments);
+    if (n < kArcSegments + 1 && progress > 0.0f) pts[n++] = bezier(p0, p1, p2, p3, progress);
+    if (n < 2) return p0;
+    if (st.dashed) {
+        for (int i = 0; i + 1 < n; ++i)
+            if ((i / 2) % 2 == 0) dl->AddLine(pts[i], pts[i + 1], st.col, st.thickness);
+    } else {
+        dl->AddPolyline(pts, n, st.col, 0, st.thickness);
+    }
+    return pts[n - 1];
+}
+
+}  // namespace
+
+// [SECTION] Panel
+
+void draw_router(PanelContext& ctx) {
+    const Snapshot& snap = ctx.snap;
+    ViewState& view = ctx.view;
+    snapshot_error_line(snap);
+    const char* why = nullptr;
+    const RoutingTrace* trp = drawable_trace(snap, view.layer, &why);
+    if (trp == nullptr) {
+        empty_message(why);
+        return;
+    }
+    const RoutingTrace& tr = *trp;
+    const int n_experts = tr.n_experts;
+    const int cur = clamped_cursor(view, tr.n_tokens);
+    const auto pairs = tr.token_pairs(cur);
+    const LmConfig& cfg = ctx.session.model().config();
+    const int n_shared = cfg.moe.n_shared;
+    const bool shared_on = snap.knobs.shared_experts && n_shared > 0;
+    const int block = view.layer < static_cast<int>(snap.forward.trace_layer.size())
+                          ? snap.forward.trace_layer[static_cast<size_t>(view.layer)] : view.layer;
+
+    // Headline: where we are and under which rules.
+    char kbuf[48];
+    if (tr.scheme == Scheme::ExpertChoice)
+        std::snprintf(kbuf, sizeof kbuf, "K varies (experts pick tokens)");
+    else
+        std::snprintf(kbuf, sizeof kbuf, "K = %d of %d experts", tr.k, n_experts);
+    char capbuf[48];
+    if (tr.capacity < 0) std::snprintf(capbuf, sizeof capbuf, "dropless (no capacity limit)");
+    else std::snprintf(capbuf, sizeof capbuf, "capacity %d tokens per expert", tr.capacity);
+    ImGui::Text("MoE layer %d (block %d)  |  %s  |  %s  |  %s", view.layer, block, scheme_label(tr.scheme),
+                kbuf, capbuf);
+    teach(scheme_tooltip(tr.scheme));
+
+    // Canvas.
+    ImVec2 size = ImGui::GetContentRegionAvail();
+    size.x = std::max(size.x, 360.0f);
+    size.y = std::max(size.y, 220.0f);
+    const ImVec2 c0 = ImGui::GetCursorScreenPos();
+    ImGui::InvisibleButton("##router_canvas", size);
+    const bool canvas_hovered = ImGui::IsItemHovered();
+    const ImVec2 c1(c0.x + size.x, c0.y + size.y);
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    dl->PushClipRect(c0, c1, true);
+    ImFont* font = ImGui::GetFont();
+    const float fs = ImGui::GetFontSize();
+    ImFont* big = font_large();
+    const float big_fs = std::min(big->FontSize, size.y * 0.2f);
+
+    const float lane_y = c0.y + fs * 1.0f;                 // the residual path runs here
+    const float top = c0.y + fs * 2.4f;
+    const float legend_h = fs * 1.5f;
+    const float shared_h = n_shared > 0 ? fs * 2.8f : 0.0f;
+    const float bottom = c1.y - legend_h - shared_h;
+    const float mid_y = (top + bottom) * 0.5f;
+    const float W = size.x;
+
+    // Token box.
+    const float tok_w = std::max(W * 0.11f, big_fs * 2.2f);
+    const ImVec2 tok0(c0.x + W * 0.02f, mid_y - big_fs * 1.1f), tok1(tok0.x + tok_w, mid_y + big_fs * 1.1f);
+    dl->AddRectFilled(tok0, tok1, IM_COL32(40, 44, 60, 255), 6.0f);
+    dl->AddRect(tok0, tok1, IM_COL32(255, 255, 255, 230), 6.0f, 0, 2.0f);
+    {
+        const std::string lab = token_label(snap.tokens, cur);
+        // The headline glyph: the character, or the escape, without the "(byte i of n)" detail.
+        const size_t cut = lab.find(" (");
+        const std::string glyph = cut == std::string::npos ? lab : lab.substr(0, cut);
+        text_centered(dl, big, big_fs, ImVec2((tok0.x + tok1.x) * 0.5f, mid_y - big_fs * 0.15f),
+                      IM_COL32(255, 255, 255, 255), glyph.c_str());
+        char idx[32];
+        std::snprintf(idx, sizeof idx, "token %d", cur);
+        text_centered(dl, font, fs * 0.85f, ImVec2((tok0.x + tok1.x) * 0.5f, tok1.y - fs * 0.55f),
+                      IM_COL32(190, 190, 200, 255), idx);
+        if (cut != std::string::npos)
+            text_centered(dl, font, fs * 0.8f, ImVec2((tok0.x + tok1.x) * 0.5f, tok1.y + fs * 0.6f),
+                          IM_COL32(170, 170, 180, 255), lab.c_str() + cut + 1);
+    }
+
+    // Router box.
+    const ImVec2 rt0(c0.x + W * 0.19f, mid_y - fs * 2.2f), rt1(c0.x + W * 0.33f, mid_y + fs * 2.2f);
+    dl->AddRectFilled(rt0, rt1, IM_COL32(60, 60, 80, 255), 6.0f);
+    dl->AddRect(rt0, rt1, IM_COL32(220, 220, 240, 255), 6.0f, 0, 2.0f);
+    text_centered(dl, font, fs * 1.2f, ImVec2((rt0.x + rt1.x) * 0.5f, mid_y - fs * 0.9f),
+                  IM_COL32(255, 255, 255, 255), "Router");
+    text_centered(dl, font, fs * 0.8f, ImVec2((rt0.x + rt1.x) * 0.5f, mid_y + fs * 0.3f),
+                  IM_COL32(200, 200, 215, 255), "scores every expert");
+    text_centered(dl, font, fs * 0.8f, ImVec2((rt0.x + rt1.x) * 0.5f, mid_y + fs * 1.2f),
+                  IM_COL32(200, 200, 215, 255), tr.scheme == Scheme::ExpertChoice ? "experts choose" : kbuf);
+    {
+        const ImVec2 a(tok1.x + 2, mid_y), b(rt0.x - 2, mid_y);
+        dl->AddLine(a, b, IM_COL32(230, 230, 230, 255), 3.0f);
+        arrow_head(dl, b, ImVec2(1, 0), fs * 0.7f, IM_COL32(230, 230, 230, 255));
+    }
+
+    // Sum node: y = x + shared + sum of gated experts.
+    const ImVec2 sum_c(c0.x + W * 0.935f, mid_y);
+    const float sum_r = fs * 1.1f;
+
+    // Experts.
+    const ImVec2 ea(c0.x + W * 0.42f, top), eb(c0.x + W * 0.86f, bottom);
+    const ExpertGrid g = layout_experts(n_experts, ea, eb, fs);
+    const float cell_fs = std::min(fs, g.box_h * 0.8f);
+    float max_p = 0.0f;
+    for (int e = 0; e < n_experts; ++e) max_p = std::max(max_p, tr.probs(cur, e));
+    if (!(max_p > 0.0f)) max_p = 1.0f;
+    int hovered_expert = -1;
+    const ImVec2 mouse = ImGui::GetMousePos();
+    for (int e = 0; e < n_experts; ++e) {
+        const RoutedPair* pr = nullptr;
+        for (const RoutedPair& p : pairs)
+            if (p.expert == e) pr = &p;
+        const ImVec2 b0 = g.box_min(e), b1 = g.box_max(e);
+        const ImVec2 cm = g.cell_min(e);
+        if (canvas_hovered && mouse.x >= cm.x && mouse.x < cm.x + g.cell_w && mouse.y >= cm.y &&
+            mouse.y < cm.y + g.cell_h)
+            hovered_expert = e;
+        const bool lit = pr != nullptr && !pr->dropped;
+        if (lit) {
+            const float pulse = 0.5f + 0.5f * std::sin(static_cast<float>(view.time_s) * 4.0f);
+            dl->AddRectFilled(ImVec2(b0.x - 3, b0.y - 3), ImVec2(b1.x + 3, b1.y + 3),
+                              expert_color(e, 0.25f + 0.2f * pulse), 5.0f);
+            dl->AddRectFilled(b0, b1, expert_color(e), 4.0f);
+        } else {
+            dl->AddRectFilled(b0, b1, kColorIdle, 4.0f);
+            dl->AddRect(b0, b1, expert_color(e, 0.8f), 4.0f, 0, 1.5f);
+        }
+        char lab[12];
+        std::snprintf(lab, sizeof lab, "E%d", e);
+        text_centered(dl, font, cell_fs, ImVec2((b0.x + b1.x) * 0.5f, (b0.y + b1.y) * 0.5f),
+                      lit ? text_on(expert_color(e)) : expert_color(e), lab);
+
+        // Router probability beside the box.
+        const float p = tr.probs(cur, e);
+        const float bar_x0 = b1.x + 4.0f;
+        const float bar_max = std::max(g.cell_w - g.box_w - 10.0f, 4.0f);
+        const float text_w = font->CalcTextSizeA(cell_fs * 0.85f, FLT_MAX, 0.0f, "0.00").x + 4.0f;
+        const bool room_for_text = bar_max > text_w * 2.0f;
+        const float bar_len = (room_for_text ? bar_max - text_w : bar_max) * std::clamp(p / max_p, 0.0f, 1.0f);
+        const float bh = std::max(g.box_h * 0.35f, 3.0f);
+        const float by = (b0.y + b1.y) * 0.5f - bh * 0.5f;
+        dl->AddRectFilled(ImVec2(bar_x0, by), ImVec2(bar_x0 + bar_len, by + bh),
+                          lit ? expert_color(e, 0.9f) : IM_COL32(150, 150, 160, 200), 1.0f);
+        if (room_for_text) {
+            char pb[16];
+            std::snprintf(pb, sizeof pb, "%.2f", p);
+            dl->AddText(font, cell_fs * 0.85f, ImVec2(bar_x0 + bar_len + 3.0f, by + bh * 0.5f - cell_fs * 0.45f),
+                        IM_COL32(190, 190, 200, 255), pb);
+        }
+    }
+
+    // Residual path: the token always also goes around the layer (y = x + FFN(x)). When a pair
+    // was dropped it is the only way that part of the token gets through, so it lights up.
+    bool all_dropped = false;
+    const bool any_drop = token_has_drop(tr, cur, &all_dropped);
+    {
+        const ImU32 col = any_drop ? IM_COL32(255, 255, 255, 255) : IM_COL32(160, 160, 170, 150);
+        const float thick = any_drop ? 3.0f : 1.5f;
+        const ImVec2 p0((tok0.x + tok1.x) * 0.5f, tok0.y), p1(p0.x, lane_y), p2(sum_c.x, lane_y),
+            p3(sum_c.x, sum_c.y - sum_r);
+        dl->AddLine(p0, p1, col, thick);
+        dl->AddLine(p1, p2, col, thick);
+        dl->AddLine(p2, p3, col, thick);
+        arrow_head(dl, p3, ImVec2(0, 1), fs * 0.6f, col);
+        const char* res_text = all_dropped ? "residual: no expert kept this token, it passes through unchanged"
+                               : any_drop  ? "residual: the dropped part is skipped, the token still goes around"
+                                           : "residual: the token also goes around the layer (y = x + ...)";
+        plate_text(dl, font, fs * 0.85f, ImVec2((p1.x + p2.x) * 0.5f, lane_y),
+                   any_drop ? kColorDropped : IM_COL32(190, 190, 200, 255), res_text);
+        // A dot travelling along the path shows the direction of flow.
+        const float total = (p1.y - p0.y < 0 ? p0.y - p1.y : p1.y - p0.y) + (p2.x - p1.x) + (p3.y - p2.y);
+        if (total > 0.0f) {
+            float s = std::fmod(static_cast<float>(view.time_s) * 0.35f, 1.0f) * total;
+            const float l0 = p0.y - p1.y, l1 = p2.x - p1.x;
+            ImVec2 dot = s < l0 ? lerp(p0, p1, s / l0) : (s < l0 + l1 ? lerp(p1, p2, (s - l0) / l1)
+                                                                  : lerp(p2, p3, (s - l0 - l1) / std::max(p3.y - p2.y, 1.0f)));
+            dl->AddCircleFilled(dot, any_drop ? 5.0f : 3.0f, col);
+        }
+    }
+
+    // Shared experts: no router, weight 1, every token.
+    if (n_shared > 0) {
+        const ImVec2 s0(ea.x, bottom + fs * 0.6f), s1(ea.x + std::max(g.box_w, fs * 3.0f) * 1.0f, bottom + fs * 2.4f);
+        const ImU32 fill = shared_on ? kColorShared : kColorIdle;
+        dl->AddRectFilled(s0, s1, fill, 4.0f);
+        dl->AddRect(s0, s1, kColorShared, 4.0f, 0, 1.5f);
+        text_centered(dl, font, fs * 0.9f, ImVec2((s0.x + s1.x) * 0.5f, (s0.y + s1.y) * 0.5f),
+                      shared_on ? IM_COL32(0, 0, 0, 255) : kColorShared, n_shared > 1 ? "shared xN" : "shared");
+        char sl[96];
+        if (shared_on)
+            std::snprintf(sl, sizeof sl, "%d shared expert%s, weight 1, always on (no router)", n_shared,
+                          n_shared > 1 ? "s" : "");
+        else
+            std::snprintf(sl, sizeof sl, "%d shared expert%s switched OFF in the controls", n_shared,
+                          n_shared > 1 ? "s" : "");
+        dl->AddText(font, fs * 0.85f, ImVec2(s1.x + 8, (s0.y + s1.y) * 0.5f - fs * 0.45f),
+                    IM_COL32(220, 220, 200, 255), sl);
+        const ImVec2 from((tok0.x + tok1.x) * 0.5f, tok1.y + (tok1.y < s0.y - fs ? 0.0f : 0.0f));
+        const ImVec2 to(s0.x, (s0.y + s1.y) * 0.5f);
+        if (shared_on) {
+            const ArcStyle st{kColorShared, 3.0f, false};
+            draw_arc(dl, ImVec2(from.x, to.y), to, 1.0f, st);
+            dl->AddLine(from, ImVec2(from.x, to.y), kColorShared, 3.0f);
+            const ImVec2 out(s1.x, (s0.y + s1.y) * 0.5f);
+            dl->AddLine(ImVec2(out.x, out.y), ImVec2(sum_c.x, out.y), IM_COL32(240, 228, 66, 120), 2.0f);
+            dl->AddLine(ImVec2(sum_c.x, out.y), ImVec2(sum_c.x, sum_c.y + sum_r), IM_COL32(240, 228, 66, 120), 2.0f);
+        }
+    }
+
+    // Arcs from the router to the chosen experts; kept ones also feed the sum.
+    const float grow = smoothstep01(view.anim_t);
+    const ImVec2 r_out(rt1.x, mid_y);
+    int n_kept = 0;
+    for (const RoutedPair& p : pairs) {
+        if (p.expert < 0 || p.expert >= n_experts) continue;
+        const ImVec2 target = g.box_left(p.expert);
+        // Later ranks start a little later, so the order of choice is visible.
+        const float prog = smoothstep01(grow * 1.3f - 0.3f * static_cast<float>(p.rank) /
+                                                           std::max(1.0f, static_cast<float>(pairs.size())));
+        const float thick = std::clamp(1.5f + 9.0f * p.gate, 1.5f, 12.0f);
+        if (p.dropped) {
+            const ImVec2 tip = draw_arc(dl, r_out, target, prog, ArcStyle{kColorDropped, std::max(2.5f, thick * 0.6f), true});
+            if (prog >= 1.0f) cross(dl, ImVec2(target.x - fs * 0.2f, target.y), fs * 0.45f, kColorDropped, 3.5f);
+            (void)tip;
+        } else {
+            ++n_kept;
+            draw_arc(dl, r_out, target, prog, ArcStyle{expert_color(p.expert, 0.9f), thick, false});
+            if (prog >= 1.0f) {
+                dl->AddLine(g.cell_right(p.expert), ImVec2(sum_c.x - sum_r, sum_c.y), expert_color(p.expert, 0.55f),
+                            std::max(1.5f, thick * 0.4f));
+            }
+        }
+        // Gate labels for the first few ranks (Soft routing has N of them; 8 is enough to read).
+        if (p.rank < 8 && prog > 0.6f) {
+            const float dx = (target.x - r_out.x) * 0.5f;
+            const ImVec2 at = bezier(r_out, ImVec2(r_out.x + dx, r_out.y), ImVec2(target.x - dx, target.y), target, 0.72f);
+            char gl[32];
+            if (p.dropped) std::snprintf(gl, sizeof gl, "%.2f dropped", p.gate);
+            else std::snprintf(gl, sizeof gl, "%.2f", p.gate);
+            plate_text(dl, font, fs * 0.95f, at, p.dropped ? kColorDropped : IM_COL32(255, 255, 255, 255), gl);
+        }
+    }
+    (void)n_kept;
+
+    // Sum node and output.
+    dl->AddCircleFilled(sum_c, sum_r, IM_COL32(50, 50, 66, 255));
+    dl->AddCircle(sum_c, sum_r, IM_COL32(235, 235, 245, 255), 0, 2.0f);
+    text_centered(dl, font, fs * 1.3f, sum_c, IM_COL32(255, 255, 255, 255), "+");
+    {
+        const ImVec2 a(sum_c.x + sum_r, sum_c.y), b(c1.x - 4.0f, sum_c.y);
+        dl->AddLine(a, b, IM_COL32(235, 235, 245, 255), 2.5f);
+        arrow_head(dl, b, ImVec2(1, 0), fs * 0.6f, IM_COL32(235, 235, 245, 255));
+        text_centered(dl, font, fs, ImVec2(sum_c.x, sum_c.y + sum_r + fs * 0.8f), IM_COL32(220, 220, 230, 255), "y");
+    }
+
+    // Legend: the reading guide for a newcomer.
+    {
+        char lg[200];
+        const int n_pairs = static_cast<int>(pairs.size());
+        std::snprintf(lg, sizeof lg,
+                      "This token went to %d expert%s (%d kept). Arc thickness and number = gate weight. "
+                      "Bar = router probability. Red dashed = dropped (expert full).",
+                      n_pairs, n_pairs == 1 ? "" : "s", n_pairs - static_cast<int>(std::count_if(pairs.begin(), pairs.end(), [](const RoutedPair& p) { return p.dropped; })));
+        dl->AddText(font, fs * 0.85f, ImVec2(c0.x + 6.0f, c1.y - legend_h + fs * 0.3f), IM_COL32(200, 200, 210, 255), lg);
+    }
+    dl->PopClipRect();
+
+    if (hovered_expert >= 0) {
+        const int e = hovered_expert;
+        ImGui::BeginTooltip();
+        ImGui::TextColored(expert_color_vec(e), "Expert E%d", e);
+        ImGui::Text("router probability for this token: %.3f", tr.probs(cur, e));
+        if (tr.logits.rows() == tr.n_tokens && tr.logits.cols() == n_experts)
+            ImGui::Text("router logit h: %.3f", tr.logits(cur, e));
+        const RoutedPair* pr = nullptr;
+        for (const RoutedPair& p : pairs)
+            if (p.expert == e) pr = &p;
+        if (pr == nullptr) ImGui::TextDisabled("not chosen for this token");
+        else if (pr->dropped) ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(kColorDropped), "chosen (rank %d, gate %.3f) but DROPPED: expert full", pr->rank + 1, pr->gate);
+        else ImGui::Text("chosen, rank %d, gate weight %.3f", pr->rank + 1, pr->gate);
+        if (tr.capacity >= 0)
+            ImGui::Text("load in this batch: %d kept of %d wanted (capacity %d)", tr.expert_load[static_cast<size_t>(e)],
+                        tr.expert_wanted[static_cast<size_t>(e)], tr.capacity);
+        else
+            ImGui::Text("load in this batch: %d tokens", tr.expert_load[static_cast<size_t>(e)]);
+        ImGui::EndTooltip();
+    }
+}
+
+}  // namespace moe::app

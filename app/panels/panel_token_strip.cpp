@@ -1,0 +1,266 @@
+// Token strip: the routed bytes as tokens, each with its top-1 expert's colour chip.
+//
+// [SECTION] Layout constants
+// [SECTION] Playback row
+// [SECTION] Strip
+#include <imgui.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cstdio>
+
+#include "app/panels.h"
+#include "app/panels/viz_common.h"
+#include "app/theme.h"
+
+namespace moe::app {
+
+namespace {
+
+// [SECTION] Layout constants
+
+struct StripMetrics {
+    ImFont* font = nullptr;
+    float fs = 0;        // glyph font size
+    float small = 0;     // hex byte and chip label size
+    float char_w = 0;    // width of one mono glyph at fs
+    float cell_w = 0;    // minimum cell width
+    float glyph_h = 0, hex_h = 0, chip_h = 0, line_h = 0;
+};
+
+StripMetrics strip_metrics() {
+    StripMetrics m;
+    m.font = font_mono();
+    m.fs = m.font->FontSize;
+    m.small = m.fs * 0.62f;
+    m.char_w = m.font->CalcTextSizeA(m.fs, FLT_MAX, 0.0f, "M").x;
+    const float chip_text_w = m.font->CalcTextSizeA(m.small, FLT_MAX, 0.0f, "E00").x;
+    m.cell_w = std::max(m.char_w * 1.7f, chip_text_w + 6.0f);
+    m.glyph_h = m.fs * 1.25f;
+    m.hex_h = m.small * 1.2f;
+    m.chip_h = m.small * 1.35f;
+    m.line_h = m.glyph_h + m.hex_h + m.chip_h + m.fs * 0.45f;
+    return m;
+}
+
+// Width of token t's cell: wide enough for its label, never narrower than the chip.
+float cell_width(const StripMetrics& m, uint8_t b, bool in_group) {
+    if (in_group) return m.cell_w;  // the character spans its group; each byte shows only hex
+    char lab[8];
+    byte_label(b, lab);
+    const float w = m.font->CalcTextSizeA(m.fs, FLT_MAX, 0.0f, lab).x + 6.0f;
+    return std::max(m.cell_w, w);
+}
+
+// Black or white text, whichever reads better on `bg`.
+ImU32 text_on(ImU32 bg) {
+    const ImVec4 c = ImGui::ColorConvertU32ToFloat4(bg);
+    const float lum = 0.299f * c.x + 0.587f * c.y + 0.114f * c.z;
+    return lum > 0.5f ? IM_COL32(0, 0, 0, 255) : IM_COL32(255, 255, 255, 255);
+}
+
+void set_cursor(ViewState& view, int t) {
+    if (view.cursor != t) view.anim_t = 0.0f;  // restart the router's arcs for the new token
+    view.cursor = t;
+}
+
+// [SECTION] Playback row
+
+void playback_row(ViewState& view, int n_tokens, size_t n_bytes_total) {
+    const int cur = clamped_cursor(view, n_tokens);
+    if (ImGui::Button("|<")) { set_cursor(view, 0); view.playing = false; }
+    teach("First token.");
+    ImGui::SameLine();
+    if (ImGui::Button("<")) { set_cursor(view, std::max(0, cur - 1)); view.playing = false; }
+    ImGui::SameLine();
+    if (ImGui::Button(view.playing ? "Pause" : "Play ")) {
+        if (!view.playing && cur >= n_tokens - 1) set_cursor(view, 0);  // replay from the start
+        view.playing = !view.playing;
+    }
+    ImGui::SameLine();
+    if (ImGui::Button(">")) { set_cursor(view, std::min(n_tokens - 1, cur + 1)); view.playing = false; }
+    ImGui::SameLine();
+    if (ImGui::Button(">|")) { set_cursor(view, n_tokens - 1); view.playing = false; }
+    ImGui::SameLine();
+    ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8.0f);
+    ImGui::SliderFloat("##speed", &view.play_speed, 0.5f, 30.0f, "%.1f tokens/s",
+                       ImGuiSliderFlags_Logarithmic);
+    teach("Playback steps through the text one byte-token at a time, so you can watch where each "
+          "one is routed. Click any token to jump to it.");
+    ImGui::SameLine();
+    ImGui::Text("token %d / %d", cur + 1, n_tokens);
+    if (n_bytes_total > static_cast<size_t>(n_tokens)) {
+        ImGui::SameLine();
+        ImGui::TextDisabled("(first %d of %zu bytes: the model's context)", n_tokens, n_bytes_total);
+    }
+}
+
+// [SECTION] Strip
+
+}  // namespace
+
+void draw_token_strip(PanelContext& ctx) {
+    const Snapshot& snap = ctx.snap;
+    ViewState& view = ctx.view;
+    snapshot_error_line(snap);
+    const int n_tokens = static_cast<int>(snap.tokens.size());
+    if (n_tokens == 0) {
+        empty_message("Nothing routed yet: type some text in the text box. Each byte of it becomes "
+                      "one token here.");
+        return;
+    }
+    playback_row(view, n_tokens, snap.n_bytes_total);
+
+    // The strip still shows the bytes when there is no usable trace (chips are then grey).
+    const char* why = nullptr;
+    const RoutingTrace* tr = drawable_trace(snap, view.layer, &why);
+    const int cur = clamped_cursor(view, n_tokens);
+    if (tr == nullptr && why != nullptr) ImGui::TextDisabled("%s", why);
+
+    ImGui::BeginChild("##strip", ImVec2(0, 0), true);
+    const StripMetrics m = strip_metrics();
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    const ImVec2 origin = ImGui::GetCursorScreenPos();
+    const float width = std::max(ImGui::GetContentRegionAvail().x, m.cell_w * 4.0f);
+    const ImVec2 mouse = ImGui::GetMousePos();
+    const bool hovered_win = ImGui::IsWindowHovered();
+    int hovered_token = -1;
+    float cursor_y = 0.0f;  // top of the current token's line, relative to origin
+
+    float x = 0.0f, y = 0.0f;
+    const uint8_t* bytes = snap.tokens.data();
+    for (int t = 0; t < n_tokens;) {
+        const int glen = utf8_char_len(bytes + t, static_cast<size_t>(n_tokens - t));
+        const int n_in = glen >= 2 ? glen : 1;
+        float group_w = 0.0f;
+        for (int j = 0; j < n_in; ++j) group_w += cell_width(m, bytes[t + j], n_in > 1) + 2.0f;
+        if (x > 0.0f && x + group_w > width) {  // wrap; a character is never split over lines
+            x = 0.0f;
+            y += m.line_h;
+        }
+        const ImVec2 g0(origin.x + x, origin.y + y);
+
+        // The character itself: one glyph over all of its bytes, framed so the group reads as one.
+        if (n_in > 1) {
+            dl->AddRect(ImVec2(g0.x, g0.y), ImVec2(g0.x + group_w - 2.0f, g0.y + m.glyph_h + m.hex_h),
+                        IM_COL32(150, 150, 170, 200), 4.0f);
+            const char* s = reinterpret_cast<const char*>(bytes + t);
+            const float tw = m.font->CalcTextSizeA(m.fs, FLT_MAX, 0.0f, s, s + n_in).x;
+            dl->AddText(m.font, m.fs, ImVec2(g0.x + (group_w - 2.0f - tw) * 0.5f, g0.y + m.fs * 0.1f),
+                        IM_COL32(240, 240, 240, 255), s, s + n_in);
+        }
+
+        for (int j = 0; j < n_in; ++j) {
+            const int tok = t + j;
+            const float w = cell_width(m, bytes[tok], n_in > 1);
+            const ImVec2 c0(origin.x + x, origin.y + y);
+            const ImVec2 c1(c0.x + w, c0.y + m.glyph_h + m.hex_h + m.chip_h);
+
+            if (tok == cur) {
+                dl->AddRectFilled(ImVec2(c0.x - 1, c0.y - 1), ImVec2(c1.x + 1, c1.y + 1),
+                                  IM_COL32(255, 255, 255, 45), 3.0f);
+                dl->AddRect(ImVec2(c0.x - 1, c0.y - 1), ImVec2(c1.x + 1, c1.y + 1),
+                            IM_COL32(255, 255, 255, 255), 3.0f, 0, 2.0f);
+                cursor_y = y;
+            }
+            if (hovered_win && mouse.x >= c0.x && mouse.x < c1.x + 2.0f && mouse.y >= c0.y &&
+                mouse.y < c1.y) {
+                hovered_token = tok;
+                if (tok != cur) dl->AddRect(c0, c1, IM_COL32(200, 200, 200, 160), 3.0f);
+            }
+
+            if (n_in == 1) {
+                char lab[8];
+                byte_label(bytes[tok], lab);
+                const bool escaped = bytes[tok] < 0x21 || bytes[tok] > 0x7E;
+                const float tw = m.font->CalcTextSizeA(m.fs, FLT_MAX, 0.0f, lab).x;
+                const ImU32 col = bytes[tok] == ' ' ? IM_COL32(150, 150, 160, 255)
+                                  : escaped        ? IM_COL32(120, 200, 255, 255)
+                                                   : IM_COL32(240, 240, 240, 255);
+                dl->AddText(m.font, m.fs, ImVec2(c0.x + (w - tw) * 0.5f, c0.y + m.fs * 0.1f), col, lab);
+            } else {
+                char hex[4];
+                std::snprintf(hex, sizeof hex, "%02X", static_cast<unsigned>(bytes[tok]));
+                const float tw = m.font->CalcTextSizeA(m.small, FLT_MAX, 0.0f, hex).x;
+                dl->AddText(m.font, m.small, ImVec2(c0.x + (w - tw) * 0.5f, c0.y + m.glyph_h),
+                            IM_COL32(170, 170, 190, 255), hex);
+            }
+
+            // Top-1 expert chip, labelled so colour is never the only cue.
+            const ImVec2 k0(c0.x + 1.0f, c0.y + m.glyph_h + m.hex_h);
+            const ImVec2 k1(c1.x - 1.0f, k0.y + m.chip_h - 2.0f);
+            if (tr != nullptr) {
+                bool all_dropped = false;
+                const bool any_drop = token_has_drop(*tr, tok, &all_dropped);
+                const auto pairs = tr->token_pairs(tok);
+                const RoutedPair* top = nullptr;
+                for (const RoutedPair& p : pairs)
+                    if (top == nullptr || p.rank < top->rank) top = &p;
+                if (top != nullptr) {
+                    const ImU32 bg = expert_color(top->expert, top->dropped ? 0.35f : 1.0f);
+                    dl->AddRectFilled(k0, k1, bg, 2.0f);
+                    char lab[12];
+                    std::snprintf(lab, sizeof lab, "E%d", top->expert);
+                    const float tw = m.font->CalcTextSizeA(m.small, FLT_MAX, 0.0f, lab).x;
+                    dl->AddText(m.font, m.small, ImVec2((k0.x + k1.x - tw) * 0.5f, k0.y + m.small * 0.1f),
+                                top->dropped ? IM_COL32(255, 255, 255, 255) : text_on(bg), lab);
+                } else {
+                    dl->AddRectFilled(k0, k1, kColorIdle, 2.0f);  // Expert Choice: no expert took it
+                }
+                // Dropped pairs: a red underline; a token that kept no expert is struck through.
+                if (any_drop) {
+                    const float uy = c0.y + m.glyph_h - 1.0f;
+                    dl->AddLine(ImVec2(c0.x + 1, uy), ImVec2(c0.x + w - 1, uy), kColorDropped, 3.0f);
+                }
+                if (all_dropped) {
+                    const float sy = c0.y + m.glyph_h * 0.55f;
+                    dl->AddLine(ImVec2(c0.x, sy), ImVec2(c0.x + w, sy), kColorDropped, 2.5f);
+                }
+            } else {
+                dl->AddRectFilled(k0, k1, kColorIdle, 2.0f);
+            }
+            x += w + 2.0f;
+        }
+        t += n_in;
+    }
+    const float total_h = y + m.line_h;
+    ImGui::Dummy(ImVec2(width, total_h));
+
+    if (hovered_token >= 0) {
+        if (ImGui::IsMouseClicked(ImGuiMouseButton_Left)) {
+            set_cursor(view, hovered_token);
+            view.playing = false;
+        }
+        ImGui::BeginTooltip();
+        ImGui::Text("Token %d: %s", hovered_token, token_label(snap.tokens, hovered_token).c_str());
+        if (tr != nullptr) {
+            const auto pairs = tr->token_pairs(hovered_token);
+            if (pairs.empty()) ImGui::TextDisabled("no expert picked this token (it passes through the residual)");
+            for (const RoutedPair& p : pairs) {
+                ImGui::TextColored(expert_color_vec(p.expert), "E%d", p.expert);
+                ImGui::SameLine();
+                if (p.dropped)
+                    ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(kColorDropped),
+                                       "gate %.2f  DROPPED (expert full)", p.gate);
+                else
+                    ImGui::Text("gate %.2f", p.gate);
+            }
+        }
+        ImGui::TextDisabled("click to make it the current token");
+        ImGui::EndTooltip();
+    }
+
+    // Keep the current token in view when it moves (playback, clicks elsewhere), not every frame,
+    // so the user can still scroll away while paused.
+    static int last_cursor = -1;
+    if (cur != last_cursor) {
+        last_cursor = cur;
+        const float top = ImGui::GetScrollY();
+        const float win_h = ImGui::GetWindowHeight();
+        if (cursor_y < top || cursor_y + m.line_h > top + win_h)
+            ImGui::SetScrollY(std::max(0.0f, cursor_y - win_h * 0.3f));
+    }
+    ImGui::EndChild();
+}
+
+}  // namespace moe::app

@@ -1,0 +1,195 @@
+// Small helpers shared by the visual panels (token strip, router, load bars, heatmap, counters,
+// prediction): checking that a snapshot can be drawn, writing a byte so a person can read it,
+// and the "nothing to show" message. Header-only; no state.
+//
+// [SECTION] Snapshot checks
+// [SECTION] Bytes as text
+// [SECTION] Numbers
+// [SECTION] Messages
+#pragma once
+
+#include <imgui.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "app/panels.h"
+#include "core/routing.h"
+#include "core/session.h"
+
+namespace moe::app {
+
+// [SECTION] Snapshot checks
+
+// The trace of view.layer, or null with `why` set to a sentence for the user when there is
+// nothing sensible to draw (no tokens, layer out of range, a trace whose shapes disagree).
+// Every panel goes through this so an odd snapshot draws a message instead of crashing.
+inline const RoutingTrace* drawable_trace(const Snapshot& snap, int layer, const char** why) {
+    *why = nullptr;
+    if (snap.tokens.empty()) {
+        *why = "Nothing routed yet: type some text in the text box.";
+        return nullptr;
+    }
+    const auto& traces = snap.forward.traces;
+    if (traces.empty()) {
+        *why = "This model has no MoE layer in this run, so there is no routing to show.";
+        return nullptr;
+    }
+    if (layer < 0 || layer >= static_cast<int>(traces.size())) {
+        *why = "The chosen layer is not one of this model's MoE layers: pick another in the controls.";
+        return nullptr;
+    }
+    const RoutingTrace& tr = traces[static_cast<size_t>(layer)];
+    const int n_tokens = tr.n_tokens;
+    const int n_experts = tr.n_experts;
+    const bool shapes_ok =
+        n_tokens > 0 && n_experts > 0 && n_tokens == static_cast<int>(snap.tokens.size()) &&
+        tr.probs.rows() == n_tokens && tr.probs.cols() == n_experts &&
+        tr.token_begin.size() == static_cast<size_t>(n_tokens) + 1 &&
+        tr.token_begin.front() == 0 && tr.token_begin.back() == static_cast<int>(tr.pairs.size()) &&
+        tr.expert_load.size() == static_cast<size_t>(n_experts) &&
+        tr.expert_wanted.size() == static_cast<size_t>(n_experts) &&
+        tr.expert_dropped.size() == static_cast<size_t>(n_experts);
+    if (!shapes_ok) {
+        *why = "This routing trace is incomplete (its sizes disagree), so it is not drawn.";
+        return nullptr;
+    }
+    return &tr;
+}
+
+// view.cursor kept inside [0, n_tokens): the text may have shrunk since the cursor was set.
+inline int clamped_cursor(const ViewState& view, int n_tokens) {
+    if (n_tokens <= 0) return 0;
+    if (view.cursor < 0) return 0;
+    if (view.cursor >= n_tokens) return n_tokens - 1;
+    return view.cursor;
+}
+
+// True when token t has at least one dropped pair; *all_dropped: it kept no expert at all.
+inline bool token_has_drop(const RoutingTrace& tr, int t, bool* all_dropped) {
+    bool any = false;
+    bool all = true;
+    for (const RoutedPair& p : tr.token_pairs(t)) {
+        any = any || p.dropped;
+        all = all && p.dropped;
+    }
+    if (all_dropped) *all_dropped = all;  // also true for a token with no pair (Expert Choice)
+    return any;
+}
+
+// [SECTION] Bytes as text
+
+// A byte as a short readable label: printable ASCII as itself, space as a middle dot, common
+// control bytes as C escapes, anything else as <XX>. `out` holds at least 8 chars.
+inline void byte_label(uint8_t b, char out[8]) {
+    if (b == ' ') {
+        std::snprintf(out, 8, "\xC2\xB7");  // U+00B7 middle dot
+    } else if (b == '\n') {
+        std::snprintf(out, 8, "\\n");
+    } else if (b == '\t') {
+        std::snprintf(out, 8, "\\t");
+    } else if (b == '\r') {
+        std::snprintf(out, 8, "\\r");
+    } else if (b >= 0x21 && b <= 0x7E) {
+        out[0] = static_cast<char>(b);
+        out[1] = '\0';
+    } else {
+        std::snprintf(out, 8, "<%02X>", static_cast<unsigned>(b));
+    }
+}
+
+// Length of the valid multi-byte UTF-8 character starting at p (2..4), or 0 when p[0] does not
+// start one (ASCII, a stray continuation byte, an overlong or truncated sequence).
+inline int utf8_char_len(const uint8_t* p, size_t n_left) {
+    const uint8_t b = p[0];
+    int len = 0;
+    if (b >= 0xC2 && b <= 0xDF) len = 2;
+    else if (b >= 0xE0 && b <= 0xEF) len = 3;
+    else if (b >= 0xF0 && b <= 0xF4) len = 4;
+    else return 0;
+    if (static_cast<size_t>(len) > n_left) return 0;
+    for (int i = 1; i < len; ++i)
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    // Overlong 3- and 4-byte forms, surrogates and code points past U+10FFFF.
+    if (b == 0xE0 && p[1] < 0xA0) return 0;
+    if (b == 0xED && p[1] > 0x9F) return 0;
+    if (b == 0xF0 && p[1] < 0x90) return 0;
+    if (b == 0xF4 && p[1] > 0x8F) return 0;
+    return len;
+}
+
+// Token t as a label for tooltips and headlines: the whole character when t starts or sits
+// inside a valid multi-byte character (with the byte's position in it), else byte_label().
+inline std::string token_label(const std::vector<uint8_t>& tokens, int t) {
+    const size_t n = tokens.size();
+    if (t < 0 || static_cast<size_t>(t) >= n) return {};
+    // Walk back over at most 3 continuation bytes to find a lead byte whose character covers t.
+    for (int back = 0; back <= 3 && t - back >= 0; ++back) {
+        const size_t s = static_cast<size_t>(t - back);
+        const int len = utf8_char_len(tokens.data() + s, n - s);
+        if (len > back) {
+            char buf[48];
+            std::snprintf(buf, sizeof buf, "%.*s (byte %d of %d, <%02X>)", len,
+                          reinterpret_cast<const char*>(tokens.data() + s), back + 1, len,
+                          static_cast<unsigned>(tokens[static_cast<size_t>(t)]));
+            return buf;
+        }
+        if ((tokens[s] & 0xC0) != 0x80) break;  // not a continuation byte: stop walking back
+    }
+    char lab[8];
+    byte_label(tokens[static_cast<size_t>(t)], lab);
+    return lab;
+}
+
+// [SECTION] Numbers
+
+// 1234 -> "1.23K", 46.7e9 -> "46.7B": three significant digits, so counts read at a glance.
+inline void human_count(double v, char* out, size_t size) {
+    const char* unit = "";
+    double x = v;
+    if (v >= 1e12) { x = v / 1e12; unit = "T"; }
+    else if (v >= 1e9) { x = v / 1e9; unit = "B"; }
+    else if (v >= 1e6) { x = v / 1e6; unit = "M"; }
+    else if (v >= 1e3) { x = v / 1e3; unit = "K"; }
+    if (*unit == '\0') std::snprintf(out, size, "%.0f", x);
+    else if (x >= 100) std::snprintf(out, size, "%.0f%s", x, unit);
+    else if (x >= 10) std::snprintf(out, size, "%.1f%s", x, unit);
+    else std::snprintf(out, size, "%.2f%s", x, unit);
+}
+
+// Bytes as "1.5 GiB" etc.
+inline void human_bytes(double v, char* out, size_t size) {
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    int u = 0;
+    while (v >= 1024.0 && u < 5) {
+        v /= 1024.0;
+        ++u;
+    }
+    std::snprintf(out, size, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+}
+
+// [SECTION] Messages
+
+// The red line that says the last request failed; the panel still draws the last good result.
+inline void snapshot_error_line(const Snapshot& snap) {
+    if (snap.error.empty()) return;
+    ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(255, 120, 90, 255));
+    ImGui::TextWrapped("Last change failed, showing the previous result: %s", snap.error.c_str());
+    ImGui::PopStyleColor();
+}
+
+// A centred, wrapped, dimmed sentence in place of a panel's drawing.
+inline void empty_message(const char* text) {
+    const ImVec2 avail = ImGui::GetContentRegionAvail();
+    const float wrap = avail.x > 60.0f ? avail.x * 0.85f : avail.x;
+    const ImVec2 size = ImGui::CalcTextSize(text, nullptr, false, wrap);
+    const ImVec2 pos = ImGui::GetCursorPos();
+    ImGui::SetCursorPos(ImVec2(pos.x + (avail.x - size.x) * 0.5f,
+                               pos.y + (avail.y > size.y ? (avail.y - size.y) * 0.4f : 0.0f)));
+    ImGui::PushTextWrapPos(ImGui::GetCursorPos().x + wrap);
+    ImGui::TextDisabled("%s", text);
+    ImGui::PopTextWrapPos();
+}
+
+}  // namespace moe::app
