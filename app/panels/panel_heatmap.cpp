@@ -1,0 +1,189 @@
+// Heatmap: router probability p for every (token, expert) of one layer. Rows = tokens (scroll),
+// columns = experts. Chosen cells are outlined, dropped ones crossed in red, the current token's
+// row is framed. Only visible rows are drawn, and nothing is allocated per cell, so 256 tokens x
+// 64 experts stays cheap.
+//
+// [SECTION] Colour map
+// [SECTION] Panel
+#include <imgui.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdio>
+
+#include "app/panels.h"
+#include "app/panels/viz_common.h"
+#include "app/theme.h"
+
+namespace moe::app {
+
+namespace {
+
+// [SECTION] Colour map
+// A viridis-like ramp: perceptually ordered dark -> bright, readable by colour-blind viewers, and
+// distinct from the expert colours (which mark columns, not values).
+ImU32 ramp(float t) {
+    static constexpr float kStops[5][3] = {
+        {68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
+    t = std::clamp(t, 0.0f, 1.0f) * 4.0f;
+    const int i = std::min(static_cast<int>(t), 3);
+    const float f = t - static_cast<float>(i);
+    const float r = kStops[i][0] + (kStops[i + 1][0] - kStops[i][0]) * f;
+    const float g = kStops[i][1] + (kStops[i + 1][1] - kStops[i][1]) * f;
+    const float b = kStops[i][2] + (kStops[i + 1][2] - kStops[i][2]) * f;
+    return IM_COL32(static_cast<int>(r), static_cast<int>(g), static_cast<int>(b), 255);
+}
+
+}  // namespace
+
+// [SECTION] Panel
+
+void draw_heatmap(PanelContext& ctx) {
+    const Snapshot& snap = ctx.snap;
+    ViewState& view = ctx.view;
+    snapshot_error_line(snap);
+    const char* why = nullptr;
+    const RoutingTrace* trp = drawable_trace(snap, view.layer, &why);
+    if (trp == nullptr) {
+        empty_message(why);
+        return;
+    }
+    const RoutingTrace& tr = *trp;
+    const int n_tokens = tr.n_tokens, n_experts = tr.n_experts;
+    const int cur = clamped_cursor(view, n_tokens);
+    const bool sigmoid = tr.scheme == Scheme::SigmoidBias || tr.scheme == Scheme::Base;
+    // Scale to the largest value present: with 64 experts a uniform softmax is 1/64, which on a
+    // 0..1 scale would be one flat dark colour.
+    const float p_max = std::max(tr.probs.maxCoeff(), 1e-6f);
+
+    ImGui::Text("Router %s for every token (rows) and expert (columns), layer %d", sigmoid ? "score s = sigmoid(h)" : "probability p = softmax(h)", view.layer);
+    teach("Each row is one token, each column one expert. Brighter = the router likes that expert more for "
+          "that token. White outline = the expert was chosen; red cross = chosen but dropped for capacity. "
+          "Columns that stay dark for every token are experts nobody uses.");
+
+    // Colour legend.
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    ImFont* font = ImGui::GetFont();
+    const float fs = ImGui::GetFontSize();
+    {
+        const ImVec2 a = ImGui::GetCursorScreenPos();
+        const float w = std::min(ImGui::GetContentRegionAvail().x * 0.5f, fs * 14.0f), h = fs * 0.7f;
+        const int steps = 32;
+        for (int i = 0; i < steps; ++i) {
+            const float x0 = a.x + fs * 1.6f + w * static_cast<float>(i) / steps;
+            dl->AddRectFilled(ImVec2(x0, a.y + 2.0f), ImVec2(x0 + w / steps + 0.5f, a.y + 2.0f + h),
+                              ramp(static_cast<float>(i) / (steps - 1)));
+        }
+        dl->AddText(font, fs * 0.8f, ImVec2(a.x, a.y), IM_COL32(200, 200, 210, 255), "0");
+        char b[32];
+        std::snprintf(b, sizeof b, "%.3f (max)", p_max);
+        dl->AddText(font, fs * 0.8f, ImVec2(a.x + fs * 1.9f + w, a.y), IM_COL32(200, 200, 210, 255), b);
+        ImGui::Dummy(ImVec2(w + fs * 6.0f, h + 4.0f));
+    }
+
+    // Geometry shared by the fixed header and the scrolled rows.
+    ImFont* mono = font_mono();
+    const float label_fs = fs * 0.85f;
+    const float label_w = mono->CalcTextSizeA(label_fs, FLT_MAX, 0.0f, "000 <E2>").x + 8.0f;
+    const float avail_w = ImGui::GetContentRegionAvail().x - ImGui::GetStyle().ScrollbarSize - 8.0f;
+    const float cell_w = std::clamp((avail_w - label_w) / static_cast<float>(n_experts), 4.0f, fs * 3.0f);
+    const float cell_h = std::max(fs * 0.95f, 8.0f);
+
+    // Column header: expert labels, thinned when columns are narrow.
+    {
+        const ImVec2 a = ImGui::GetCursorScreenPos();
+        const float x_base = a.x + ImGui::GetStyle().WindowPadding.x + label_w;
+        const float lab_w = font->CalcTextSizeA(fs * 0.75f, FLT_MAX, 0.0f, "E00").x + 2.0f;
+        const int every = std::max(1, static_cast<int>(std::ceil(lab_w / cell_w)));
+        for (int e = 0; e < n_experts; ++e) {
+            const float x0 = x_base + cell_w * static_cast<float>(e);
+            dl->AddRectFilled(ImVec2(x0 + 1, a.y + fs * 0.95f), ImVec2(x0 + cell_w - 1, a.y + fs * 1.2f), expert_color(e));
+            if (e % every == 0) {
+                char b[12];
+                std::snprintf(b, sizeof b, "E%d", e);
+                dl->AddText(font, fs * 0.75f, ImVec2(x0 + 1, a.y), expert_color(e), b);
+            }
+        }
+        ImGui::Dummy(ImVec2(label_w + cell_w * n_experts, fs * 1.3f));
+    }
+
+    ImGui::BeginChild("##heat_rows", ImVec2(0, 0), true);
+    const ImVec2 origin = ImGui::GetCursorScreenPos();
+    ImDrawList* cdl = ImGui::GetWindowDrawList();
+    const float scroll_y = ImGui::GetScrollY();
+    const float win_h = ImGui::GetWindowHeight();
+    const int first = std::clamp(static_cast<int>(scroll_y / cell_h) - 1, 0, n_tokens);
+    const int last = std::clamp(static_cast<int>((scroll_y + win_h) / cell_h) + 1, 0, n_tokens);
+    const float x_cells = origin.x + label_w;
+    char lab[8];
+    for (int t = first; t < last; ++t) {
+        const float y0 = origin.y + cell_h * static_cast<float>(t);
+        char rl[24];
+        byte_label(snap.tokens[static_cast<size_t>(t)], lab);
+        std::snprintf(rl, sizeof rl, "%3d %s", t, lab);
+        cdl->AddText(mono, label_fs, ImVec2(origin.x, y0 + (cell_h - label_fs) * 0.5f),
+                     t == cur ? IM_COL32(255, 255, 255, 255) : IM_COL32(170, 170, 185, 255), rl);
+        for (int e = 0; e < n_experts; ++e) {
+            const float x0 = x_cells + cell_w * static_cast<float>(e);
+            cdl->AddRectFilled(ImVec2(x0, y0), ImVec2(x0 + cell_w - 1.0f, y0 + cell_h - 1.0f), ramp(tr.probs(t, e) / p_max));
+        }
+        for (const RoutedPair& p : tr.token_pairs(t)) {
+            if (p.expert < 0 || p.expert >= n_experts) continue;
+            const float x0 = x_cells + cell_w * static_cast<float>(p.expert);
+            if (p.dropped) {
+                const float m = std::min(cell_w, cell_h) * 0.15f;
+                cdl->AddLine(ImVec2(x0 + m, y0 + m), ImVec2(x0 + cell_w - 1 - m, y0 + cell_h - 1 - m), kColorDropped, 2.0f);
+                cdl->AddLine(ImVec2(x0 + m, y0 + cell_h - 1 - m), ImVec2(x0 + cell_w - 1 - m, y0 + m), kColorDropped, 2.0f);
+            } else {
+                cdl->AddRect(ImVec2(x0, y0), ImVec2(x0 + cell_w - 1.0f, y0 + cell_h - 1.0f), IM_COL32(255, 255, 255, 230), 0.0f, 0, 1.5f);
+            }
+        }
+    }
+    // Current token: a frame across its row.
+    {
+        const float y0 = origin.y + cell_h * static_cast<float>(cur);
+        cdl->AddRect(ImVec2(origin.x - 2.0f, y0 - 1.0f), ImVec2(x_cells + cell_w * n_experts + 1.0f, y0 + cell_h),
+                     IM_COL32(255, 255, 255, 255), 2.0f, 0, 2.0f);
+    }
+    ImGui::Dummy(ImVec2(label_w + cell_w * n_experts, cell_h * n_tokens));
+
+    // Hover and click: one lookup from the mouse position, no per-cell widgets.
+    if (ImGui::IsWindowHovered()) {
+        const ImVec2 mouse = ImGui::GetMousePos();
+        const int t = static_cast<int>((mouse.y - origin.y) / cell_h);
+        const int e = static_cast<int>((mouse.x - x_cells) / cell_w);
+        if (mouse.y >= origin.y && t >= 0 && t < n_tokens) {
+            if (ImGui::IsMouseClicked(ImGuiMouseButton_Left)) {
+                if (view.cursor != t) view.anim_t = 0.0f;
+                view.cursor = t;
+                view.playing = false;
+            }
+            if (mouse.x >= x_cells && e >= 0 && e < n_experts) {
+                ImGui::BeginTooltip();
+                ImGui::Text("token %d: %s", t, token_label(snap.tokens, t).c_str());
+                ImGui::TextColored(expert_color_vec(e), "expert E%d", e);
+                ImGui::Text("%s = %.4f", sigmoid ? "s" : "p", tr.probs(t, e));
+                const RoutedPair* pr = nullptr;
+                for (const RoutedPair& p : tr.token_pairs(t))
+                    if (p.expert == e) pr = &p;
+                if (pr == nullptr) ImGui::TextDisabled("not chosen");
+                else if (pr->dropped) ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(kColorDropped), "chosen, gate %.3f, DROPPED (expert full)", pr->gate);
+                else ImGui::Text("chosen (rank %d), gate %.3f", pr->rank + 1, pr->gate);
+                ImGui::TextDisabled("click: make this the current token");
+                ImGui::EndTooltip();
+            }
+        }
+    }
+
+    // Follow the current token when it moves.
+    static int last_cursor = -1;
+    if (cur != last_cursor) {
+        last_cursor = cur;
+        const float y = cell_h * static_cast<float>(cur);
+        if (y < scroll_y || y + cell_h > scroll_y + win_h) ImGui::SetScrollY(std::max(0.0f, y - win_h * 0.4f));
+    }
+    ImGui::EndChild();
+}
+
+}  // namespace moe::app

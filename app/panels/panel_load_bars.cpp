@@ -1,0 +1,242 @@
+// Load bars: how many tokens each expert kept in this batch (or since reset), the capacity
+// line, the overflow that was dropped stacked in red above it, and the balance numbers.
+//
+// [SECTION] Statistics
+// [SECTION] Panel
+#include <imgui.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdio>
+
+#include "app/panels.h"
+#include "app/panels/viz_common.h"
+#include "app/theme.h"
+
+namespace moe::app {
+
+namespace {
+
+// [SECTION] Statistics
+
+struct LoadStats {
+    double mean = 0, cv = 0, max_over_mean = 0;
+};
+
+// Same definitions as BatchStats (std / mean, max / mean of kept load), for the cumulative counts
+// that have no BatchStats of their own.
+LoadStats load_stats(const std::vector<int>& load) {
+    LoadStats s;
+    if (load.empty()) return s;
+    double sum = 0, mx = 0;
+    for (int v : load) {
+        sum += v;
+        mx = std::max(mx, static_cast<double>(v));
+    }
+    s.mean = sum / static_cast<double>(load.size());
+    if (s.mean <= 0) return s;
+    double var = 0;
+    for (int v : load) var += (v - s.mean) * (v - s.mean);
+    var /= static_cast<double>(load.size());
+    s.cv = std::sqrt(var) / s.mean;
+    s.max_over_mean = mx / s.mean;
+    return s;
+}
+
+void dashed_hline(ImDrawList* dl, float x0, float x1, float y, ImU32 col, float dash, float thick) {
+    for (float x = x0; x < x1; x += dash * 2.0f) dl->AddLine(ImVec2(x, y), ImVec2(std::min(x + dash, x1), y), col, thick);
+}
+
+}  // namespace
+
+// [SECTION] Panel
+
+void draw_load_bars(PanelContext& ctx) {
+    const Snapshot& snap = ctx.snap;
+    ViewState& view = ctx.view;
+    snapshot_error_line(snap);
+    const char* why = nullptr;
+    const RoutingTrace* trp = drawable_trace(snap, view.layer, &why);
+    if (trp == nullptr) {
+        empty_message(why);
+        return;
+    }
+    const RoutingTrace& tr = *trp;
+    const int n_experts = tr.n_experts;
+
+    ImGui::Checkbox("Cumulative since reset", &view.cumulative_load);
+    teach("Off: the load of this one batch (the text you typed). On: kept tokens added up over every "
+          "run since Reset, so you can watch a bias or a balancing method even out the experts.");
+    ImGui::SameLine();
+    if (ImGui::Button("Reset")) ctx.session.reset_cumulative();
+
+    // The counts to draw.
+    const std::vector<int>* kept = &tr.expert_load;
+    bool cumulative = false;
+    if (view.cumulative_load) {
+        const auto& cl = snap.cumulative_load;
+        if (view.layer < static_cast<int>(cl.size()) &&
+            cl[static_cast<size_t>(view.layer)].size() == static_cast<size_t>(n_experts)) {
+            kept = &cl[static_cast<size_t>(view.layer)];
+            cumulative = true;
+        } else {
+            ImGui::SameLine();
+            ImGui::TextDisabled("(no cumulative counts for this layer yet: showing this batch)");
+        }
+    }
+    const LoadStats ls = load_stats(*kept);
+    const float cv = cumulative ? static_cast<float>(ls.cv) : tr.stats.load_cv;
+    const float mom = cumulative ? static_cast<float>(ls.max_over_mean) : tr.stats.max_over_mean;
+
+    // The balance numbers, big: the thing to read from the back of the room.
+    {
+        ImGui::PushFont(font_large());
+        ImGui::Text("CV %.2f", cv);
+        ImGui::PopFont();
+        teach("Coefficient of variation of the load: standard deviation / mean over experts. 0 = perfectly "
+              "even; large = a few experts do most of the work (expert collapse).");
+        ImGui::SameLine(0, ImGui::GetFontSize() * 2.0f);
+        ImGui::PushFont(font_large());
+        ImGui::Text("max/mean %.2f", mom);
+        ImGui::PopFont();
+        teach("The busiest expert's load over the average load. With capacity, the busiest expert sets "
+              "how long everyone waits: 1.0 is ideal.");
+        if (!cumulative) {
+            ImGui::SameLine(0, ImGui::GetFontSize() * 2.0f);
+            ImGui::PushFont(font_large());
+            if (tr.stats.n_dropped > 0) ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(kColorDropped));
+            ImGui::Text("dropped %d/%d", tr.stats.n_dropped, tr.stats.n_pairs);
+            if (tr.stats.n_dropped > 0) ImGui::PopStyleColor();
+            ImGui::PopFont();
+            teach("(token, expert) pairs refused because the expert was already at capacity. A dropped pair "
+                  "contributes nothing; the token still reaches the next layer through the residual.");
+        }
+    }
+
+    // Canvas.
+    ImVec2 size = ImGui::GetContentRegionAvail();
+    size.x = std::max(size.x, 200.0f);
+    size.y = std::max(size.y, 120.0f);
+    const ImVec2 c0 = ImGui::GetCursorScreenPos();
+    ImGui::InvisibleButton("##load_canvas", size);
+    const bool hovered = ImGui::IsItemHovered();
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    ImFont* font = ImGui::GetFont();
+    const float fs = ImGui::GetFontSize();
+    const float left = fs * 3.0f, right = fs * 6.5f, top_pad = fs * 1.4f, bottom_pad = fs * 1.6f;
+    const ImVec2 p0(c0.x + left, c0.y + top_pad), p1(c0.x + size.x - right, c0.y + size.y - bottom_pad);
+    const float plot_w = std::max(p1.x - p0.x, 10.0f), plot_h = std::max(p1.y - p0.y, 10.0f);
+
+    const bool show_capacity = !cumulative && tr.capacity >= 0;
+    double y_max = 1.0;
+    for (int e = 0; e < n_experts; ++e) {
+        const size_t i = static_cast<size_t>(e);
+        const int over = cumulative ? 0 : std::max(0, tr.expert_wanted[i] - tr.expert_load[i]);
+        y_max = std::max(y_max, static_cast<double>((*kept)[i] + over));
+    }
+    if (show_capacity) y_max = std::max(y_max, static_cast<double>(tr.capacity));
+    y_max *= 1.12;
+    auto y_of = [&](double v) { return p1.y - static_cast<float>(v / y_max) * plot_h; };
+
+    // Axis and a few gridlines.
+    dl->AddLine(ImVec2(p0.x, p1.y), ImVec2(p1.x, p1.y), IM_COL32(180, 180, 190, 255), 1.5f);
+    {
+        const double raw = y_max / 4.0;
+        const double mag = std::pow(10.0, std::floor(std::log10(std::max(raw, 1e-9))));
+        const double step = std::max(1.0, std::ceil(raw / mag) * mag);
+        for (double v = step; v < y_max; v += step) {
+            const float y = y_of(v);
+            dl->AddLine(ImVec2(p0.x, y), ImVec2(p1.x, y), IM_COL32(255, 255, 255, 25));
+            char b[24];
+            std::snprintf(b, sizeof b, "%.0f", v);
+            const float tw = font->CalcTextSizeA(fs * 0.8f, FLT_MAX, 0.0f, b).x;
+            dl->AddText(font, fs * 0.8f, ImVec2(p0.x - tw - 4.0f, y - fs * 0.4f), IM_COL32(170, 170, 180, 255), b);
+        }
+    }
+
+    const float slot = plot_w / static_cast<float>(n_experts);
+    const float bar_w = std::max(slot * 0.72f, 1.0f);
+    const float num_w = font->CalcTextSizeA(fs * 0.8f, FLT_MAX, 0.0f, "000").x;
+    const bool numbers_fit = slot > num_w;
+    const float lab_w = font->CalcTextSizeA(fs * 0.8f, FLT_MAX, 0.0f, "E00").x + 4.0f;
+    const int label_every = std::max(1, static_cast<int>(std::ceil(lab_w / slot)));
+    const ImVec2 mouse = ImGui::GetMousePos();
+    int hovered_e = -1;
+    for (int e = 0; e < n_experts; ++e) {
+        const size_t i = static_cast<size_t>(e);
+        const int k = (*kept)[i];
+        const int over = cumulative ? 0 : std::max(0, tr.expert_wanted[i] - tr.expert_load[i]);
+        const float x0 = p0.x + slot * static_cast<float>(e) + (slot - bar_w) * 0.5f, x1 = x0 + bar_w;
+        const float yk = y_of(k);
+        dl->AddRectFilled(ImVec2(x0, yk), ImVec2(x1, p1.y), expert_color(e), 2.0f);
+        if (over > 0) {
+            // Overflow: what the router wanted to send beyond capacity, stacked above and hatched.
+            const float yo = y_of(k + over);
+            dl->AddRectFilled(ImVec2(x0, yo), ImVec2(x1, yk), (kColorDropped & 0x00FFFFFFu) | 0x99000000u, 2.0f);
+            dl->AddRect(ImVec2(x0, yo), ImVec2(x1, yk), kColorDropped, 2.0f, 0, 1.5f);
+            dl->PushClipRect(ImVec2(x0, yo), ImVec2(x1, yk), true);
+            for (float s = yo - bar_w; s < yk; s += 6.0f) dl->AddLine(ImVec2(x0, s + bar_w), ImVec2(x1, s), IM_COL32(255, 255, 255, 90), 1.0f);
+            dl->PopClipRect();
+        }
+        if (numbers_fit) {
+            char b[24];
+            std::snprintf(b, sizeof b, "%d", k);
+            const float tw = font->CalcTextSizeA(fs * 0.8f, FLT_MAX, 0.0f, b).x;
+            const float ty = over > 0 ? y_of(k + over) - fs * 1.7f : yk - fs * 0.95f;
+            dl->AddText(font, fs * 0.8f, ImVec2((x0 + x1 - tw) * 0.5f, ty), IM_COL32(235, 235, 240, 255), b);
+            if (over > 0) {
+                std::snprintf(b, sizeof b, "+%d", over);
+                const float ow = font->CalcTextSizeA(fs * 0.8f, FLT_MAX, 0.0f, b).x;
+                dl->AddText(font, fs * 0.8f, ImVec2((x0 + x1 - ow) * 0.5f, ty + fs * 0.8f), kColorDropped, b);
+            }
+        }
+        if (e % label_every == 0) {
+            char b[12];
+            std::snprintf(b, sizeof b, "E%d", e);
+            const float tw = font->CalcTextSizeA(fs * 0.8f, FLT_MAX, 0.0f, b).x;
+            dl->AddText(font, fs * 0.8f, ImVec2((x0 + x1 - tw) * 0.5f, p1.y + 3.0f), expert_color(e), b);
+        }
+        if (hovered && mouse.x >= p0.x + slot * static_cast<float>(e) && mouse.x < p0.x + slot * static_cast<float>(e + 1))
+            hovered_e = e;
+    }
+
+    // Even share: where every bar would be if the router balanced perfectly.
+    if (ls.mean > 0) {
+        const float y = y_of(ls.mean);
+        for (float x = p0.x; x < p1.x; x += 4.0f) dl->AddLine(ImVec2(x, y), ImVec2(x + 1.5f, y), IM_COL32(220, 220, 230, 200), 1.5f);
+        char b[48];
+        std::snprintf(b, sizeof b, "even share %.1f", ls.mean);
+        dl->AddText(font, fs * 0.8f, ImVec2(p1.x + 4.0f, y - fs * 0.45f), IM_COL32(220, 220, 230, 255), b);
+    }
+    if (show_capacity) {
+        const float y = y_of(tr.capacity);
+        dashed_hline(dl, p0.x - 4.0f, p1.x, y, IM_COL32(255, 255, 255, 255), 8.0f, 2.5f);
+        char b[48];
+        std::snprintf(b, sizeof b, "capacity %d", tr.capacity);
+        dl->AddText(font, fs * 0.9f, ImVec2(p1.x + 4.0f, y - fs * 1.2f), IM_COL32(255, 255, 255, 255), b);
+    }
+    {
+        const char* title = cumulative ? "tokens kept per expert, summed since reset"
+                            : show_capacity ? "tokens kept per expert in this batch (red = over capacity, dropped)"
+                                            : "tokens kept per expert in this batch (dropless: nothing is refused)";
+        dl->AddText(font, fs * 0.85f, ImVec2(p0.x, c0.y + 2.0f), IM_COL32(200, 200, 210, 255), title);
+    }
+
+    if (hovered_e >= 0) {
+        const size_t i = static_cast<size_t>(hovered_e);
+        ImGui::BeginTooltip();
+        ImGui::TextColored(expert_color_vec(hovered_e), "Expert E%d", hovered_e);
+        if (cumulative) {
+            ImGui::Text("%d tokens kept since reset", (*kept)[i]);
+        } else {
+            ImGui::Text("kept %d tokens, wanted %d", tr.expert_load[i], tr.expert_wanted[i]);
+            if (tr.expert_dropped[i] > 0)
+                ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(kColorDropped), "%d dropped over capacity %d",
+                                   tr.expert_dropped[i], tr.capacity);
+        }
+        ImGui::EndTooltip();
+    }
+}
+
+}  // namespace moe::app
