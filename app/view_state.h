@@ -27,12 +27,20 @@ struct ViewState {
     // Presentation.
     bool presenter = false;        // large fonts, high contrast, controls collapsed
     float ui_scale = 1.0f;         // DPI x user zoom
+    float user_zoom = 1.0f;        // Ctrl+= / Ctrl+-, persisted; kMinZoom..kMaxZoom
     bool show_controls = true;
     bool fullscreen = false;
     bool cumulative_load = false;  // load bars: this batch or cumulative since reset
 
     // Status line (errors from the session or from files; shown, never fatal).
     std::string status;
+
+    // Timing shown in the status bar and printed by --timing.
+    double frame_ms = 0.0;         // CPU time to build and render the last frame
+    double knob_to_view_ms = 0.0;  // last request (set_knobs/set_text) -> its snapshot on screen
 };
+
+inline constexpr float kMinZoom = 0.5f;
+inline constexpr float kMaxZoom = 3.0f;
 
 }  // namespace moe::app

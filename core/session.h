@@ -42,7 +42,8 @@ struct Snapshot {
 
 class Session {
 public:
-    // Loads the model (throws moe::Error when it cannot).
+    // Loads the model (throws moe::Error when it cannot). An empty path means the built-in
+    // model (builtin_model_path()); only that one falls back to random weights when missing.
     explicit Session(const std::string& model_path);
     ~Session();
     Session(const Session&) = delete;
@@ -50,6 +51,14 @@ public:
 
     const LmModel& model() const;
     const std::string& model_path() const;
+
+    // Empty when the model loaded from its file. When the built-in model file is missing the
+    // session runs LmModel::init(LmConfig{}, kFallbackSeed) and this says so plainly.
+    const std::string& model_note() const;
+    static constexpr uint64_t kFallbackSeed = 1;
+
+    // Knobs matching the model: its trained routing, n_experts fixed to the model's.
+    SessionKnobs default_knobs() const;
 
     void set_text(std::string text);          // non-blocking
     void set_knobs(const SessionKnobs& knobs); // non-blocking

@@ -1,0 +1,22 @@
+// THE table of panels (STYLE.md §7, Hello ImGui's `{label, visible, gui_function}`). The layout
+// in main.cpp places panels by these labels; the View menu lists them in this order.
+#include "app/panels.h"
+
+namespace moe::app {
+
+Panel* panels(int* count) {
+    static Panel table[] = {
+        {"Controls", true, draw_controls},
+        {"Text", true, draw_text_input},
+        {"Tokens", true, draw_token_strip},
+        {"Router", true, draw_router},
+        {"Expert load", true, draw_load_bars},
+        {"Next byte", true, draw_prediction},
+        {"Gate heatmap", true, draw_heatmap},
+        {"Parameters and FLOPs", true, draw_counters},
+    };
+    *count = static_cast<int>(sizeof(table) / sizeof(table[0]));
+    return table;
+}
+
+}  // namespace moe::app

@@ -1,0 +1,170 @@
+// Settings persistence (settings.h). Reads into a copy and commits only when the whole file is
+// valid, so a half-corrupt file cannot leave the app in a mixed state.
+#include "app/settings.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
+
+#include "core/error.h"
+
+namespace moe::app {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string config_dir() {
+    fs::path dir;
+    if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg && *xdg)
+        dir = fs::path(xdg) / "moelab";
+    else if (const char* home = std::getenv("HOME"); home && *home)
+        dir = fs::path(home) / ".config" / "moelab";
+    else
+        return {};
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return {};
+    return dir.string();
+}
+
+namespace {
+
+// Typed field access that names the file and key on any mismatch.
+template <typename T>
+void read(const json& j, const char* key, T& out, const std::string& path) {
+    if (!j.contains(key)) return;  // missing keys keep their defaults (older files)
+    try {
+        out = j.at(key).get<T>();
+    } catch (const json::exception&) {
+        throw Error(path, key, "has the wrong type: " + j.at(key).dump(), "delete the file to reset");
+    }
+}
+
+template <typename E>
+void read_enum(const json& j, const char* key, E& out, int n_values, const std::string& path) {
+    int v = static_cast<int>(out);
+    read(j, key, v, path);
+    if (v < 0 || v >= n_values)
+        throw Error(path, key, "is " + std::to_string(v),
+                    "expected 0.." + std::to_string(n_values - 1));
+    out = static_cast<E>(v);
+}
+
+}  // namespace
+
+std::string load_settings(const std::string& path, ViewState& view, Panel* panels, int n_panels) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return {};
+    ViewState v = view;
+    std::vector<bool> visible(static_cast<size_t>(n_panels));
+    for (int i = 0; i < n_panels; ++i) visible[static_cast<size_t>(i)] = panels[i].visible;
+    try {
+        std::stringstream ss;
+        ss << in.rdbuf();
+        json j;
+        try {
+            j = json::parse(ss.str());
+        } catch (const json::parse_error& e) {
+            throw Error(path, "json", std::string("does not parse: ") + e.what(), "delete the file to reset");
+        }
+        if (!j.is_object()) throw Error(path, "json", "is not an object", "delete the file to reset");
+        read(j, "presenter", v.presenter, path);
+        read(j, "user_zoom", v.user_zoom, path);
+        if (!(v.user_zoom >= kMinZoom && v.user_zoom <= kMaxZoom))
+            throw Error(path, "user_zoom", std::to_string(v.user_zoom),
+                        "expected " + std::to_string(kMinZoom) + ".." + std::to_string(kMaxZoom));
+        read(j, "show_controls", v.show_controls, path);
+        read(j, "text", v.text_input, path);
+        read(j, "layer", v.layer, path);
+        read(j, "play_speed", v.play_speed, path);
+        if (!(v.play_speed > 0.0f && v.play_speed <= 100.0f))
+            throw Error(path, "play_speed", std::to_string(v.play_speed), "expected 0..100 tokens/s");
+        read(j, "cumulative_load", v.cumulative_load, path);
+        if (j.contains("knobs")) {
+            const json& k = j.at("knobs");
+            if (!k.is_object()) throw Error(path, "knobs", "is not an object", "delete the file to reset");
+            RouterConfig& r = v.knobs.router;
+            read_enum(k, "scheme", r.scheme, kNumSchemes, path);
+            read(k, "k", r.k, path);
+            read(k, "capacity_factor", r.capacity_factor, path);
+            read_enum(k, "drop_policy", r.drop_policy, 3, path);
+            read(k, "renormalize", r.renormalize, path);
+            read(k, "add_noise", r.add_noise, path);
+            read(k, "noise_scale", r.noise_scale, path);
+            read(k, "jitter_eps", r.jitter_eps, path);
+            read(k, "n_groups", r.n_groups, path);
+            read(k, "topk_groups", r.topk_groups, path);
+            read(k, "routed_scaling", r.routed_scaling, path);
+            read(k, "sinkhorn_iters", r.sinkhorn_iters, path);
+            read(k, "bias_update_rate", r.bias_update_rate, path);
+            read(k, "seed", r.seed, path);
+            read(k, "shared_experts", v.knobs.shared_experts, path);
+            // The device is not restored: a GPU present last time may be gone now.
+        }
+        if (j.contains("panels")) {
+            const json& p = j.at("panels");
+            if (!p.is_object()) throw Error(path, "panels", "is not an object", "delete the file to reset");
+            for (int i = 0; i < n_panels; ++i) {
+                if (!p.contains(panels[i].label)) continue;
+                bool b = visible[static_cast<size_t>(i)];
+                read(p, panels[i].label, b, path);
+                visible[static_cast<size_t>(i)] = b;
+            }
+        }
+    } catch (const Error& e) {
+        return std::string("settings ignored: ") + e.what();
+    } catch (const std::exception& e) {
+        return path + ": settings ignored: " + e.what();
+    }
+    view = std::move(v);
+    for (int i = 0; i < n_panels; ++i) panels[i].visible = visible[static_cast<size_t>(i)];
+    return {};
+}
+
+std::string save_settings(const std::string& path, const ViewState& view, const Panel* panels,
+                          int n_panels) {
+    try {
+        const RouterConfig& r = view.knobs.router;
+        json k = {{"scheme", static_cast<int>(r.scheme)},
+                  {"k", r.k},
+                  {"capacity_factor", r.capacity_factor},
+                  {"drop_policy", static_cast<int>(r.drop_policy)},
+                  {"renormalize", r.renormalize},
+                  {"add_noise", r.add_noise},
+                  {"noise_scale", r.noise_scale},
+                  {"jitter_eps", r.jitter_eps},
+                  {"n_groups", r.n_groups},
+                  {"topk_groups", r.topk_groups},
+                  {"routed_scaling", r.routed_scaling},
+                  {"sinkhorn_iters", r.sinkhorn_iters},
+                  {"bias_update_rate", r.bias_update_rate},
+                  {"seed", r.seed},
+                  {"shared_experts", view.knobs.shared_experts}};
+        json p = json::object();
+        for (int i = 0; i < n_panels; ++i) p[panels[i].label] = panels[i].visible;
+        json j = {{"presenter", view.presenter},   {"user_zoom", view.user_zoom},
+                  {"show_controls", view.show_controls}, {"text", view.text_input},
+                  {"layer", view.layer},           {"play_speed", view.play_speed},
+                  {"cumulative_load", view.cumulative_load}, {"knobs", k}, {"panels", p}};
+        // The text may hold any bytes; dump replaces invalid UTF-8 rather than throwing.
+        const std::string body = j.dump(2, ' ', false, json::error_handler_t::replace);
+        const std::string tmp = path + ".tmp";
+        {
+            std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+            if (!out) return path + ": settings not saved: cannot write " + tmp;
+            out << body << '\n';
+            if (!out) return path + ": settings not saved: write failed";
+        }
+        std::error_code ec;
+        fs::rename(tmp, path, ec);
+        if (ec) return path + ": settings not saved: " + ec.message();
+    } catch (const std::exception& e) {
+        return path + ": settings not saved: " + e.what();
+    }
+    return {};
+}
+
+}  // namespace moe::app

@@ -1,0 +1,259 @@
+// The session: the model, the text, the knobs, and a worker thread that runs them.
+//
+// [SECTION] Devices
+// [SECTION] Worker state
+// [SECTION] One run
+// [SECTION] Session
+//
+// Latest request wins: set_text/set_knobs only overwrite the wanted state under a mutex and
+// wake the worker. The worker copies the wanted state, runs the model without the lock, then
+// publishes a new immutable Snapshot. Requests that arrive during a run are merged: the worker
+// next runs only the newest wanted state, so a dragged slider never queues up stale work.
+#include "core/session.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "core/error.h"
+
+#ifdef MOE_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace moe {
+
+// [SECTION] Devices
+const char* device_name(Device d) {
+    switch (d) {
+        case Device::Cpu: return "CPU";
+        case Device::Cuda: return "CUDA";
+    }
+    return "?";
+}
+
+bool device_available(Device d) {
+    switch (d) {
+        case Device::Cpu: return true;
+        case Device::Cuda: {
+#ifdef MOE_HAVE_CUDA
+            int n_devices = 0;
+            return cudaGetDeviceCount(&n_devices) == cudaSuccess && n_devices > 0;
+#else
+            return false;
+#endif
+        }
+    }
+    return false;
+}
+
+// [SECTION] Worker state
+struct Session::Impl {
+    LmModel model;
+    std::string path;
+    std::string note;
+
+    mutable std::mutex mu;
+    std::condition_variable wake;          // worker: new request or stop
+    mutable std::condition_variable idle;  // wait_idle(): nothing wanted, nothing running
+
+    // Guarded by mu.
+    std::string wanted_text;
+    SessionKnobs wanted_knobs;
+    bool dirty = false;    // wanted state not yet run
+    bool running = false;  // worker is computing
+    bool stop = false;
+    std::shared_ptr<const Snapshot> latest;
+    std::vector<std::vector<int>> cumulative;  // (n_moe_layers, n_experts)
+    uint64_t generation = 0;
+
+    std::thread worker;
+
+    explicit Impl(LmModel m) : model(std::move(m)) {}
+    void loop();
+    std::shared_ptr<Snapshot> run(const std::string& text, const SessionKnobs& knobs);
+};
+
+namespace {
+
+std::vector<std::vector<int>> zero_load(const LmConfig& cfg) {
+    return std::vector<std::vector<int>>(static_cast<size_t>(n_moe_layers(cfg)),
+                                         std::vector<int>(static_cast<size_t>(cfg.moe.n_experts), 0));
+}
+
+}  // namespace
+
+// [SECTION] One run
+// Runs without the lock; reads only the model (const) and its arguments.
+std::shared_ptr<Snapshot> Session::Impl::run(const std::string& text, const SessionKnobs& knobs) {
+    const LmConfig& cfg = model.config();
+    auto snap = std::make_shared<Snapshot>();
+    snap->text = text;
+    snap->n_bytes_total = text.size();
+    snap->knobs = knobs;
+    // Bytes are the tokens: any bytes are valid input; only the length is limited.
+    const size_t n_tokens = std::min(text.size(), static_cast<size_t>(cfg.max_seq));
+    snap->tokens.assign(reinterpret_cast<const uint8_t*>(text.data()),
+                        reinterpret_cast<const uint8_t*>(text.data()) + n_tokens);
+
+    if (knobs.router.n_experts != cfg.moe.n_experts)
+        throw Error("session", "router.n_experts", std::to_string(knobs.router.n_experts),
+                    "the model has " + std::to_string(cfg.moe.n_experts) + " experts");
+    if (knobs.device != Device::Cpu) {
+        if (!device_available(knobs.device))
+            throw Error("session", "device", device_name(knobs.device),
+                        "not available: this build has no CUDA backend or no GPU was found; use CPU");
+        throw Error("session", "device", device_name(knobs.device),
+                    "the language model runs on the CPU backend only; use CPU");
+    }
+    if (!knobs.shared_experts && cfg.moe.n_shared > 0)
+        throw Error("session", "shared_experts", "off",
+                    "this model's forward always runs its shared experts; turn them on");
+
+    if (n_tokens > 0) {
+        validate(knobs.router, static_cast<int>(n_tokens));
+        LmRunOptions opt;
+        opt.router = knobs.router;
+        const auto t0 = std::chrono::steady_clock::now();
+        model.forward(std::span<const uint8_t>(snap->tokens.data(), snap->tokens.size()), opt,
+                      snap->forward);
+        snap->compute_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    }
+    return snap;
+}
+
+void Session::Impl::loop() {
+    std::unique_lock<std::mutex> lock(mu);
+    for (;;) {
+        wake.wait(lock, [&] { return stop || dirty; });
+        if (stop) return;
+        std::string text = wanted_text;
+        SessionKnobs knobs = wanted_knobs;
+        dirty = false;
+        running = true;
+        lock.unlock();
+
+        std::shared_ptr<Snapshot> fresh;
+        std::string error;
+        try {
+            fresh = run(text, knobs);
+        } catch (const std::exception& e) {
+            // moe::Error for bad knobs or text; anything else (e.g. bad_alloc) is reported the
+            // same way rather than taking the UI down.
+            error = e.what();
+        }
+
+        lock.lock();
+        if (fresh) {
+            for (size_t l = 0; l < fresh->forward.traces.size() && l < cumulative.size(); ++l) {
+                const std::vector<int>& load = fresh->forward.traces[l].expert_load;
+                for (size_t e = 0; e < load.size() && e < cumulative[l].size(); ++e)
+                    cumulative[l][e] += load[e];
+            }
+            fresh->cumulative_load = cumulative;
+        } else {
+            // Keep the last good result on screen, with the error beside it.
+            fresh = std::make_shared<Snapshot>(*latest);
+            fresh->error = error;
+        }
+        fresh->generation = ++generation;
+        latest = std::move(fresh);
+        running = false;
+        if (!dirty) idle.notify_all();
+    }
+}
+
+// [SECTION] Session
+Session::Session(const std::string& model_path) {
+    std::string path = model_path.empty() ? builtin_model_path() : model_path;
+    std::string note;
+    std::unique_ptr<Impl> impl;
+    if (model_path.empty() && !std::filesystem::exists(path)) {
+        // Honest fallback while the trained weights are absent: same architecture, random weights.
+        impl = std::make_unique<Impl>(LmModel::init(LmConfig{}, kFallbackSeed));
+        note = "built-in model missing: untrained random weights (" + path + " not found)";
+    } else {
+        impl = std::make_unique<Impl>(LmModel::load(path));
+    }
+    impl->path = std::move(path);
+    impl->note = std::move(note);
+    impl->wanted_knobs = SessionKnobs{};
+    impl->wanted_knobs.router = impl->model.config().router;
+    impl->wanted_knobs.router.n_experts = impl->model.config().moe.n_experts;
+    impl->cumulative = zero_load(impl->model.config());
+    auto first = std::make_shared<Snapshot>();
+    first->knobs = impl->wanted_knobs;
+    first->cumulative_load = impl->cumulative;
+    impl->latest = std::move(first);
+    impl_ = std::move(impl);
+    impl_->worker = std::thread([this] { impl_->loop(); });
+}
+
+Session::~Session() {
+    {
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        impl_->stop = true;
+    }
+    impl_->wake.notify_all();
+    impl_->worker.join();
+}
+
+const LmModel& Session::model() const { return impl_->model; }
+const std::string& Session::model_path() const { return impl_->path; }
+const std::string& Session::model_note() const { return impl_->note; }
+
+SessionKnobs Session::default_knobs() const {
+    SessionKnobs k;
+    k.router = impl_->model.config().router;
+    k.router.n_experts = impl_->model.config().moe.n_experts;
+    return k;
+}
+
+void Session::set_text(std::string text) {
+    {
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        impl_->wanted_text = std::move(text);
+        impl_->dirty = true;
+    }
+    impl_->wake.notify_one();
+}
+
+void Session::set_knobs(const SessionKnobs& knobs) {
+    {
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        impl_->wanted_knobs = knobs;
+        impl_->dirty = true;
+    }
+    impl_->wake.notify_one();
+}
+
+void Session::reset_cumulative() {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->cumulative = zero_load(impl_->model.config());
+    // Publish at once so the load bars drop to zero even when nothing else changes.
+    auto snap = std::make_shared<Snapshot>(*impl_->latest);
+    snap->cumulative_load = impl_->cumulative;
+    snap->generation = ++impl_->generation;
+    impl_->latest = std::move(snap);
+}
+
+std::shared_ptr<const Snapshot> Session::latest() const {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    return impl_->latest;
+}
+
+bool Session::busy() const {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    return impl_->dirty || impl_->running;
+}
+
+void Session::wait_idle() const {
+    std::unique_lock<std::mutex> lock(impl_->mu);
+    impl_->idle.wait(lock, [&] { return !impl_->dirty && !impl_->running; });
+}
+
+}  // namespace moe
