@@ -1,0 +1,112 @@
+// Prediction: what the model expects after the current token, as bars of probability over its
+// most likely next bytes, with the byte that really comes next marked.
+#include <imgui.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdio>
+#include <utility>
+#include <vector>
+
+#include "app/panels.h"
+#include "app/panels/viz_common.h"
+#include "app/theme.h"
+#include "core/lm.h"
+
+namespace moe::app {
+
+namespace {
+constexpr int kTopN = 10;
+}  // namespace
+
+void draw_prediction(PanelContext& ctx) {
+    const Snapshot& snap = ctx.snap;
+    const ViewState& view = ctx.view;
+    snapshot_error_line(snap);
+    const int n_tokens = static_cast<int>(snap.tokens.size());
+    const Mat& logits = snap.forward.logits;  // (n_tokens, vocab)
+    if (n_tokens == 0) {
+        empty_message("Nothing routed yet: type some text, and the model's guess for the next byte shows here.");
+        return;
+    }
+    if (logits.rows() != n_tokens || logits.cols() < 2) {
+        empty_message("No next-byte prediction in this result.");
+        return;
+    }
+    const int cur = clamped_cursor(view, n_tokens);
+    const int vocab = static_cast<int>(logits.cols());
+
+    // The probabilities and the rank of the true next byte: a softmax over one row (256 values).
+    const float mx = logits.row(cur).maxCoeff();
+    double z = 0.0;
+    for (int v = 0; v < vocab; ++v) z += std::exp(static_cast<double>(logits(cur, v) - mx));
+    const bool has_next = cur + 1 < n_tokens;
+    const int actual = has_next ? static_cast<int>(snap.tokens[static_cast<size_t>(cur) + 1]) : -1;
+    float actual_p = 0.0f;
+    int actual_rank = 0;
+    if (has_next && actual < vocab) {
+        actual_p = static_cast<float>(std::exp(static_cast<double>(logits(cur, actual) - mx)) / z);
+        for (int v = 0; v < vocab; ++v)
+            if (logits(cur, v) > logits(cur, actual)) ++actual_rank;
+    }
+
+    ImGui::Text("After token %d (%s) the model expects:", cur, token_label(snap.tokens, cur).c_str());
+    teach("The model reads the text up to the current token and scores all 256 possible next bytes. "
+          "These are its favourites. The MoE layers are part of how it got there: change the routing "
+          "knobs and watch this guess get better or worse.");
+
+    const std::vector<std::pair<int, float>> top = top_next_bytes(logits.row(cur), kTopN);
+    if (top.empty()) {
+        empty_message("No candidates.");
+        return;
+    }
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    ImFont* mono = font_mono();
+    ImFont* font = ImGui::GetFont();
+    const float fs = ImGui::GetFontSize();
+    const float row_h = std::max(fs * 1.45f, mono->FontSize * 1.15f);
+    const float label_w = mono->CalcTextSizeA(mono->FontSize, FLT_MAX, 0.0f, "<E2>").x + 10.0f;
+    const float avail = ImGui::GetContentRegionAvail().x;
+    const float pct_w = font->CalcTextSizeA(fs, FLT_MAX, 0.0f, "100.0%  <- actual").x + 8.0f;
+    const float bar_max = std::max(avail - label_w - pct_w, 30.0f);
+    const float p_top = std::max(top.front().second, 1e-6f);
+    const ImVec2 a = ImGui::GetCursorScreenPos();
+    for (size_t i = 0; i < top.size(); ++i) {
+        const int byte = top[i].first;
+        const float p = top[i].second;
+        const float y = a.y + row_h * static_cast<float>(i);
+        const bool is_actual = byte == actual;
+        char lab[8];
+        byte_label(static_cast<uint8_t>(std::clamp(byte, 0, 255)), lab);
+        dl->AddText(mono, mono->FontSize, ImVec2(a.x + 4.0f, y + (row_h - mono->FontSize) * 0.5f),
+                    is_actual ? IM_COL32(255, 255, 255, 255) : IM_COL32(215, 215, 225, 255), lab);
+        // Bars relative to the favourite, so a flat guess and a confident one both read.
+        const float len = bar_max * std::clamp(p / p_top, 0.0f, 1.0f);
+        const ImVec2 b0(a.x + label_w, y + row_h * 0.18f), b1(a.x + label_w + std::max(len, 2.0f), y + row_h * 0.82f);
+        dl->AddRectFilled(b0, b1, is_actual ? IM_COL32(0, 158, 115, 255) : IM_COL32(86, 140, 200, 220), 2.0f);
+        if (is_actual) dl->AddRect(ImVec2(b0.x - 2, b0.y - 2), ImVec2(b1.x + 2, b1.y + 2), IM_COL32(255, 255, 255, 255), 3.0f, 0, 2.0f);
+        char pct[40];
+        std::snprintf(pct, sizeof pct, is_actual ? "%.1f%%  <- actual" : "%.1f%%", 100.0 * p);
+        dl->AddText(font, fs, ImVec2(b1.x + 6.0f, y + (row_h - fs) * 0.5f),
+                    is_actual ? IM_COL32(120, 230, 180, 255) : IM_COL32(220, 220, 230, 255), pct);
+    }
+    ImGui::Dummy(ImVec2(avail, row_h * static_cast<float>(top.size())));
+
+    if (!has_next) {
+        ImGui::TextDisabled("This is the last token: there is no actual next byte to compare with.");
+    } else {
+        char lab[8];
+        byte_label(static_cast<uint8_t>(actual), lab);
+        const bool in_top = actual_rank < static_cast<int>(top.size());
+        if (in_top)
+            ImGui::Text("Actual next byte %s: rank %d, %.1f%%", lab, actual_rank + 1, 100.0 * actual_p);
+        else
+            ImGui::TextColored(ImVec4(1.0f, 0.7f, 0.4f, 1.0f), "Actual next byte %s is not in the top %d: rank %d, %.2f%%",
+                               lab, kTopN, actual_rank + 1, 100.0 * actual_p);
+        teach("Rank 1 means the model's favourite was right. The loss the model was trained on is "
+              "-log(p of the actual byte): high p, low loss.");
+    }
+}
+
+}  // namespace moe::app
