@@ -86,6 +86,61 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// [SECTION] Internals, for the trainer (core/lm_train.h) and the tests
+// The weights of one transformer block. The FFN is either `moe` (MoE layer) or the dense SwiGLU
+// w1/w3/w2, as is_moe_layer() says.
+struct LmBlock {
+    Vec attn_norm;                  // (d_model) RMSNorm gain before attention
+    Mat wq, wk, wv, wo;             // (d_model, d_model) each
+    Vec ffn_norm;                   // (d_model) RMSNorm gain before the FFN
+    std::unique_ptr<MoeLayer> moe;  // MoE FFN, or null for a dense layer
+    Mat w1, w3;                     // (d_ff_dense, d_model) dense SwiGLU; empty in MoE layers
+    Mat w2;                         // (d_model, d_ff_dense)
+};
+
+struct LmModel::Impl {
+    LmConfig cfg;
+    Mat tok_emb;                    // (vocab, d_model) byte embedding; also the head when tied
+    Mat head;                       // (vocab, d_model) output head; empty when tie_embeddings
+    Vec final_norm;                 // (d_model)
+    std::vector<LmBlock> blocks;    // (n_layers)
+    Mat rope_cos, rope_sin;         // (max_seq, head_dim / 2) rotary tables
+    const Mat& head_weight() const { return cfg.tie_embeddings ? tok_emb : head; }
+};
+
+// The forward building blocks, shared by inference (lm.cpp) and training (lm_train.cpp).
+namespace lm_ops {
+// y = x / rms(x) * gain, per row. x, y (n_tokens, d_model); inv_rms (n_tokens) if not null.
+void rmsnorm(ConstMatRef x, const Vec& gain, float eps, Mat& y, Vec* inv_rms = nullptr);
+// Rotates each head's (i, i + head_dim/2) pairs of row r by angle pos0 + r (RoPE, "rotate half").
+// sign = -1 applies the inverse rotation (the backward of RoPE). x (n_tokens, d_model).
+void rope(MatRef x, int n_heads, int pos0, const Mat& cos, const Mat& sin, float sign = 1.0f);
+// Causal attention of one sequence, all heads: q (n_q, d_model) at positions
+// pos0 .. pos0 + n_q - 1, k and v (pos0 + n_q, d_model) from position 0. out (n_q, d_model).
+// probs, if not null, gets n_heads matrices (n_q, pos0 + n_q) of attention weights.
+void attention(ConstMatRef q, ConstMatRef k, ConstMatRef v, int n_heads, int pos0, MatRef out,
+               std::vector<Mat>* probs = nullptr);
+// Dense SwiGLU FFN y = w2 (silu(w1 x) * w3 x); x (n_tokens, d_model).
+void swiglu(ConstMatRef x, const Mat& w1, const Mat& w3, const Mat& w2, Mat& y,
+            Mat* h_pre = nullptr, Mat* h_lin = nullptr, Mat* h_act = nullptr);
+}  // namespace lm_ops
+
+// The names and shapes of every tensor of a model with this config, in file order (the
+// safetensors names): "tok_emb", "blocks.0.wq", "blocks.1.moe.experts.3.w1", ...
+struct LmTensorInfo {
+    std::string name;
+    int rows = 0, cols = 0;  // a vector is (n, 1)
+    bool decay = true;       // AdamW weight decay applies (not to norms, biases, routing state)
+    bool trainable = true;   // false for routing state (expert_bias) and the noise projection
+};
+std::vector<LmTensorInfo> lm_tensor_infos(const LmConfig& cfg);
+// Pointers to the data of each tensor of lm_tensor_infos(), in the same order. Taking them from
+// a non-const model invalidates the MoE layers' packed weights (they are rebuilt on next forward).
+std::vector<float*> lm_tensor_data(LmModel::Impl& m);
+
+LmConfig lm_config_from_json(const std::string& json_text, const std::string& where);
+std::string lm_config_to_json(const LmConfig& cfg);
+
 // The n most likely next bytes from one row of logits, as (byte, probability), most likely first.
 std::vector<std::pair<int, float>> top_next_bytes(const Eigen::Ref<const RowVec>& logits, int n);
 

@@ -1,0 +1,669 @@
+// The tiny byte-level MoE language model: config, init, forward, KV-cache stepping, files.
+//
+// [SECTION] Config
+// [SECTION] Tensor table
+// [SECTION] Ops (RMSNorm, RoPE, attention, SwiGLU)
+// [SECTION] Init
+// [SECTION] Forward
+// [SECTION] Step (KV cache)
+// [SECTION] Files
+// [SECTION] Helpers
+#include "core/lm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "core/error.h"
+#include "core/file_io.h"
+
+namespace moe {
+
+namespace {
+std::string num(int64_t v) { return std::to_string(v); }
+std::string fnum(double v) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%g", v);
+    return b;
+}
+}  // namespace
+
+// [SECTION] Config
+void validate(const LmConfig& cfg) {
+    const char* where = "LmConfig";
+    if (cfg.vocab != 256) throw Error(where, "vocab", "is " + num(cfg.vocab), "the model reads bytes: expected 256");
+    if (cfg.d_model < 2 || cfg.d_model > 4096)
+        throw Error(where, "d_model", "is " + num(cfg.d_model), "expected 2..4096");
+    if (cfg.n_layers < 1 || cfg.n_layers > 64)
+        throw Error(where, "n_layers", "is " + num(cfg.n_layers), "expected 1..64");
+    if (cfg.n_heads < 1 || cfg.d_model % cfg.n_heads != 0 || (cfg.d_model / cfg.n_heads) % 2 != 0)
+        throw Error(where, "n_heads", "is " + num(cfg.n_heads),
+                    "expected a divisor of d_model = " + num(cfg.d_model) + " giving an even head_dim");
+    if (cfg.max_seq < 1 || cfg.max_seq > 65536)
+        throw Error(where, "max_seq", "is " + num(cfg.max_seq), "expected 1..65536");
+    if (cfg.moe_every != 1 && cfg.moe_every != 2)
+        throw Error(where, "moe_every", "is " + num(cfg.moe_every), "expected 1 (every FFN MoE) or 2 (alternate)");
+    if (cfg.moe_every == 2 && (cfg.d_ff_dense < 1 || cfg.d_ff_dense > 65536))
+        throw Error(where, "d_ff_dense", "is " + num(cfg.d_ff_dense), "expected 1..65536");
+    if (cfg.moe.d_model != cfg.d_model)
+        throw Error(where, "moe.d_model", "is " + num(cfg.moe.d_model), "expected d_model = " + num(cfg.d_model));
+    if (cfg.moe.activation != Activation::SwiGLU || cfg.moe.router_bias || cfg.moe.expert_biases)
+        throw Error(where, "moe", "has activation/bias options the language model does not train",
+                    "expected SwiGLU experts without router or expert biases");
+    validate(cfg.moe);
+    if (cfg.router.n_experts != cfg.moe.n_experts)
+        throw Error(where, "router.n_experts", "is " + num(cfg.router.n_experts),
+                    "expected moe.n_experts = " + num(cfg.moe.n_experts));
+    validate(cfg.router, 0);
+    if (!(cfg.norm_eps > 0.0f && cfg.norm_eps < 1.0f))
+        throw Error(where, "norm_eps", "is " + fnum(cfg.norm_eps), "expected 0 < eps < 1");
+    if (!(cfg.rope_theta > 1.0f && std::isfinite(cfg.rope_theta)))
+        throw Error(where, "rope_theta", "is " + fnum(cfg.rope_theta), "expected a finite value > 1");
+}
+
+bool is_moe_layer(const LmConfig& cfg, int layer) {
+    return cfg.moe_every == 1 || layer % 2 == 1;
+}
+
+int n_moe_layers(const LmConfig& cfg) {
+    int n = 0;
+    for (int l = 0; l < cfg.n_layers; ++l) n += is_moe_layer(cfg, l) ? 1 : 0;
+    return n;
+}
+
+namespace {
+using json = nlohmann::json;
+
+json router_to_json(const RouterConfig& r) {
+    return json{{"scheme", scheme_name(r.scheme)}, {"n_experts", r.n_experts}, {"k", r.k},
+                {"capacity_factor", r.capacity_factor}, {"drop_policy", drop_policy_name(r.drop_policy)},
+                {"renormalize", r.renormalize}, {"routed_scaling", r.routed_scaling},
+                {"bias_update_rate", r.bias_update_rate}, {"n_groups", r.n_groups},
+                {"topk_groups", r.topk_groups}, {"sinkhorn_iters", r.sinkhorn_iters}};
+}
+
+template <class T>
+T get_field(const json& j, const char* key, T fallback, const std::string& where, const std::string& prefix) {
+    if (!j.contains(key)) return fallback;
+    try {
+        return j.at(key).get<T>();
+    } catch (const std::exception&) {
+        throw Error(where, prefix + key, "has the wrong type: " + j.at(key).dump(), "see docs/MODEL_CARD.md for the config format");
+    }
+}
+}  // namespace
+
+std::string lm_config_to_json(const LmConfig& c) {
+    json j{{"format", "moelab-lm"}, {"version", 1}, {"vocab", c.vocab}, {"d_model", c.d_model},
+           {"n_layers", c.n_layers}, {"n_heads", c.n_heads}, {"max_seq", c.max_seq},
+           {"moe_every", c.moe_every}, {"d_ff_dense", c.d_ff_dense}, {"norm_eps", c.norm_eps},
+           {"rope_theta", c.rope_theta}, {"tie_embeddings", c.tie_embeddings},
+           {"moe", {{"d_ff", c.moe.d_ff}, {"n_experts", c.moe.n_experts}, {"n_shared", c.moe.n_shared},
+                    {"d_ff_shared", c.moe.d_ff_shared}, {"activation", activation_name(c.moe.activation)}}},
+           {"router", router_to_json(c.router)}};
+    return j.dump(2) + "\n";
+}
+
+LmConfig lm_config_from_json(const std::string& text, const std::string& where) {
+    json j;
+    try {
+        j = json::parse(text);
+    } catch (const std::exception& e) {
+        throw Error(where, "JSON", std::string("does not parse: ") + e.what(), "expected the config written by moelab-cli train");
+    }
+    if (!j.is_object()) throw Error(where, "JSON", "is not an object", "expected the config written by moelab-cli train");
+    if (get_field<std::string>(j, "format", "", where, "") != "moelab-lm")
+        throw Error(where, "format", "is not \"moelab-lm\"", "expected a config written by moelab-cli train");
+    LmConfig c;
+    c.vocab = get_field<int>(j, "vocab", c.vocab, where, "");
+    c.d_model = get_field<int>(j, "d_model", c.d_model, where, "");
+    c.n_layers = get_field<int>(j, "n_layers", c.n_layers, where, "");
+    c.n_heads = get_field<int>(j, "n_heads", c.n_heads, where, "");
+    c.max_seq = get_field<int>(j, "max_seq", c.max_seq, where, "");
+    c.moe_every = get_field<int>(j, "moe_every", c.moe_every, where, "");
+    c.d_ff_dense = get_field<int>(j, "d_ff_dense", c.d_ff_dense, where, "");
+    c.norm_eps = get_field<float>(j, "norm_eps", c.norm_eps, where, "");
+    c.rope_theta = get_field<float>(j, "rope_theta", c.rope_theta, where, "");
+    c.tie_embeddings = get_field<bool>(j, "tie_embeddings", c.tie_embeddings, where, "");
+    const json m = j.contains("moe") ? j.at("moe") : json::object();
+    if (!m.is_object()) throw Error(where, "moe", "is not an object", "expected {\"d_ff\": ..., \"n_experts\": ...}");
+    c.moe.d_model = c.d_model;
+    c.moe.d_ff = get_field<int>(m, "d_ff", c.moe.d_ff, where, "moe.");
+    c.moe.n_experts = get_field<int>(m, "n_experts", c.moe.n_experts, where, "moe.");
+    c.moe.n_shared = get_field<int>(m, "n_shared", c.moe.n_shared, where, "moe.");
+    c.moe.d_ff_shared = get_field<int>(m, "d_ff_shared", c.moe.d_ff_shared, where, "moe.");
+    const std::string act = get_field<std::string>(m, "activation", "swiglu", where, "moe.");
+    if (act != activation_name(Activation::SwiGLU))
+        throw Error(where, "moe.activation", "is \"" + act + "\"", "the language model uses \"swiglu\" experts");
+    const json r = j.contains("router") ? j.at("router") : json::object();
+    if (!r.is_object()) throw Error(where, "router", "is not an object", "expected {\"scheme\": ..., \"k\": ...}");
+    const std::string sname = get_field<std::string>(r, "scheme", scheme_name(c.router.scheme), where, "router.");
+    const std::optional<Scheme> sch = scheme_from_name(sname);
+    if (!sch) throw Error(where, "router.scheme", "is \"" + sname + "\"", "expected a scheme id such as topk_mixtral");
+    c.router.scheme = *sch;
+    c.router.n_experts = get_field<int>(r, "n_experts", c.moe.n_experts, where, "router.");
+    c.router.k = get_field<int>(r, "k", c.router.k, where, "router.");
+    c.router.capacity_factor = get_field<float>(r, "capacity_factor", c.router.capacity_factor, where, "router.");
+    const std::string dp = get_field<std::string>(r, "drop_policy", drop_policy_name(c.router.drop_policy), where, "router.");
+    const std::optional<DropPolicy> pol = drop_policy_from_name(dp);
+    if (!pol) throw Error(where, "router.drop_policy", "is \"" + dp + "\"", "expected dropless, position or score");
+    c.router.drop_policy = *pol;
+    c.router.renormalize = get_field<bool>(r, "renormalize", c.router.renormalize, where, "router.");
+    c.router.routed_scaling = get_field<float>(r, "routed_scaling", c.router.routed_scaling, where, "router.");
+    c.router.bias_update_rate = get_field<float>(r, "bias_update_rate", c.router.bias_update_rate, where, "router.");
+    c.router.n_groups = get_field<int>(r, "n_groups", c.router.n_groups, where, "router.");
+    c.router.topk_groups = get_field<int>(r, "topk_groups", c.router.topk_groups, where, "router.");
+    c.router.sinkhorn_iters = get_field<int>(r, "sinkhorn_iters", c.router.sinkhorn_iters, where, "router.");
+    try {
+        validate(c);
+    } catch (const Error& e) {
+        throw Error(where, e.field(), e.problem(), e.hint());
+    }
+    return c;
+}
+
+// [SECTION] Tensor table
+std::vector<LmTensorInfo> lm_tensor_infos(const LmConfig& c) {
+    std::vector<LmTensorInfo> t;
+    const int d = c.d_model;
+    t.push_back({"tok_emb", c.vocab, d, true, true});
+    if (!c.tie_embeddings) t.push_back({"head", c.vocab, d, true, true});
+    t.push_back({"final_norm", d, 1, false, true});
+    const int d_ff_shared = c.moe.d_ff_shared > 0 ? c.moe.d_ff_shared : c.moe.d_ff;
+    for (int l = 0; l < c.n_layers; ++l) {
+        const std::string p = "blocks." + num(l) + ".";
+        t.push_back({p + "attn_norm", d, 1, false, true});
+        t.push_back({p + "wq", d, d, true, true});
+        t.push_back({p + "wk", d, d, true, true});
+        t.push_back({p + "wv", d, d, true, true});
+        t.push_back({p + "wo", d, d, true, true});
+        t.push_back({p + "ffn_norm", d, 1, false, true});
+        if (is_moe_layer(c, l)) {
+            t.push_back({p + "moe.w_router", c.moe.n_experts, d, true, true});
+            t.push_back({p + "moe.w_noise", c.moe.n_experts, d, false, false});
+            t.push_back({p + "moe.expert_bias", c.moe.n_experts, 1, false, false});
+            auto expert = [&](const std::string& q, int d_ff) {
+                t.push_back({q + "w1", d_ff, d, true, true});
+                t.push_back({q + "w3", d_ff, d, true, true});
+                t.push_back({q + "w2", d, d_ff, true, true});
+            };
+            for (int e = 0; e < c.moe.n_experts; ++e) expert(p + "moe.experts." + num(e) + ".", c.moe.d_ff);
+            for (int s = 0; s < c.moe.n_shared; ++s) expert(p + "moe.shared." + num(s) + ".", d_ff_shared);
+        } else {
+            t.push_back({p + "w1", c.d_ff_dense, d, true, true});
+            t.push_back({p + "w3", c.d_ff_dense, d, true, true});
+            t.push_back({p + "w2", d, c.d_ff_dense, true, true});
+        }
+    }
+    return t;
+}
+
+std::vector<float*> lm_tensor_data(LmModel::Impl& m) {
+    std::vector<float*> p;
+    p.push_back(m.tok_emb.data());
+    if (!m.cfg.tie_embeddings) p.push_back(m.head.data());
+    p.push_back(m.final_norm.data());
+    for (LmBlock& b : m.blocks) {
+        p.push_back(b.attn_norm.data());
+        p.push_back(b.wq.data());
+        p.push_back(b.wk.data());
+        p.push_back(b.wv.data());
+        p.push_back(b.wo.data());
+        p.push_back(b.ffn_norm.data());
+        if (b.moe) {
+            MoeLayerWeights& w = b.moe->mutable_weights();
+            p.push_back(w.w_router.data());
+            p.push_back(w.w_noise.data());
+            p.push_back(w.expert_bias.data());
+            for (ExpertWeights& e : w.experts) {
+                p.push_back(e.w1.data());
+                p.push_back(e.w3.data());
+                p.push_back(e.w2.data());
+            }
+            for (ExpertWeights& e : w.shared) {
+                p.push_back(e.w1.data());
+                p.push_back(e.w3.data());
+                p.push_back(e.w2.data());
+            }
+        } else {
+            p.push_back(b.w1.data());
+            p.push_back(b.w3.data());
+            p.push_back(b.w2.data());
+        }
+    }
+    return p;
+}
+
+// [SECTION] Ops (RMSNorm, RoPE, attention, SwiGLU)
+namespace lm_ops {
+
+void rmsnorm(ConstMatRef x, const Vec& gain, float eps, Mat& y, Vec* inv_rms) {
+    const int n = static_cast<int>(x.rows());
+    const int d = static_cast<int>(x.cols());
+    y.resize(n, d);
+    if (inv_rms) inv_rms->resize(n);
+    for (int t = 0; t < n; ++t) {
+        const float ms = x.row(t).squaredNorm() / static_cast<float>(d);
+        const float r = 1.0f / std::sqrt(ms + eps);
+        if (inv_rms) (*inv_rms)(t) = r;
+        y.row(t) = x.row(t).cwiseProduct(gain.transpose()) * r;
+    }
+}
+
+void rope(MatRef x, int n_heads, int pos0, const Mat& cos, const Mat& sin, float sign) {
+    const int n = static_cast<int>(x.rows());
+    const int hd = static_cast<int>(x.cols()) / n_heads;
+    const int half = hd / 2;
+    for (int t = 0; t < n; ++t) {
+        const float* c = cos.row(pos0 + t).data();
+        const float* s = sin.row(pos0 + t).data();
+        float* row = x.row(t).data();
+        for (int h = 0; h < n_heads; ++h) {
+            float* a = row + h * hd;
+            for (int i = 0; i < half; ++i) {
+                const float x0 = a[i], x1 = a[i + half];
+                const float si = sign * s[i];
+                a[i] = x0 * c[i] - x1 * si;
+                a[i + half] = x0 * si + x1 * c[i];
+            }
+        }
+    }
+}
+
+void attention(ConstMatRef q, ConstMatRef k, ConstMatRef v, int n_heads, int pos0, MatRef out,
+               std::vector<Mat>* probs) {
+    const int n_q = static_cast<int>(q.rows());
+    const int n_k = pos0 + n_q;
+    MOE_ASSERT(k.rows() >= n_k && v.rows() >= n_k, "attention: keys must cover every query position");
+    const int hd = static_cast<int>(q.cols()) / n_heads;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    if (probs) probs->resize(n_heads);
+    for (int h = 0; h < n_heads; ++h) {
+        Mat s = (q.middleCols(h * hd, hd) * k.topRows(n_k).middleCols(h * hd, hd).transpose()) * scale;  // (n_q, n_k)
+        for (int i = 0; i < n_q; ++i) {
+            const int n_vis = pos0 + i + 1;  // causal: query i sees keys 0 .. pos0 + i
+            float* row = s.row(i).data();
+            float mx = row[0];
+            for (int j = 1; j < n_vis; ++j) mx = std::max(mx, row[j]);
+            float sum = 0.0f;
+            for (int j = 0; j < n_vis; ++j) {
+                row[j] = std::exp(row[j] - mx);
+                sum += row[j];
+            }
+            const float inv = 1.0f / sum;
+            for (int j = 0; j < n_vis; ++j) row[j] *= inv;
+            for (int j = n_vis; j < n_k; ++j) row[j] = 0.0f;
+        }
+        out.middleCols(h * hd, hd).noalias() = s * v.topRows(n_k).middleCols(h * hd, hd);
+        if (probs) (*probs)[h] = std::move(s);
+    }
+}
+
+void swiglu(ConstMatRef x, const Mat& w1, const Mat& w3, const Mat& w2, Mat& y, Mat* h_pre,
+            Mat* h_lin, Mat* h_act) {
+    Mat pre = x * w1.transpose();  // (n_tokens, d_ff)
+    Mat lin = x * w3.transpose();  // (n_tokens, d_ff)
+    Mat act = pre.unaryExpr([](float v) { return silu(v); }).cwiseProduct(lin);  // (n_tokens, d_ff)
+    y.noalias() = act * w2.transpose();
+    if (h_pre) *h_pre = std::move(pre);
+    if (h_lin) *h_lin = std::move(lin);
+    if (h_act) *h_act = std::move(act);
+}
+
+}  // namespace lm_ops
+
+// [SECTION] Init
+LmModel::LmModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+LmModel::LmModel(LmModel&&) noexcept = default;
+LmModel& LmModel::operator=(LmModel&&) noexcept = default;
+LmModel::~LmModel() = default;
+const LmConfig& LmModel::config() const { return impl_->cfg; }
+LmModel::Impl& LmModel::impl() { return *impl_; }
+const LmModel::Impl& LmModel::impl() const { return *impl_; }
+
+namespace {
+
+void make_rope_tables(LmModel::Impl& m) {
+    const int hd = m.cfg.d_model / m.cfg.n_heads;
+    const int half = hd / 2;
+    m.rope_cos.resize(m.cfg.max_seq, half);
+    m.rope_sin.resize(m.cfg.max_seq, half);
+    for (int p = 0; p < m.cfg.max_seq; ++p)
+        for (int i = 0; i < half; ++i) {
+            const double freq = std::pow(static_cast<double>(m.cfg.rope_theta), -2.0 * i / hd);
+            m.rope_cos(p, i) = static_cast<float>(std::cos(p * freq));
+            m.rope_sin(p, i) = static_cast<float>(std::sin(p * freq));
+        }
+}
+
+// Allocates every tensor with its shape (zeros, norms at 1).
+std::unique_ptr<LmModel::Impl> allocate(const LmConfig& cfg) {
+    auto m = std::make_unique<LmModel::Impl>();
+    m->cfg = cfg;
+    const int d = cfg.d_model;
+    m->tok_emb = Mat::Zero(cfg.vocab, d);
+    if (!cfg.tie_embeddings) m->head = Mat::Zero(cfg.vocab, d);
+    m->final_norm = Vec::Ones(d);
+    m->blocks.resize(cfg.n_layers);
+    for (int l = 0; l < cfg.n_layers; ++l) {
+        LmBlock& b = m->blocks[l];
+        b.attn_norm = Vec::Ones(d);
+        b.ffn_norm = Vec::Ones(d);
+        b.wq = Mat::Zero(d, d);
+        b.wk = Mat::Zero(d, d);
+        b.wv = Mat::Zero(d, d);
+        b.wo = Mat::Zero(d, d);
+        if (is_moe_layer(cfg, l)) {
+            b.moe = std::make_unique<MoeLayer>(cfg.moe, init_moe_layer(cfg.moe, 0));
+        } else {
+            b.w1 = Mat::Zero(cfg.d_ff_dense, d);
+            b.w3 = Mat::Zero(cfg.d_ff_dense, d);
+            b.w2 = Mat::Zero(d, cfg.d_ff_dense);
+        }
+    }
+    make_rope_tables(*m);
+    return m;
+}
+
+void fill_normal(Mat& m, std::mt19937_64& rng, float stddev) {
+    std::normal_distribution<float> nd(0.0f, stddev);
+    for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = nd(rng);
+}
+
+}  // namespace
+
+LmModel LmModel::init(const LmConfig& cfg, uint64_t seed) {
+    validate(cfg);
+    std::unique_ptr<Impl> m = allocate(cfg);
+    std::mt19937_64 rng(seed);
+    const int d = cfg.d_model;
+    const float s_in = 1.0f / std::sqrt(static_cast<float>(d));
+    // Residual-branch outputs (wo, w2) are scaled down by sqrt(2 n_layers), as GPT-2 does, so the
+    // residual stream does not grow with depth at init.
+    const float s_out = s_in / std::sqrt(2.0f * cfg.n_layers);
+    fill_normal(m->tok_emb, rng, 0.02f * std::sqrt(static_cast<float>(d)) * s_in * 10.0f);
+    if (!cfg.tie_embeddings) fill_normal(m->head, rng, s_in);
+    for (int l = 0; l < cfg.n_layers; ++l) {
+        LmBlock& b = m->blocks[l];
+        fill_normal(b.wq, rng, s_in);
+        fill_normal(b.wk, rng, s_in);
+        fill_normal(b.wv, rng, s_in);
+        fill_normal(b.wo, rng, s_out);
+        if (b.moe) {
+            MoeLayerWeights w = init_moe_layer(cfg.moe, seed * 1000003ULL + static_cast<uint64_t>(l) + 1);
+            for (ExpertWeights& e : w.experts) e.w2 *= 1.0f / std::sqrt(2.0f * cfg.n_layers);
+            for (ExpertWeights& e : w.shared) e.w2 *= 1.0f / std::sqrt(2.0f * cfg.n_layers);
+            b.moe = std::make_unique<MoeLayer>(cfg.moe, std::move(w));
+        } else {
+            fill_normal(b.w1, rng, s_in);
+            fill_normal(b.w3, rng, s_in);
+            fill_normal(b.w2, rng, 1.0f / std::sqrt(static_cast<float>(cfg.d_ff_dense) * 2.0f * cfg.n_layers));
+        }
+    }
+    return LmModel(std::move(m));
+}
+
+int64_t LmModel::n_params() const {
+    int64_t n = 0;
+    for (const LmTensorInfo& t : lm_tensor_infos(impl_->cfg))
+        if (t.trainable) n += int64_t{t.rows} * t.cols;
+    return n;
+}
+
+// [SECTION] Forward
+namespace {
+
+RouterConfig checked_router(const LmConfig& cfg, const RouterConfig& rc, const char* where) {
+    if (rc.n_experts != cfg.moe.n_experts)
+        throw Error(where, "router.n_experts", "is " + num(rc.n_experts),
+                    "the model has " + num(cfg.moe.n_experts) + " experts per MoE layer");
+    return rc;
+}
+
+}  // namespace
+
+void LmModel::forward(std::span<const uint8_t> bytes, const LmRunOptions& opt, LmForward& out) const {
+    const Impl& m = *impl_;
+    const LmConfig& c = m.cfg;
+    const int n = static_cast<int>(bytes.size());
+    if (n < 1 || n > c.max_seq)
+        throw Error("LmModel::forward", "bytes", "has length " + num(n), "expected 1.." + num(c.max_seq));
+    const RouterConfig rc = checked_router(c, opt.router, "LmModel::forward");
+    validate(rc, n);
+    std::vector<int32_t> ids(bytes.begin(), bytes.end());  // (n) for Hash routing
+    Mat x(n, c.d_model);  // (n, d_model) residual stream
+    for (int t = 0; t < n; ++t) x.row(t) = m.tok_emb.row(bytes[t]);
+    out.traces.clear();
+    out.trace_layer.clear();
+    out.moe_inputs.clear();
+    Mat h, q, k, v, att(n, c.d_model), y;
+    for (int l = 0; l < c.n_layers; ++l) {
+        const LmBlock& b = m.blocks[l];
+        lm_ops::rmsnorm(x, b.attn_norm, c.norm_eps, h);
+        q.noalias() = h * b.wq.transpose();
+        k.noalias() = h * b.wk.transpose();
+        v.noalias() = h * b.wv.transpose();
+        lm_ops::rope(q, c.n_heads, 0, m.rope_cos, m.rope_sin);
+        lm_ops::rope(k, c.n_heads, 0, m.rope_cos, m.rope_sin);
+        lm_ops::attention(q, k, v, c.n_heads, 0, att);
+        x.noalias() += att * b.wo.transpose();
+        lm_ops::rmsnorm(x, b.ffn_norm, c.norm_eps, h);
+        if (b.moe) {
+            out.traces.emplace_back();
+            out.trace_layer.push_back(l);
+            b.moe->forward(h, rc, ids, y, out.traces.back());
+            if (opt.keep_moe_inputs) out.moe_inputs.push_back(h);
+        } else {
+            lm_ops::swiglu(h, b.w1, b.w3, b.w2, y);
+        }
+        x += y;
+    }
+    lm_ops::rmsnorm(x, m.final_norm, c.norm_eps, h);
+    out.logits.noalias() = h * m.head_weight().transpose();
+}
+
+// [SECTION] Step (KV cache)
+struct LmModel::State {
+    int pos = 0;
+    std::vector<Mat> k_cache, v_cache;  // (n_layers) each (max_seq, d_model), rows < pos filled
+};
+
+std::unique_ptr<LmModel::State> LmModel::new_state() const {
+    auto st = std::make_unique<State>();
+    const LmConfig& c = impl_->cfg;
+    st->k_cache.assign(c.n_layers, Mat::Zero(c.max_seq, c.d_model));
+    st->v_cache.assign(c.n_layers, Mat::Zero(c.max_seq, c.d_model));
+    return st;
+}
+
+void LmModel::step(State& st, uint8_t byte, const LmRunOptions& opt, Vec& logits,
+                   std::vector<RoutingTrace>* traces) const {
+    const Impl& m = *impl_;
+    const LmConfig& c = m.cfg;
+    if (st.pos >= c.max_seq)
+        throw Error("LmModel::step", "position", "is " + num(st.pos),
+                    "the context is full at max_seq = " + num(c.max_seq) + " bytes; start a new state");
+    const RouterConfig rc = checked_router(c, opt.router, "LmModel::step");
+    validate(rc, 1);
+    const int32_t id = byte;
+    Mat x = m.tok_emb.row(byte);  // (1, d_model)
+    if (traces) traces->clear();
+    Mat h, q, att(1, c.d_model), y, kv;
+    RoutingTrace local;
+    for (int l = 0; l < c.n_layers; ++l) {
+        const LmBlock& b = m.blocks[l];
+        lm_ops::rmsnorm(x, b.attn_norm, c.norm_eps, h);
+        q.noalias() = h * b.wq.transpose();
+        lm_ops::rope(q, c.n_heads, st.pos, m.rope_cos, m.rope_sin);
+        kv.noalias() = h * b.wk.transpose();
+        lm_ops::rope(kv, c.n_heads, st.pos, m.rope_cos, m.rope_sin);
+        st.k_cache[l].row(st.pos) = kv.row(0);
+        kv.noalias() = h * b.wv.transpose();
+        st.v_cache[l].row(st.pos) = kv.row(0);
+        lm_ops::attention(q, st.k_cache[l], st.v_cache[l], c.n_heads, st.pos, att);
+        x.noalias() += att * b.wo.transpose();
+        lm_ops::rmsnorm(x, b.ffn_norm, c.norm_eps, h);
+        if (b.moe) {
+            RoutingTrace& tr = traces ? traces->emplace_back() : local;
+            b.moe->forward(h, rc, std::span<const int32_t>(&id, 1), y, tr);
+        } else {
+            lm_ops::swiglu(h, b.w1, b.w3, b.w2, y);
+        }
+        x += y;
+    }
+    lm_ops::rmsnorm(x, m.final_norm, c.norm_eps, h);
+    logits = (h * m.head_weight().transpose()).transpose();
+    ++st.pos;
+}
+
+// [SECTION] Files
+namespace {
+std::string config_path_of(const std::string& path) {
+    return std::filesystem::path(path).replace_extension(".json").string();
+}
+
+// A minimal F32 safetensors reader/writer for the model's own files: an 8-byte little-endian
+// header length, a JSON header {name: {dtype, shape, data_offsets}}, then the raw data.
+struct StTensor {
+    int64_t rows = 0, cols = 0;
+    uint64_t begin = 0, end = 0;
+};
+
+struct StFile {
+    std::string path;
+    std::string bytes;
+    uint64_t data_start = 0;
+    std::map<std::string, StTensor> tensors;
+
+    explicit StFile(const std::string& p) : path(p), bytes(read_file(p)) {
+        if (bytes.size() < 8) throw Error(path, "header", "the file is " + num(static_cast<int64_t>(bytes.size())) + " bytes long", "not a safetensors file");
+        uint64_t n = 0;
+        for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(bytes[i]);
+        if (n > bytes.size() - 8) throw Error(path, "header", "claims " + std::to_string(n) + " bytes", "the file is truncated or not safetensors");
+        data_start = 8 + n;
+        json h;
+        try {
+            h = json::parse(bytes.substr(8, n));
+        } catch (const std::exception& e) {
+            throw Error(path, "header", std::string("is not valid JSON: ") + e.what(), "not a safetensors file");
+        }
+        if (!h.is_object()) throw Error(path, "header", "is not a JSON object", "not a safetensors file");
+        for (auto it = h.begin(); it != h.end(); ++it) {
+            if (it.key() == "__metadata__") continue;
+            const json& t = it.value();
+            try {
+                if (t.at("dtype").get<std::string>() != "F32")
+                    throw Error(path, it.key(), "has dtype " + t.at("dtype").get<std::string>(), "expected F32");
+                const std::vector<int64_t> shape = t.at("shape").get<std::vector<int64_t>>();
+                const std::vector<uint64_t> off = t.at("data_offsets").get<std::vector<uint64_t>>();
+                StTensor st;
+                st.rows = shape.size() > 0 ? shape[0] : 1;
+                st.cols = shape.size() > 1 ? shape[1] : 1;
+                if (shape.size() > 2 || off.size() != 2 || off[0] > off[1] || off[1] > bytes.size() - data_start ||
+                    off[1] - off[0] != static_cast<uint64_t>(st.rows * st.cols) * 4 || st.rows < 0 || st.cols < 0)
+                    throw Error(path, it.key(), "has inconsistent shape or data_offsets", "the file is corrupt");
+                st.begin = off[0];
+                st.end = off[1];
+                tensors[it.key()] = st;
+            } catch (const Error&) {
+                throw;
+            } catch (const std::exception& e) {
+                throw Error(path, it.key(), std::string("has a malformed entry: ") + e.what(), "expected dtype, shape, data_offsets");
+            }
+        }
+    }
+
+    void copy_to(const std::string& name, int64_t rows, int64_t cols, float* dst) const {
+        auto it = tensors.find(name);
+        if (it == tensors.end()) throw Error(path, name, "is missing", "the file does not match its .json config");
+        const StTensor& t = it->second;
+        if (t.rows != rows || t.cols != cols)
+            throw Error(path, name, "has shape (" + num(t.rows) + ", " + num(t.cols) + ")",
+                        "expected (" + num(rows) + ", " + num(cols) + ") from the .json config");
+        std::memcpy(dst, bytes.data() + data_start + t.begin, static_cast<size_t>(t.end - t.begin));
+    }
+};
+
+std::string st_serialize(const std::vector<LmTensorInfo>& infos, const std::vector<float*>& data) {
+    json h = json::object();
+    uint64_t off = 0;
+    for (const LmTensorInfo& t : infos) {
+        const uint64_t n = static_cast<uint64_t>(t.rows) * t.cols * 4;
+        json shape = t.cols == 1 ? json::array({t.rows}) : json::array({t.rows, t.cols});
+        h[t.name] = json{{"dtype", "F32"}, {"shape", shape}, {"data_offsets", {off, off + n}}};
+        off += n;
+    }
+    h["__metadata__"] = json{{"format", "moelab-lm"}};
+    std::string head = h.dump();
+    while ((head.size() + 8) % 8 != 0) head += ' ';  // keep the data 8-byte aligned
+    std::string out(8, '\0');
+    uint64_t hn = head.size();
+    for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((hn >> (8 * i)) & 0xff);
+    out += head;
+    out.reserve(out.size() + off);
+    for (size_t i = 0; i < infos.size(); ++i)
+        out.append(reinterpret_cast<const char*>(data[i]), static_cast<size_t>(infos[i].rows) * infos[i].cols * 4);
+    return out;
+}
+}  // namespace
+
+LmModel LmModel::load(const std::string& path) {
+    const std::string cfg_path = config_path_of(path);
+    std::string cfg_text;
+    try {
+        cfg_text = read_file(cfg_path, uint64_t{1} << 20);
+    } catch (const Error& e) {
+        throw Error(cfg_path, "config", e.problem(), "a model is a .safetensors file with its .json config beside it");
+    }
+    const LmConfig cfg = lm_config_from_json(cfg_text, cfg_path);
+    std::unique_ptr<Impl> m = allocate(cfg);
+    const StFile file(path);
+    const std::vector<LmTensorInfo> infos = lm_tensor_infos(cfg);
+    const std::vector<float*> data = lm_tensor_data(*m);
+    for (size_t i = 0; i < infos.size(); ++i) {
+        const LmTensorInfo& ti = infos[i];
+        file.copy_to(ti.name, ti.rows, ti.cols, data[i]);
+        const int64_t n = int64_t{ti.rows} * ti.cols;
+        for (int64_t j = 0; j < n; ++j)
+            if (!std::isfinite(data[i][j]))
+                throw Error(path, ti.name, "holds a non-finite value at index " + num(j), "the weights are corrupt; retrain");
+    }
+    for (LmBlock& b : m->blocks)
+        if (b.moe) b.moe->mutable_weights();  // drop packed copies of the zero init
+    return LmModel(std::move(m));
+}
+
+void LmModel::save(const std::string& path) const {
+    LmModel::Impl& m = const_cast<LmModel::Impl&>(*impl_);
+    const std::vector<LmTensorInfo> infos = lm_tensor_infos(m.cfg);
+    const std::vector<float*> data = lm_tensor_data(m);
+    write_file_atomic(path, st_serialize(infos, data));
+    write_file_atomic(config_path_of(path), lm_config_to_json(m.cfg));
+}
+
+// [SECTION] Helpers
+std::vector<std::pair<int, float>> top_next_bytes(const Eigen::Ref<const RowVec>& logits, int n) {
+    const int v = static_cast<int>(logits.size());
+    n = std::clamp(n, 0, v);
+    const float mx = logits.maxCoeff();
+    std::vector<std::pair<int, float>> p(v);
+    double sum = 0.0;
+    for (int i = 0; i < v; ++i) {
+        const float e = std::exp(logits(i) - mx);
+        p[i] = {i, e};
+        sum += e;
+    }
+    for (auto& [b, pr] : p) pr = static_cast<float>(pr / sum);
+    std::partial_sort(p.begin(), p.begin() + n, p.end(),
+                      [](const auto& a, const auto& b) { return a.second > b.second || (a.second == b.second && a.first < b.first); });
+    p.resize(n);
+    return p;
+}
+
+std::string builtin_model_path() { return std::string(MOE_ASSETS_DIR) + "/tiny-moe-lm.safetensors"; }
+
+}  // namespace moe
