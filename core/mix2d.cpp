@@ -382,29 +382,18 @@ void Mix2dTrainer::forward(ConstMatRef points, ConstMatRef router_in, const Rout
 }
 
 // [SECTION] Trainer: step (backward + Adam)
-Mix2dMetrics Mix2dTrainer::step() {
-    const int n_pts = cfg_.batch, n = cfg_.n_experts, hd = cfg_.hidden;
-
-    Mat points(n_pts, 2);  // (batch, 2)
-    fill_uniform(points.data(), points.size(), -1.0f, 1.0f, rng_);
-    Mat router_in = points;  // (batch, 2) after jitter
-    if (cfg_.jitter_eps > 0.0f) {
-        std::uniform_real_distribution<float> jit(1.0f - cfg_.jitter_eps, 1.0f + cfg_.jitter_eps);
-        for (Eigen::Index i = 0; i < router_in.size(); ++i) router_in.data()[i] *= jit(rng_);
-    }
-    Vec target(n_pts);  // (batch)
-    for (int i = 0; i < n_pts; ++i) target[i] = mix2d_target(points(i, 0), points(i, 1));
-
-    const RouterConfig rc = router_config(splitmix64(cfg_.seed * 0x100000001B3ull + static_cast<uint64_t>(step_)));
+float Mix2dTrainer::loss_and_grad(ConstMatRef points, ConstMatRef router_in, const Vec& target,
+                                  const RouterConfig& rc, RoutingTrace& trace, float& mse) {
+    const Eigen::Index n_pts = points.rows();
+    const int n = cfg_.n_experts, hd = cfg_.hidden;
     Vec y_hat;             // (batch)
-    RoutingTrace trace;
     Mat hidden_act;        // (n_pairs, hidden)
     Vec expert_out;        // (n_pairs)
     forward(points, router_in, rc, y_hat, trace, &hidden_act, &expert_out);
 
     // L = mean (y_hat - target)^2.
     const Vec resid = y_hat - target;  // (batch)
-    const float mse = resid.squaredNorm() / static_cast<float>(n_pts);
+    mse = resid.squaredNorm() / static_cast<float>(n_pts);
     const Vec d_y = resid * (2.0f / static_cast<float>(n_pts));  // (batch)
 
     // Experts and gates.
@@ -444,8 +433,29 @@ Mix2dMetrics Mix2dTrainer::step() {
         z_loss_backward(trace, cfg_.beta, d_logits);
         total += cfg_.beta * trace.stats.z_loss;
     }
+
     g_w_router_ = d_logits.transpose() * router_in;
     g_b_router_ = d_logits.colwise().sum().transpose();
+    return total;
+}
+
+Mix2dMetrics Mix2dTrainer::step() {
+    const int n_pts = cfg_.batch;
+
+    Mat points(n_pts, 2);  // (batch, 2)
+    fill_uniform(points.data(), points.size(), -1.0f, 1.0f, rng_);
+    Mat router_in = points;  // (batch, 2) after jitter
+    if (cfg_.jitter_eps > 0.0f) {
+        std::uniform_real_distribution<float> jit(1.0f - cfg_.jitter_eps, 1.0f + cfg_.jitter_eps);
+        for (Eigen::Index i = 0; i < router_in.size(); ++i) router_in.data()[i] *= jit(rng_);
+    }
+    Vec target(n_pts);  // (batch)
+    for (int i = 0; i < n_pts; ++i) target[i] = mix2d_target(points(i, 0), points(i, 1));
+
+    const RouterConfig rc = router_config(splitmix64(cfg_.seed * 0x100000001B3ull + static_cast<uint64_t>(step_)));
+    RoutingTrace trace;
+    float mse = 0.0f;
+    const float total = loss_and_grad(points, router_in, target, rc, trace, mse);
 
     ++step_;
     adam_update();
