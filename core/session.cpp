@@ -18,6 +18,7 @@
 #include <thread>
 #include <utility>
 
+#include "core/backend.h"
 #include "core/error.h"
 
 #ifdef MOE_HAVE_CUDA
@@ -64,6 +65,8 @@ struct Session::Impl {
     std::string wanted_text;
     SessionKnobs wanted_knobs;
     bool dirty = false;    // wanted state not yet run
+    int bias_steps = 0;    // step_expert_bias() calls not yet applied
+    bool bias_reset = false;
     bool running = false;  // worker is computing
     bool stop = false;
     std::shared_ptr<const Snapshot> latest;
@@ -72,10 +75,49 @@ struct Session::Impl {
 
     std::thread worker;
 
+    // Worker-only state (no lock needed: only the worker thread touches it).
+    Device device = Device::Cpu;         // the backend the MoE layers run on now
+    std::vector<Vec> loaded_bias;        // (n_moe_layers) each (n_experts), as loaded
+
     explicit Impl(LmModel m) : model(std::move(m)) {}
     void loop();
     std::shared_ptr<Snapshot> run(const std::string& text, const SessionKnobs& knobs);
+    std::vector<MoeLayer*> moe_layers();
+    void apply_bias_requests(int steps, bool reset, const Snapshot& shown, float gamma);
+    void use_device(Device d);
 };
+
+// The model's MoE layers in trace order. Only the worker mutates through these pointers.
+std::vector<MoeLayer*> Session::Impl::moe_layers() {
+    std::vector<MoeLayer*> layers;
+    for (LmBlock& b : model.impl().blocks)
+        if (b.moe) layers.push_back(b.moe.get());
+    return layers;
+}
+
+void Session::Impl::apply_bias_requests(int steps, bool reset, const Snapshot& shown, float gamma) {
+    std::vector<MoeLayer*> layers = moe_layers();
+    if (reset)
+        for (size_t l = 0; l < layers.size() && l < loaded_bias.size(); ++l)
+            layers[l]->mutable_weights().expert_bias = loaded_bias[l];
+    // The step needs routing to react to; with no text yet there is nothing to balance.
+    for (int s = 0; s < steps; ++s)
+        for (size_t l = 0; l < layers.size() && l < shown.forward.traces.size(); ++l)
+            update_expert_bias(layers[l]->mutable_weights().expert_bias, shown.forward.traces[l], gamma);
+}
+
+void Session::Impl::use_device(Device d) {
+    if (d == device) return;
+    if (!device_available(d))
+        throw Error("session", "device", device_name(d),
+                    "not available: this build has no CUDA backend (MOE_CUDA=OFF) or no GPU was found; use CPU");
+    const Backend* backend = &cpu_backend();
+#ifdef MOE_HAVE_CUDA
+    if (d == Device::Cuda) backend = &cuda_backend();
+#endif
+    for (MoeLayer* layer : moe_layers()) layer->set_backend(*backend);
+    device = d;
+}
 
 namespace {
 
@@ -102,13 +144,7 @@ std::shared_ptr<Snapshot> Session::Impl::run(const std::string& text, const Sess
     if (knobs.router.n_experts != cfg.moe.n_experts)
         throw Error("session", "router.n_experts", std::to_string(knobs.router.n_experts),
                     "the model has " + std::to_string(cfg.moe.n_experts) + " experts");
-    if (knobs.device != Device::Cpu) {
-        if (!device_available(knobs.device))
-            throw Error("session", "device", device_name(knobs.device),
-                        "not available: this build has no CUDA backend or no GPU was found; use CPU");
-        throw Error("session", "device", device_name(knobs.device),
-                    "the language model runs on the CPU backend only; use CPU");
-    }
+    use_device(knobs.device);
     if (!knobs.shared_experts && cfg.moe.n_shared > 0)
         throw Error("session", "shared_experts", "off",
                     "this model's forward always runs its shared experts; turn them on");
@@ -123,6 +159,7 @@ std::shared_ptr<Snapshot> Session::Impl::run(const std::string& text, const Sess
         snap->compute_ms =
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     }
+    for (MoeLayer* layer : moe_layers()) snap->expert_bias.push_back(layer->weights().expert_bias);
     return snap;
 }
 
@@ -133,6 +170,11 @@ void Session::Impl::loop() {
         if (stop) return;
         std::string text = wanted_text;
         SessionKnobs knobs = wanted_knobs;
+        const int steps = bias_steps;
+        const bool reset_bias = bias_reset;
+        std::shared_ptr<const Snapshot> shown = latest;
+        bias_steps = 0;
+        bias_reset = false;
         dirty = false;
         running = true;
         lock.unlock();
@@ -140,6 +182,7 @@ void Session::Impl::loop() {
         std::shared_ptr<Snapshot> fresh;
         std::string error;
         try {
+            if (steps > 0 || reset_bias) apply_bias_requests(steps, reset_bias, *shown, knobs.router.bias_update_rate);
             fresh = run(text, knobs);
         } catch (const std::exception& e) {
             // moe::Error for bad knobs or text; anything else (e.g. bad_alloc) is reported the
@@ -185,9 +228,11 @@ Session::Session(const std::string& model_path) {
     impl->wanted_knobs.router = impl->model.config().router;
     impl->wanted_knobs.router.n_experts = impl->model.config().moe.n_experts;
     impl->cumulative = zero_load(impl->model.config());
+    for (MoeLayer* layer : impl->moe_layers()) impl->loaded_bias.push_back(layer->weights().expert_bias);
     auto first = std::make_shared<Snapshot>();
     first->knobs = impl->wanted_knobs;
     first->cumulative_load = impl->cumulative;
+    first->expert_bias = impl->loaded_bias;
     impl->latest = std::move(first);
     impl_ = std::move(impl);
     impl_->worker = std::thread([this] { impl_->loop(); });
@@ -239,6 +284,25 @@ void Session::reset_cumulative() {
     snap->cumulative_load = impl_->cumulative;
     snap->generation = ++impl_->generation;
     impl_->latest = std::move(snap);
+}
+
+void Session::step_expert_bias() {
+    {
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        ++impl_->bias_steps;
+        impl_->dirty = true;
+    }
+    impl_->wake.notify_one();
+}
+
+void Session::reset_expert_bias() {
+    {
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        impl_->bias_steps = 0;
+        impl_->bias_reset = true;
+        impl_->dirty = true;
+    }
+    impl_->wake.notify_one();
 }
 
 std::shared_ptr<const Snapshot> Session::latest() const {

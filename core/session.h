@@ -36,6 +36,7 @@ struct Snapshot {
     SessionKnobs knobs;              // what this snapshot was computed with
     LmForward forward;               // logits and one trace per MoE layer
     std::vector<std::vector<int>> cumulative_load;  // (n_moe_layers, n_experts) kept load summed over runs since reset
+    std::vector<Vec> expert_bias;    // (n_moe_layers) each (n_experts): the selection bias SigmoidBias used
     double compute_ms = 0.0;         // engine time of this run
     std::string error;               // non-empty: the last request failed; this is the last good result
 };
@@ -49,6 +50,8 @@ public:
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
+    // The config is fixed; only the worker changes weights (the expert biases), so the UI
+    // should read weights from snapshots, not from here, while the session runs.
     const LmModel& model() const;
     const std::string& model_path() const;
 
@@ -63,6 +66,11 @@ public:
     void set_text(std::string text);          // non-blocking
     void set_knobs(const SessionKnobs& knobs); // non-blocking
     void reset_cumulative();
+    // Aux-loss-free balancing by hand (DeepSeek-V3): one update_expert_bias step of every MoE
+    // layer's selection bias from the latest good routing, with knobs.router.bias_update_rate,
+    // then a rerun. Done by the worker, which alone touches the weights. Non-blocking.
+    void step_expert_bias();
+    void reset_expert_bias();   // back to the biases the model was loaded with; non-blocking
     std::shared_ptr<const Snapshot> latest() const;  // never null after construction returns
     bool busy() const;                               // a run is queued or in progress
     void wait_idle() const;                          // for tests, the CLI and --screenshot

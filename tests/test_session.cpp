@@ -1,0 +1,266 @@
+// moe::Session: the engine behind the app, run off the UI thread. Uses a tiny model saved to a
+// temp file so every test is fast and independent of the shipped weights.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <numeric>
+#include <string>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/session.h"
+
+namespace moe {
+namespace {
+
+namespace fs = std::filesystem;
+
+LmConfig tiny_config() {
+    LmConfig c;
+    c.d_model = 16;
+    c.n_layers = 2;
+    c.n_heads = 2;
+    c.max_seq = 48;
+    c.moe.d_model = 16;
+    c.moe.d_ff = 16;
+    c.moe.n_experts = 4;
+    c.router.n_experts = 4;
+    c.router.k = 2;
+    return c;
+}
+
+// One saved tiny model shared by the tests of this file.
+const std::string& tiny_model_path() {
+    static const std::string path = [] {
+        const fs::path dir = fs::temp_directory_path() / ("moelab_test_session_" + std::to_string(::getpid()));
+        fs::create_directories(dir);
+        const std::string p = (dir / "tiny.safetensors").string();
+        LmModel::init(tiny_config(), 7).save(p);
+        return p;
+    }();
+    return path;
+}
+
+int sum(const std::vector<int>& v) { return std::accumulate(v.begin(), v.end(), 0); }
+
+TEST(Session, PublishesASnapshotForTheText) {
+    Session s(tiny_model_path());
+    ASSERT_NE(s.latest(), nullptr);
+    EXPECT_TRUE(s.model_note().empty());
+    EXPECT_EQ(s.default_knobs().router.n_experts, 4);
+    const uint64_t g0 = s.latest()->generation;
+    s.set_text("hello");
+    s.wait_idle();
+    EXPECT_FALSE(s.busy());
+    std::shared_ptr<const Snapshot> snap = s.latest();
+    EXPECT_GT(snap->generation, g0);
+    EXPECT_TRUE(snap->error.empty()) << snap->error;
+    EXPECT_EQ(std::string(snap->tokens.begin(), snap->tokens.end()), "hello");
+    EXPECT_EQ(snap->n_bytes_total, 5u);
+    EXPECT_EQ(snap->forward.logits.rows(), 5);
+    EXPECT_EQ(snap->forward.logits.cols(), 256);
+    ASSERT_EQ(snap->forward.traces.size(), 2u);  // both layers are MoE
+    for (const RoutingTrace& t : snap->forward.traces) {
+        EXPECT_EQ(t.n_tokens, 5);
+        EXPECT_EQ(sum(t.expert_load), 5 * 2);  // dropless top-2: every token keeps two experts
+    }
+    ASSERT_EQ(snap->expert_bias.size(), 2u);
+    EXPECT_EQ(snap->expert_bias[0].size(), 4);
+    EXPECT_GT(snap->compute_ms, 0.0);
+}
+
+TEST(Session, LatestRequestWins) {
+    Session s(tiny_model_path());
+    s.set_text(std::string(48, 'a') + "tail");
+    SessionKnobs k = s.default_knobs();
+    const int n_requests = 40;
+    for (int i = 0; i < n_requests; ++i) {
+        k.router.k = 1 + i % 4;
+        k.router.seed = static_cast<uint64_t>(i);
+        s.set_knobs(k);
+    }
+    s.wait_idle();
+    std::shared_ptr<const Snapshot> snap = s.latest();
+    EXPECT_TRUE(snap->error.empty()) << snap->error;
+    EXPECT_EQ(snap->knobs.router.seed, static_cast<uint64_t>(n_requests - 1));
+    EXPECT_EQ(snap->knobs.router.k, 1 + (n_requests - 1) % 4);
+    EXPECT_EQ(snap->forward.traces[0].k, 1 + (n_requests - 1) % 4);
+    // Merged requests never run more often than they were asked for (usually far less often).
+    EXPECT_LE(snap->generation, static_cast<uint64_t>(n_requests + 1));
+}
+
+TEST(Session, ErrorKeepsTheLastGoodResult) {
+    Session s(tiny_model_path());
+    s.set_text("good text");
+    s.wait_idle();
+    std::shared_ptr<const Snapshot> good = s.latest();
+    ASSERT_TRUE(good->error.empty());
+
+    SessionKnobs bad = s.default_knobs();
+    bad.router.k = 9;  // more experts than the model has
+    s.set_knobs(bad);
+    s.wait_idle();
+    std::shared_ptr<const Snapshot> failed = s.latest();
+    EXPECT_GT(failed->generation, good->generation);
+    EXPECT_FALSE(failed->error.empty());
+    EXPECT_NE(failed->error.find('9'), std::string::npos) << failed->error;  // names the bad value
+    EXPECT_EQ(failed->tokens, good->tokens);
+    EXPECT_EQ(failed->knobs.router.k, good->knobs.router.k);
+    ASSERT_EQ(failed->forward.traces.size(), good->forward.traces.size());
+    EXPECT_TRUE(failed->forward.logits.isApprox(good->forward.logits));
+
+    // A valid request clears the error.
+    SessionKnobs fixed = s.default_knobs();
+    fixed.router.k = 3;
+    s.set_knobs(fixed);
+    s.wait_idle();
+    EXPECT_TRUE(s.latest()->error.empty());
+    EXPECT_EQ(s.latest()->forward.traces[0].k, 3);
+}
+
+TEST(Session, LongTextIsTruncatedToMaxSeq) {
+    Session s(tiny_model_path());
+    std::string text;
+    for (int i = 0; i < 1000; ++i) text += static_cast<char>('a' + i % 26);
+    s.set_text(text);
+    s.wait_idle();
+    std::shared_ptr<const Snapshot> snap = s.latest();
+    EXPECT_TRUE(snap->error.empty()) << snap->error;
+    EXPECT_EQ(snap->n_bytes_total, 1000u);
+    ASSERT_EQ(snap->tokens.size(), 48u);
+    EXPECT_EQ(std::string(snap->tokens.begin(), snap->tokens.end()), text.substr(0, 48));
+    EXPECT_EQ(snap->text, text);
+    EXPECT_EQ(snap->forward.traces[0].n_tokens, 48);
+}
+
+TEST(Session, BinaryAndInvalidUtf8AreJustBytes) {
+    Session s(tiny_model_path());
+    std::string text;
+    for (int b : {0, 255, 0xC3, 0x28, 0xF0, 0x80, 10, 0}) text += static_cast<char>(b);
+    s.set_text(text);
+    s.wait_idle();
+    std::shared_ptr<const Snapshot> snap = s.latest();
+    EXPECT_TRUE(snap->error.empty()) << snap->error;
+    ASSERT_EQ(snap->tokens.size(), 8u);
+    EXPECT_EQ(snap->tokens[0], 0);
+    EXPECT_EQ(snap->tokens[1], 255);
+    EXPECT_EQ(snap->tokens[2], 0xC3);
+    EXPECT_EQ(snap->forward.logits.rows(), 8);
+    EXPECT_TRUE(snap->forward.logits.allFinite());
+}
+
+TEST(Session, EmptyTextIsFine) {
+    Session s(tiny_model_path());
+    s.set_text("abc");
+    s.wait_idle();
+    s.set_text("");
+    s.wait_idle();
+    std::shared_ptr<const Snapshot> snap = s.latest();
+    EXPECT_TRUE(snap->error.empty()) << snap->error;
+    EXPECT_TRUE(snap->tokens.empty());
+    EXPECT_EQ(snap->n_bytes_total, 0u);
+    EXPECT_TRUE(snap->forward.traces.empty());
+}
+
+TEST(Session, CumulativeLoadSumsRunsUntilReset) {
+    Session s(tiny_model_path());
+    s.set_text("the first text");
+    s.wait_idle();
+    const std::vector<int> first = s.latest()->forward.traces[1].expert_load;
+    SessionKnobs k = s.default_knobs();
+    k.router.k = 1;
+    s.set_knobs(k);
+    s.wait_idle();
+    std::shared_ptr<const Snapshot> snap = s.latest();
+    const std::vector<int>& second = snap->forward.traces[1].expert_load;
+    ASSERT_EQ(snap->cumulative_load.size(), 2u);
+    ASSERT_EQ(snap->cumulative_load[1].size(), 4u);
+    for (size_t e = 0; e < 4; ++e) EXPECT_EQ(snap->cumulative_load[1][e], first[e] + second[e]);
+    EXPECT_EQ(sum(snap->cumulative_load[1]), 14 * 2 + 14 * 1);
+
+    const uint64_t before = snap->generation;
+    s.reset_cumulative();
+    std::shared_ptr<const Snapshot> reset = s.latest();
+    EXPECT_GT(reset->generation, before);
+    for (const std::vector<int>& layer : reset->cumulative_load) EXPECT_EQ(sum(layer), 0);
+    EXPECT_EQ(reset->tokens, snap->tokens);  // the picture stays, only the sums restart
+
+    s.set_text("x");
+    s.wait_idle();
+    EXPECT_EQ(sum(s.latest()->cumulative_load[0]), 1);  // K = 1, one token
+}
+
+TEST(Session, BiasStepMovesTowardBalanceAndResets) {
+    Session s(tiny_model_path());
+    SessionKnobs k = s.default_knobs();
+    k.router.scheme = Scheme::SigmoidBias;
+    k.router.bias_update_rate = 0.1f;
+    s.set_knobs(k);
+    s.set_text("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");  // one byte: one overloaded expert
+    s.wait_idle();
+    std::shared_ptr<const Snapshot> before = s.latest();
+    ASSERT_TRUE(before->error.empty()) << before->error;
+    EXPECT_EQ(before->expert_bias[0].squaredNorm(), 0.0f);
+    const RoutingTrace& t = before->forward.traces[0];
+    s.step_expert_bias();
+    s.wait_idle();
+    std::shared_ptr<const Snapshot> after = s.latest();
+    ASSERT_TRUE(after->error.empty()) << after->error;
+    const float mean = static_cast<float>(sum(t.expert_load)) / 4.0f;
+    for (int e = 0; e < 4; ++e) {
+        const float load = static_cast<float>(t.expert_load[static_cast<size_t>(e)]);
+        if (load > mean) {
+            EXPECT_LT(after->expert_bias[0][e], 0.0f);  // overloaded: pushed down
+        } else if (load < mean) {
+            EXPECT_GT(after->expert_bias[0][e], 0.0f);  // idle: pulled up
+        }
+    }
+    s.reset_expert_bias();
+    s.wait_idle();
+    EXPECT_EQ(s.latest()->expert_bias[0].squaredNorm(), 0.0f);
+}
+
+TEST(Session, UnavailableDeviceIsAnErrorNotACrash) {
+    if (device_available(Device::Cuda)) GTEST_SKIP() << "a CUDA device is present";
+    Session s(tiny_model_path());
+    s.set_text("abc");
+    s.wait_idle();
+    SessionKnobs k = s.default_knobs();
+    k.device = Device::Cuda;
+    s.set_knobs(k);
+    s.wait_idle();
+    EXPECT_NE(s.latest()->error.find("CUDA"), std::string::npos) << s.latest()->error;
+    EXPECT_EQ(s.latest()->tokens.size(), 3u);
+}
+
+TEST(Session, MissingModelFileThrows) {
+    EXPECT_THROW(Session("/nonexistent/dir/model.safetensors"), Error);
+}
+
+TEST(Session, BuiltinModelOrAnHonestFallback) {
+    Session s("");
+    EXPECT_EQ(s.model_path(), builtin_model_path());
+    if (!fs::exists(builtin_model_path())) {
+        EXPECT_NE(s.model_note().find("untrained random weights"), std::string::npos);
+    } else {
+        EXPECT_TRUE(s.model_note().empty());
+    }
+    s.set_text("hi");
+    s.wait_idle();
+    EXPECT_TRUE(s.latest()->error.empty()) << s.latest()->error;
+}
+
+TEST(Session, DestroyWhileBusyDoesNotHang) {
+    for (int i = 0; i < 3; ++i) {
+        Session s(tiny_model_path());
+        s.set_text(std::string(48, 'z'));
+        SessionKnobs k = s.default_knobs();
+        k.router.k = 3;
+        s.set_knobs(k);
+    }  // destructor joins the worker mid-run
+    SUCCEED();
+}
+
+}  // namespace
+}  // namespace moe
