@@ -2,6 +2,7 @@
 // plane (or collapse onto a few experts) as an ASCII map, one letter per expert.
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include "commands.h"
 #include "core/error.h"
@@ -59,8 +60,8 @@ int cmd_mix2d(Args args) {
     }
     const int steps = ap.int_value("--steps", 600);
     const std::string balance_name = ap.value("--balance", "none");
-    const int seed = ap.int_value("--seed", 1);
     Mix2dConfig cfg;
+    const int seed = ap.int_value("--seed", static_cast<int>(cfg.seed));
     cfg.n_experts = ap.int_value("--experts", cfg.n_experts);
     cfg.hidden = ap.int_value("--hidden", cfg.hidden);
     cfg.lr = ap.float_value("--lr", cfg.lr);
@@ -88,11 +89,22 @@ int cmd_mix2d(Args args) {
         throw Error("moelab-cli mix2d", "--map", "'" + map + "' is not WIDTHxHEIGHT", "for example --map 48x16 (at most 200x100)");
     cfg.seed = static_cast<uint64_t>(seed);
     cfg = apply_balance(cfg, *balance);
-    if (zloss > 0.0f) {
+    if (zloss != 0.0f) {  // a negative beta reaches validate() and is reported as --zloss
         cfg.z_loss = true;
         cfg.beta = zloss;
     }
 
+    // Knob errors name the option the user typed, not the config field behind it.
+    try {
+        validate(cfg);
+    } catch (const Error& e) {
+        static const std::pair<const char*, const char*> kOptionOf[] = {
+            {"n_experts", "--experts"}, {"hidden", "--hidden"}, {"lr", "--lr"},
+            {"alpha", "--alpha"},       {"jitter_eps", "--jitter"}, {"beta", "--zloss"}};
+        for (const auto& [field, option] : kOptionOf)
+            if (e.field() == field) throw Error("moelab-cli mix2d", option, e.problem(), e.hint());
+        throw;
+    }
     Mix2dTrainer trainer(cfg);
     std::printf("mix2d: %d experts (2 -> %d tanh -> 1), scheme %s, K=%d, balance %s, seed %d\n", cfg.n_experts,
                 cfg.hidden, scheme_name(cfg.scheme), cfg.k, mix2d_balance_name(*balance), seed);
