@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -216,14 +217,14 @@ std::vector<Rect> compute_layout(const Rect& area, float scale, bool show_contro
         main = Rect{area.x + left_w, area.y, area.w - left_w, area.h};
     }
     const bool text_on_top = !show_controls;
-    const float top_h = std::floor(std::clamp(main.h * 0.2f, 110.0f * scale, 240.0f * scale));
+    const float top_h = std::floor(std::clamp(main.h * 0.21f, 120.0f * scale, 260.0f * scale));
     if (any_visible(table, {tokens, text_on_top ? text : -1})) {
         split(Rect{main.x, main.y, main.w, top_h}, true,
               {{text_on_top ? text : -1, 0.3f}, {tokens, 0.7f}}, table, rects);
         main.y += top_h;
         main.h -= top_h;
     }
-    const float side_w = std::floor(main.w * 0.33f);
+    const float side_w = std::floor(main.w * 0.36f);
     const bool side = any_visible(table, {load, prediction});
     const bool bottom = any_visible(table, {heatmap, counters});
     const float mid_h = bottom ? std::floor(main.h * 0.58f) : main.h;
@@ -507,6 +508,8 @@ std::shared_ptr<const Snapshot> frame(App& app, double dt) {
 
     ImGui_ImplOpenGL3_NewFrame();
     ImGui_ImplGlfw_NewFrame();
+    // Xvfb parks its pointer mid-screen: without this every screenshot would carry a hover tooltip.
+    if (app.screenshot_mode) ImGui::GetIO().MousePos = ImVec2(-FLT_MAX, -FLT_MAX);
     ImGui::NewFrame();
     if (!app.screenshot_mode) handle_keys(app, *snap);
 
@@ -514,7 +517,8 @@ std::shared_ptr<const Snapshot> frame(App& app, double dt) {
     const ImVec2 display = ImGui::GetIO().DisplaySize;
     const float status_h = std::floor(ImGui::GetFrameHeightWithSpacing() + ImGui::GetStyle().WindowPadding.y * 2);
     const Rect area{0, menu_h, display.x, std::max(0.0f, display.y - menu_h - status_h)};
-    app.layout = compute_layout(area, app.view.ui_scale, app.view.show_controls, app.table, app.n_panels);
+    // Minimum sizes follow the fonts, so presenter mode gets room for its larger text.
+    app.layout = compute_layout(area, wanted_font_scale(app), app.view.show_controls, app.table, app.n_panels);
 
     PanelContext ctx{*app.session, *snap, app.view};
     const ImGuiWindowFlags flags = ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse;

@@ -73,6 +73,16 @@ void draw_controls(PanelContext& ctx) {
     teach("Switch Transformer's jitter: multiply the router input by U(1-eps, 1+eps).");
     ImGui::SliderFloat("bias step", &r.bias_update_rate, 0.0f, 0.05f, "%.4f", ImGuiSliderFlags_AlwaysClamp);
     teach("Aux-loss-free balancing (DeepSeek-V3): gamma, how fast each expert's selection bias moves.");
+    if (ImGui::Button("update bias once")) ctx.session.step_expert_bias();
+    teach("One balancing step: b_i += gamma * sign(mean load - load_i). Busy experts get a lower bias, "
+          "idle ones a higher. Only the Sigmoid + bias (DeepSeek-V3) scheme selects with the bias.");
+    ImGui::SameLine();
+    if (ImGui::Button("reset bias")) ctx.session.reset_expert_bias();
+    teach("Back to the biases the model was loaded with.");
+    if (v.layer < static_cast<int>(ctx.snap.expert_bias.size())) {
+        const Vec& bias = ctx.snap.expert_bias[static_cast<size_t>(v.layer)];
+        if (bias.size() > 0) ImGui::TextDisabled("bias range in this layer: %+.4f .. %+.4f", bias.minCoeff(), bias.maxCoeff());
+    }
     ImGui::SliderInt("sinkhorn iters", &r.sinkhorn_iters, 1, 20, "%d", ImGuiSliderFlags_AlwaysClamp);
     teach("Sinkhorn routing: rounds of row/column normalisation that even out the expert load.");
 
@@ -87,8 +97,12 @@ void draw_controls(PanelContext& ctx) {
     const int n_layers = std::max(1, static_cast<int>(ctx.snap.forward.traces.size()));
     if (ImGui::SliderInt("layer", &layer, 0, n_layers - 1, "%d", ImGuiSliderFlags_AlwaysClamp)) v.layer = layer;
     teach("Which MoE layer the router, heatmap and load views show. Deeper layers specialise differently.");
+    const bool has_shared = ctx.session.model().config().moe.n_shared > 0;
+    if (!has_shared) ImGui::BeginDisabled();
     ImGui::Checkbox("shared experts", &v.knobs.shared_experts);
-    teach("Shared experts (DeepSeekMoE) see every token with weight 1, beside the routed ones.");
+    if (!has_shared) ImGui::EndDisabled();
+    teach(has_shared ? "Shared experts (DeepSeekMoE) see every token with weight 1, beside the routed ones."
+                     : "Shared experts (DeepSeekMoE) see every token with weight 1; this model has none.");
     int seed = static_cast<int>(std::min<uint64_t>(r.seed, 1000000));
     if (ImGui::InputInt("seed", &seed)) r.seed = static_cast<uint64_t>(std::clamp(seed, 0, 1000000));
     teach("Every random draw (noise, jitter, GShard's second expert, hashing) comes from this seed.");
