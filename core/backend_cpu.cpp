@@ -39,6 +39,10 @@ constexpr int kNr = 16;   // output columns per panel: two 8-float vectors
 constexpr int kMr = 6;    // rows per register tile: 6 x 2 accumulators + 2 B + 1 A = 15 ymm
 constexpr int kKc = 256;  // depth block: a panel block (16 KiB) and an A tile (6 KiB) stay in L1
 constexpr int kMc = 96;   // row block: A block (96 x 256 floats, 96 KiB) stays in L2
+// Below this much work a parallel region costs more than it saves: waking a thread costs
+// microseconds (far more on a busy machine), 2 MFLOP or 64 Ki copied floats take about as long.
+constexpr int64_t kParallelMinFlops = int64_t{1} << 21;
+constexpr int64_t kParallelMinCopy = int64_t{1} << 16;
 
 using AlignedFloats = std::vector<float, Eigen::aligned_allocator<float>>;
 
@@ -239,7 +243,7 @@ public:
         // whatever the thread count.
         constexpr int kBlock = 64;
         const int n_blocks = (n_tokens + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (2 * int64_t{n_tokens} * w.rows() * w.cols() > kParallelMinFlops)
         for (int blk = 0; blk < n_blocks; ++blk) {
             const int r0 = blk * kBlock;
             const int nr = std::min(kBlock, n_tokens - r0);
@@ -251,7 +255,7 @@ public:
     void gather_rows(ConstMatRef x, std::span<const int> row_token, Mat& xs) const override {
         const int n_rows = static_cast<int>(row_token.size());
         xs.resize(n_rows, x.cols());
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (int64_t{n_rows} * x.cols() > kParallelMinCopy)
         for (int r = 0; r < n_rows; ++r) xs.row(r) = x.row(row_token[r]);
     }
 
@@ -266,7 +270,7 @@ public:
         }
         packed->experts.resize(experts.size());
         const int n = packed->n_experts;
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (int64_t{n} * packed->d_model * packed->d_ff > kParallelMinCopy)
         for (int e = 0; e < n; ++e) {
             const ExpertWeights& src = experts[e];
             CpuExpert& dst = packed->experts[e];
@@ -314,7 +318,8 @@ public:
         const int n_down = static_cast<int>(down_tasks.size());
         float* y = out.data();
 
-#pragma omp parallel
+        const int64_t flops = 2 * int64_t{n_rows} * d_model * d_ff * (swiglu ? 3 : 2);
+#pragma omp parallel if (flops > kParallelMinFlops)
         {
             // Up projection(s) and activation, per (expert, chunk of d_ff).
 #pragma omp for schedule(dynamic)
@@ -366,7 +371,7 @@ public:
         std::vector<int> fill(begin.begin(), begin.end() - 1);
         std::vector<int> rows(n_rows);
         for (int r = 0; r < n_rows; ++r) rows[fill[row_token[r]]++] = r;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (int64_t{n_rows} * y.cols() > kParallelMinCopy)
         for (int t = 0; t < n_tokens; ++t)
             for (int i = begin[t]; i < begin[t + 1]; ++i) y.row(t) += row_gate[rows[i]] * out.row(rows[i]);
     }

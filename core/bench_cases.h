@@ -19,9 +19,19 @@ struct MoeCase {
     Activation activation = Activation::SwiGLU;
 
     // "T256_d512_N8_K2_swiglu": filter-friendly for --benchmark_filter and gtest traces.
+    // Appends, not "T" + std::to_string(...): GCC 12 gives a false -Wrestrict on the latter.
     std::string name() const {
-        return "T" + std::to_string(n_tokens) + "_d" + std::to_string(d_model) + "_N" +
-               std::to_string(n_experts) + "_K" + std::to_string(k) + "_" + activation_name(activation);
+        std::string s = "T";
+        s += std::to_string(n_tokens);
+        s += "_d";
+        s += std::to_string(d_model);
+        s += "_N";
+        s += std::to_string(n_experts);
+        s += "_K";
+        s += std::to_string(k);
+        s += "_";
+        s += activation_name(activation);
+        return s;
     }
 };
 

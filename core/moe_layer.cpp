@@ -161,7 +161,8 @@ MoeLayerWeights init_moe_layer(const MoeLayerConfig& cfg, uint64_t seed) {
     w.experts.resize(cfg.n_experts);
     w.shared.resize(cfg.n_shared);
     const int n_total = cfg.n_experts + cfg.n_shared;
-#pragma omp parallel for schedule(dynamic)
+    // Threads only pay off for big layers; tests build hundreds of tiny ones.
+#pragma omp parallel for schedule(dynamic) if (count_params(cfg, false, 0) > (int64_t{1} << 20))
     for (int i = 0; i < n_total; ++i) {
         if (i < cfg.n_experts)
             w.experts[i] = init_expert(cfg, cfg.d_ff, mix(seed, 1 + i));
@@ -281,9 +282,9 @@ void MoeLayer::forward(ConstMatRef x, const RouterConfig& rc, std::span<const in
     if (rc.n_experts != cfg_.n_experts)
         throw Error(where, "RouterConfig.n_experts", "is " + num(rc.n_experts),
                     "the layer has " + num(cfg_.n_experts) + " experts");
-    if (!(rc.jitter_eps >= 0.0f && rc.jitter_eps < 1.0f))
+    if (!(rc.jitter_eps >= 0.0f && rc.jitter_eps <= 1.0f))
         throw Error(where, "RouterConfig.jitter_eps", "is " + std::to_string(rc.jitter_eps),
-                    "expected 0 <= eps < 1 (input scaled by U(1-eps, 1+eps))");
+                    "expected 0 <= eps <= 1 (input scaled by U(1-eps, 1+eps))");
     if (rc.scheme == Scheme::NoisyTopK && w_.w_noise.size() == 0)
         throw Error(where, "w_noise", "is empty", "noisy top-K needs a (n_experts, d_model) noise projection");
     validate(rc, n_tokens);
