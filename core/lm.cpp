@@ -385,7 +385,9 @@ LmModel LmModel::init(const LmConfig& cfg, uint64_t seed) {
     // Residual-branch outputs (wo, w2) are scaled down by sqrt(2 n_layers), as GPT-2 does, so the
     // residual stream does not grow with depth at init.
     const float s_out = s_in / std::sqrt(2.0f * cfg.n_layers);
-    fill_normal(m->tok_emb, rng, 0.02f * std::sqrt(static_cast<float>(d)) * s_in * 10.0f);
+    // Tied head: logits = rmsnorm(x) . emb, and rmsnorm(x) has norm sqrt(d), so std 0.5/sqrt(d)
+    // starts the logits near 0.5 std: close to uniform, loss about ln 256 at step 0.
+    fill_normal(m->tok_emb, rng, 0.5f * s_in);
     if (!cfg.tie_embeddings) fill_normal(m->head, rng, s_in);
     for (int l = 0; l < cfg.n_layers; ++l) {
         LmBlock& b = m->blocks[l];
