@@ -26,7 +26,7 @@ struct Region {
     const char* label;
 };
 
-// Six centres chosen so every cell covers a fair share of the square (12-22% each).
+// Six centres chosen so every cell covers a fair share of the square (12-19% each).
 constexpr Region kRegions[kMix2dRegions] = {
     {-0.60f, 0.55f, "plane"},
     {0.15f, 0.65f, "sine"},

@@ -122,6 +122,8 @@ public:
     // Loss and load on the fixed evaluation points (no jitter, no parameter change).
     Mix2dEval evaluate() const;
     // The plane as the app colours it: top-1 expert, its gate, prediction and target per cell.
+    // The grid is routed as one batch, dropless, without jitter: for Sinkhorn (balanced over
+    // the grid) and GShardTop2 (random second expert) the picture depends on that batch.
     Mix2dRegions sample_regions(int width, int height) const;
 
     // Live toggles: each validates (moe::Error, nothing changes on error) and applies from the
