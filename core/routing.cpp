@@ -229,11 +229,20 @@ struct Rng {
         return z ^ (z >> 31);
     }
     double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }  // [0, 1)
-    double normal() {  // Box-Muller; one draw per call keeps the stream easy to reason about
+    double normal() {  // Box-Muller, both outputs used: the noise path draws one per logit
+        if (has_spare) {
+            has_spare = false;
+            return spare;
+        }
         const double u1 = 1.0 - uniform();  // (0, 1]
         const double u2 = uniform();
-        return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+        const double r = std::sqrt(-2.0 * std::log(u1));
+        spare = r * std::sin(6.283185307179586 * u2);
+        has_spare = true;
+        return r * std::cos(6.283185307179586 * u2);
     }
+    double spare = 0.0;
+    bool has_spare = false;
 };
 
 uint64_t mix64(uint64_t x) {
@@ -250,16 +259,23 @@ constexpr uint64_t kHashStream = 0x68617368ull;
 // to the lower index. Insertion into a k-long list: O(n k), no allocation, fine for small k.
 void top_k(const float* score, int n, int k, const unsigned char* allowed, int* out) {
     int filled = 0;
+    float worst = -std::numeric_limits<float>::infinity();  // score of out[k-1] once full
     for (int i = 0; i < n; ++i) {
         if (allowed && !allowed[i]) continue;
         const float v = score[i];
-        if (filled == k && !(v > score[out[k - 1]])) continue;
-        int pos = filled < k ? filled++ : k - 1;
+        int pos;
+        if (filled == k) {
+            if (!(v > worst)) continue;
+            pos = k - 1;
+        } else {
+            pos = filled++;
+        }
         while (pos > 0 && v > score[out[pos - 1]]) {
             out[pos] = out[pos - 1];
             --pos;
         }
         out[pos] = i;
+        if (filled == k) worst = score[out[k - 1]];
     }
     MOE_ASSERT(filled == k, "top_k: fewer allowed entries than k (validate() should prevent this)");
 }
@@ -289,20 +305,6 @@ void group_mask(const float* score, int n, int n_groups, int topk_groups, float*
         std::fill(allowed + group_pick[p] * group_size, allowed + (group_pick[p] + 1) * group_size,
                   static_cast<unsigned char>(1));
 }
-
-void softmax_row(const float* h, int n, float* p) {
-    float m = -std::numeric_limits<float>::infinity();
-    for (int i = 0; i < n; ++i) m = std::max(m, h[i]);
-    float sum = 0.0f;
-    for (int i = 0; i < n; ++i) {
-        p[i] = std::exp(h[i] - m);
-        sum += p[i];
-    }
-    const float inv = 1.0f / sum;
-    for (int i = 0; i < n; ++i) p[i] *= inv;
-}
-
-float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 float softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
 
@@ -465,7 +467,8 @@ void route_token_choice(const RouterConfig& cfg, const RouteExtras& ex, RoutingT
             case Scheme::Soft: {
                 // Rank by p so rank 0 is still "the first choice" in the trace view.
                 std::iota(s.pick.begin(), s.pick.end(), 0);
-                std::stable_sort(s.pick.begin(), s.pick.end(), [p](int a, int b) { return p[a] > p[b]; });
+                std::sort(s.pick.begin(), s.pick.end(),
+                          [p](int a, int b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
                 for (int r = 0; r < n; ++r) push_pair(tr, t, s.pick[r], r, rs * p[s.pick[r]], p[s.pick[r]]);
                 break;
             }
@@ -550,19 +553,27 @@ void route_base(const RouterConfig& cfg, RoutingTrace& tr) {
     std::vector<double> dist(n);
     std::vector<int> pred(n);
 
-    for (int t = 0; t < n_tokens; ++t) {
-        std::fill(edge.begin(), edge.end(), inf);
-        for (int a = 0; a < n; ++a)
-            for (int u : members[a])
-                for (int b = 0; b < n; ++b) {
-                    if (b == a) continue;
-                    const double c = static_cast<double>(tr.logits(u, a)) - tr.logits(u, b);
-                    double& slot = edge[static_cast<size_t>(a) * n + b];
-                    if (c < slot) {
-                        slot = c;
-                        edge_token[static_cast<size_t>(a) * n + b] = u;
-                    }
+    // Row a of the edge matrix only changes when a's members do, so only the experts on the
+    // last augmenting path are recomputed: O(path * T) per token instead of O(T N).
+    std::vector<unsigned char> stale(n, 1);
+    const auto refresh_row = [&](int a) {
+        double* row = &edge[static_cast<size_t>(a) * n];
+        int* who = &edge_token[static_cast<size_t>(a) * n];
+        std::fill(row, row + n, inf);
+        for (int u : members[a])
+            for (int b = 0; b < n; ++b) {
+                if (b == a) continue;
+                const double c = static_cast<double>(tr.logits(u, a)) - tr.logits(u, b);
+                if (c < row[b]) {
+                    row[b] = c;
+                    who[b] = u;
                 }
+            }
+        stale[a] = 0;
+    };
+    for (int t = 0; t < n_tokens; ++t) {
+        for (int a = 0; a < n; ++a)
+            if (stale[a]) refresh_row(a);
         // Source -> expert b: place token t there, cost -h(t, b).
         for (int b = 0; b < n; ++b) {
             dist[b] = -static_cast<double>(tr.logits(t, b));
@@ -596,10 +607,12 @@ void route_base(const RouterConfig& cfg, RoutingTrace& tr) {
             from.erase(std::find(from.begin(), from.end(), u));
             members[b].push_back(u);
             assigned[u] = b;
+            stale[a] = stale[b] = 1;
             b = a;
         }
         members[b].push_back(t);
         assigned[t] = b;
+        stale[b] = 1;
     }
 
     tr.pairs.resize(n_tokens);
@@ -655,11 +668,10 @@ namespace {
 // sigmoid schemes (as DeepSeek-V3's sequence-wise loss normalises its affinities).
 void normalised_probs(const RoutingTrace& tr, Mat& q) {
     q = tr.probs;
-    if (uses_sigmoid(tr.scheme))
-        for (int t = 0; t < tr.n_tokens; ++t) q.row(t) /= q.row(t).sum();
+    for (int t = 0; t < tr.n_tokens; ++t) q.row(t) /= q.row(t).sum();
 }
 
-void compute_stats(const RouteExtras& ex, RoutingTrace& tr) {
+void compute_stats(const RouteExtras& ex, const Vec& row_lse, RoutingTrace& tr) {
     const int n_tokens = tr.n_tokens;
     const int n = tr.n_experts;
     BatchStats& st = tr.stats;
@@ -686,17 +698,20 @@ void compute_stats(const RouteExtras& ex, RoutingTrace& tr) {
     st.load_cv = mean > 0 ? static_cast<float>(std::sqrt(var) / mean) : 0.0f;
     st.max_over_mean = mean > 0 ? static_cast<float>(max_load / mean) : 0.0f;
 
-    Mat q;  // (n_tokens, n_experts)
-    normalised_probs(tr, q);
+    Mat q_sigmoid;  // (n_tokens, n_experts) only the sigmoid schemes need a normalised copy
+    if (uses_sigmoid(tr.scheme)) normalised_probs(tr, q_sigmoid);
+    const Mat& q = uses_sigmoid(tr.scheme) ? q_sigmoid : tr.probs;  // (n_tokens, n_experts)
     double entropy = 0.0, z = 0.0;
     for (int t = 0; t < n_tokens; ++t) {
-        for (int i = 0; i < n; ++i)
-            if (q(t, i) > 0.0f) entropy -= static_cast<double>(q(t, i)) * std::log(static_cast<double>(q(t, i)));
-        const double m = tr.logits.row(t).maxCoeff();
-        double s = 0.0;
-        for (int i = 0; i < n; ++i) s += std::exp(static_cast<double>(tr.logits(t, i)) - m);
-        const double lse = m + std::log(s);
+        const double lse = row_lse[t];
         z += lse * lse;
+        if (uses_sigmoid(tr.scheme)) {
+            for (int i = 0; i < n; ++i)
+                if (q(t, i) > 0.0f) entropy -= static_cast<double>(q(t, i)) * std::log(q(t, i));
+        } else {
+            // log p_i = h_i - lse, so H = lse - sum_i p_i h_i: no log per entry.
+            entropy += lse - static_cast<double>(q.row(t).dot(tr.logits.row(t)));
+        }
     }
     st.router_entropy = static_cast<float>(entropy / n_tokens);
     st.z_loss = static_cast<float>(z / n_tokens);
@@ -719,7 +734,11 @@ void compute_stats(const RouteExtras& ex, RoutingTrace& tr) {
     };
     double aux = 0.0;
     if (balance(0, n_tokens, aux)) st.aux_loss = static_cast<float>(aux);
-    const int seq_len = ex.seq_len > 0 ? ex.seq_len : n_tokens;
+    if (ex.seq_len <= 0 || ex.seq_len >= n_tokens) {  // one sequence: the same number
+        st.seq_aux_loss = st.aux_loss;
+        return;
+    }
+    const int seq_len = ex.seq_len;
     double seq_sum = 0.0;
     int n_seq = 0;
     for (int t0 = 0; t0 < n_tokens; t0 += seq_len) {
@@ -743,7 +762,9 @@ RoutingTrace route(const RouterConfig& cfg, ConstMatRef logits, const RouteExtra
         throw Error(kWhere, "logits",
                     "logits have " + std::to_string(logits.cols()) + " columns but n_experts = " + std::to_string(n),
                     "one column per expert");
-    if (!logits.allFinite())
+    // x * 0 is NaN exactly when x is NaN or Inf, and a vectorised sum keeps this check cheap
+    // (Eigen's allFinite() is a scalar loop, a fifth of route() at T = 1024).
+    if (!std::isfinite((logits.array() * 0.0f).sum()))
         throw Error(kWhere, "logits", "router logits contain NaN or Inf",
                     "finite logits (lower the learning rate or enable the z-loss)");
     if (ex.seq_len < 0)
@@ -780,13 +801,23 @@ RoutingTrace route(const RouterConfig& cfg, ConstMatRef logits, const RouteExtra
     tr.n_experts = n;
     tr.k = effective_k(cfg);
     tr.logits = logits;
-    tr.probs.resize(n_tokens, n);
-    for (int t = 0; t < n_tokens; ++t) {
+    // Whole-matrix Eigen array ops vectorise exp; this is most of route()'s time at T = 1024.
+    Vec row_lse(n_tokens);  // (n_tokens) logsumexp(h_t), for the z-loss and the entropy
+    if (n_tokens > 0) {
+        const Vec row_max = tr.logits.rowwise().maxCoeff();  // (n_tokens)
+        // Shift, then exp in place: exp over a broadcast expression falls back to scalar expf.
+        Mat shifted_exp = tr.logits;  // (n_tokens, n_experts)
+        shifted_exp.colwise() -= row_max;
+        shifted_exp.array() = shifted_exp.array().exp();
+        const Vec row_sum = shifted_exp.rowwise().sum();  // (n_tokens)
+        row_lse = row_max.array() + row_sum.array().log();
         if (uses_sigmoid(cfg.scheme)) {
-            for (int i = 0; i < n; ++i) tr.probs(t, i) = sigmoid(tr.logits(t, i));
+            tr.probs = (1.0f + (-tr.logits.array()).exp()).inverse().matrix();
         } else {
-            softmax_row(tr.logits.row(t).data(), n, tr.probs.row(t).data());
+            tr.probs = (shifted_exp.array().colwise() / row_sum.array()).matrix();
         }
+    } else {
+        tr.probs.resize(0, n);
     }
     tr.token_begin.assign(n_tokens + 1, 0);
 
@@ -808,7 +839,7 @@ RoutingTrace route(const RouterConfig& cfg, ConstMatRef logits, const RouteExtra
         if (p.dropped) ++tr.expert_dropped[p.expert];
         else ++tr.expert_load[p.expert];
     }
-    compute_stats(ex, tr);
+    compute_stats(ex, row_lse, tr);
     return tr;
 }
 
