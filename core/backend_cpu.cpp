@@ -40,9 +40,12 @@ constexpr int kMr = 6;    // rows per register tile: 6 x 2 accumulators + 2 B + 
 constexpr int kKc = 256;  // depth block: a panel block (16 KiB) and an A tile (6 KiB) stay in L1
 constexpr int kMc = 96;   // row block: A block (96 x 256 floats, 96 KiB) stays in L2
 // Below this much work a parallel region costs more than it saves: waking a thread costs
-// microseconds (far more on a busy machine), 2 MFLOP or 64 Ki copied floats take about as long.
+// microseconds on an idle machine and a scheduler slice (milliseconds) on a busy one. The expert
+// GEMMs go parallel from 2 MFLOP. Gathers, scatters and the router are under 1% of the layer's
+// work, so they stay on one thread until they are big enough to matter on their own.
 constexpr int64_t kParallelMinFlops = int64_t{1} << 21;
-constexpr int64_t kParallelMinCopy = int64_t{1} << 16;
+constexpr int64_t kParallelMinRouterFlops = int64_t{1} << 25;
+constexpr int64_t kParallelMinCopy = int64_t{1} << 21;
 
 using AlignedFloats = std::vector<float, Eigen::aligned_allocator<float>>;
 
@@ -243,7 +246,7 @@ public:
         // whatever the thread count.
         constexpr int kBlock = 64;
         const int n_blocks = (n_tokens + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (2 * int64_t{n_tokens} * w.rows() * w.cols() > kParallelMinFlops)
+#pragma omp parallel for schedule(static) if (2 * int64_t{n_tokens} * w.rows() * w.cols() > kParallelMinRouterFlops)
         for (int blk = 0; blk < n_blocks; ++blk) {
             const int r0 = blk * kBlock;
             const int nr = std::min(kBlock, n_tokens - r0);
@@ -270,7 +273,7 @@ public:
         }
         packed->experts.resize(experts.size());
         const int n = packed->n_experts;
-#pragma omp parallel for schedule(dynamic) if (int64_t{n} * packed->d_model * packed->d_ff > kParallelMinCopy)
+#pragma omp parallel for schedule(dynamic) if (int64_t{n} * packed->d_model * packed->d_ff > kParallelMinFlops)
         for (int e = 0; e < n; ++e) {
             const ExpertWeights& src = experts[e];
             CpuExpert& dst = packed->experts[e];
