@@ -1,6 +1,9 @@
 // Trace export (core/trace_io.h): every output is parsed back and compared with the trace.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <sstream>
@@ -210,5 +213,37 @@ TEST(TraceIo, InvalidUtf8TokenTextStillGivesValidJson) {
     moe::write_trace_json((dir / "t.json").string(), t, ctx);
     const json j = json::parse(moe::read_file((dir / "t.json").string()));
     EXPECT_EQ(j.at("context").at("token_text")[11].get<std::string>(), "\xef\xbf\xbd");  // U+FFFD
+    std::filesystem::remove_all(dir);
+}
+
+// [SECTION] CLI smoke test: the built moelab-cli writes traces the core reader agrees with.
+TEST(TraceIoCli, RouteAndParamsCommands) {
+    const std::string cli = std::string(MOE_BINARY_DIR) + "/cli/moelab-cli";
+    if (!std::filesystem::exists(cli)) GTEST_SKIP() << "moelab-cli not built at " << cli;
+    const auto dir = std::filesystem::temp_directory_path() / ("moelab_cli_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string base = (dir / "t").string();
+    const std::string cmd = cli + " route --n-experts 4 --k 2 --tokens 20 --capacity 1.0 --drop position --seed 5 --out " + base + " > " +
+                            (dir / "out.txt").string() + " 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << moe::read_file((dir / "out.txt").string());
+    const json j = json::parse(moe::read_file(base + ".json"));
+    EXPECT_EQ(j.at("n_tokens").get<int>(), 20);
+    EXPECT_EQ(j.at("n_experts").get<int>(), 4);
+    EXPECT_EQ(j.at("capacity").get<int>(), 10);  // ceil(1.0 * 20 * 2 / 4)
+    const auto pairs = parse_csv(moe::read_file(base + ".pairs.csv"));
+    ASSERT_EQ(pairs.size(), 41u);  // header + 20 tokens x K=2
+    int dropped = 0;
+    for (size_t i = 1; i < pairs.size(); ++i) dropped += pairs[i][7] == "1";
+    EXPECT_EQ(dropped, j.at("stats").at("n_dropped").get<int>());
+    const auto experts = parse_csv(moe::read_file(base + ".experts.csv"));
+    int kept = 0;
+    for (size_t i = 1; i < experts.size(); ++i) kept += std::stoi(experts[i][1]);
+    EXPECT_EQ(kept, 40 - dropped);
+
+    // A bad option is a clean error (exit code 2), not a crash.
+    EXPECT_EQ(WEXITSTATUS(std::system((cli + " route --k 0 > /dev/null 2>&1").c_str())), 2);
+    const std::string pcmd = cli + " params " + std::string(MOE_SOURCE_DIR) + "/assets/configs/mixtral-8x7b.json --json > " + (dir / "p.json").string();
+    ASSERT_EQ(std::system(pcmd.c_str()), 0);
+    EXPECT_EQ(json::parse(moe::read_file((dir / "p.json").string())).at("total_params").get<int64_t>(), 46702792704LL);
     std::filesystem::remove_all(dir);
 }
