@@ -87,7 +87,7 @@ void draw_heatmap(PanelContext& ctx) {
     const float label_fs = fs * 0.85f;
     const float label_w = mono->CalcTextSizeA(label_fs, FLT_MAX, 0.0f, "000 <E2>").x + 8.0f;
     const float avail_w = ImGui::GetContentRegionAvail().x - ImGui::GetStyle().ScrollbarSize - 8.0f;
-    const float cell_w = std::clamp((avail_w - label_w) / static_cast<float>(n_experts), 4.0f, fs * 3.0f);
+    const float cell_w = std::clamp((avail_w - label_w) / static_cast<float>(n_experts), 4.0f, fs * 5.0f);
     const float cell_h = std::max(fs * 0.95f, 8.0f);
 
     // Column header: expert labels, thinned when columns are narrow.
@@ -119,9 +119,16 @@ void draw_heatmap(PanelContext& ctx) {
     char lab[8];
     for (int t = first; t < last; ++t) {
         const float y0 = origin.y + cell_h * static_cast<float>(t);
+        // A character's lead byte shows the character; its other bytes (and stray bytes) their hex.
         char rl[24];
-        byte_label(snap.tokens[static_cast<size_t>(t)], lab);
-        std::snprintf(rl, sizeof rl, "%3d %s", t, lab);
+        const uint8_t* tb = snap.tokens.data() + t;
+        const int clen = utf8_char_len(tb, static_cast<size_t>(n_tokens - t));
+        if (clen >= 2) {
+            std::snprintf(rl, sizeof rl, "%3d %.*s", t, clen, reinterpret_cast<const char*>(tb));
+        } else {
+            byte_label(*tb, lab);
+            std::snprintf(rl, sizeof rl, "%3d %s", t, lab);
+        }
         cdl->AddText(mono, label_fs, ImVec2(origin.x, y0 + (cell_h - label_fs) * 0.5f),
                      t == cur ? IM_COL32(255, 255, 255, 255) : IM_COL32(170, 170, 185, 255), rl);
         for (int e = 0; e < n_experts; ++e) {

@@ -89,22 +89,27 @@ void draw_load_bars(PanelContext& ctx) {
     const float cv = cumulative ? static_cast<float>(ls.cv) : tr.stats.load_cv;
     const float mom = cumulative ? static_cast<float>(ls.max_over_mean) : tr.stats.max_over_mean;
 
-    // The balance numbers, big: the thing to read from the back of the room.
+    // The balance numbers, big: the thing to read from the back of the room (normal size when
+    // the panel is too narrow for three large numbers on one line).
     {
-        ImGui::PushFont(font_large());
+        const float need = font_large()->CalcTextSizeA(font_large()->FontSize, FLT_MAX, 0.0f,
+                                                       "CV 0.00  max/mean 0.00  dropped 000/000").x;
+        const bool wide = ImGui::GetContentRegionAvail().x > need + ImGui::GetFontSize() * 8.0f;
+        ImFont* big = wide ? font_large() : ImGui::GetFont();
+        ImGui::PushFont(big);
         ImGui::Text("CV %.2f", cv);
         ImGui::PopFont();
         teach("Coefficient of variation of the load: standard deviation / mean over experts. 0 = perfectly "
               "even; large = a few experts do most of the work (expert collapse).");
-        ImGui::SameLine(0, ImGui::GetFontSize() * 2.0f);
-        ImGui::PushFont(font_large());
+        ImGui::SameLine(0, ImGui::GetFontSize() * (wide ? 2.0f : 1.0f));
+        ImGui::PushFont(big);
         ImGui::Text("max/mean %.2f", mom);
         ImGui::PopFont();
         teach("The busiest expert's load over the average load. With capacity, the busiest expert sets "
               "how long everyone waits: 1.0 is ideal.");
         if (!cumulative) {
-            ImGui::SameLine(0, ImGui::GetFontSize() * 2.0f);
-            ImGui::PushFont(font_large());
+            ImGui::SameLine(0, ImGui::GetFontSize() * (wide ? 2.0f : 1.0f));
+            ImGui::PushFont(big);
             if (tr.stats.n_dropped > 0) ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(kColorDropped));
             ImGui::Text("dropped %d/%d", tr.stats.n_dropped, tr.stats.n_pairs);
             if (tr.stats.n_dropped > 0) ImGui::PopStyleColor();
@@ -124,7 +129,7 @@ void draw_load_bars(PanelContext& ctx) {
     ImDrawList* dl = ImGui::GetWindowDrawList();
     ImFont* font = ImGui::GetFont();
     const float fs = ImGui::GetFontSize();
-    const float left = fs * 3.0f, right = fs * 6.5f, top_pad = fs * 1.4f, bottom_pad = fs * 1.6f;
+    const float left = fs * 3.0f, right = fs * 6.5f, top_pad = fs * 3.0f, bottom_pad = fs * 1.6f;
     const ImVec2 p0(c0.x + left, c0.y + top_pad), p1(c0.x + size.x - right, c0.y + size.y - bottom_pad);
     const float plot_w = std::max(p1.x - p0.x, 10.0f), plot_h = std::max(p1.y - p0.y, 10.0f);
 

@@ -50,6 +50,13 @@ void text_centered(ImDrawList* dl, ImFont* font, float size, ImVec2 center, ImU3
     dl->AddText(font, size, ImVec2(center.x - ts.x * 0.5f, center.y - ts.y * 0.5f), col, s);
 }
 
+// Centred text shrunk (down to 60%) so it fits `max_w`: boxes stay labelled in small windows.
+void text_fit(ImDrawList* dl, ImFont* font, float size, float max_w, ImVec2 center, ImU32 col, const char* s) {
+    const float w = font->CalcTextSizeA(size, FLT_MAX, 0.0f, s).x;
+    if (w > max_w && w > 0.0f) size = std::max(size * 0.6f, size * max_w / w);
+    text_centered(dl, font, size, center, col, s);
+}
+
 // A label on a dark plate, readable over arcs and boxes.
 void plate_text(ImDrawList* dl, ImFont* font, float size, ImVec2 center, ImU32 col, const char* s) {
     const ImVec2 ts = font->CalcTextSizeA(size, FLT_MAX, 0.0f, s);
@@ -180,8 +187,8 @@ void draw_router(PanelContext& ctx) {
     char capbuf[48];
     if (tr.capacity < 0) std::snprintf(capbuf, sizeof capbuf, "dropless (no capacity limit)");
     else std::snprintf(capbuf, sizeof capbuf, "capacity %d tokens per expert", tr.capacity);
-    ImGui::Text("MoE layer %d (block %d)  |  %s  |  %s  |  %s", view.layer, block, scheme_label(tr.scheme),
-                kbuf, capbuf);
+    ImGui::TextWrapped("MoE layer %d (block %d)  |  %s  |  %s  |  %s", view.layer, block,
+                       scheme_label(tr.scheme), kbuf, capbuf);
     teach(scheme_tooltip(tr.scheme));
 
     // Canvas.
@@ -213,31 +220,37 @@ void draw_router(PanelContext& ctx) {
     dl->AddRectFilled(tok0, tok1, IM_COL32(40, 44, 60, 255), 6.0f);
     dl->AddRect(tok0, tok1, IM_COL32(255, 255, 255, 230), 6.0f, 0, 2.0f);
     {
-        const std::string lab = token_label(snap.tokens, cur);
-        // The headline glyph: the character, or the escape, without the "(byte i of n)" detail.
-        const size_t cut = lab.find(" (");
-        const std::string glyph = cut == std::string::npos ? lab : lab.substr(0, cut);
-        text_centered(dl, big, big_fs, ImVec2((tok0.x + tok1.x) * 0.5f, mid_y - big_fs * 0.15f),
-                      IM_COL32(255, 255, 255, 255), glyph.c_str());
+        std::string detail;
+        const std::string glyph = token_glyph(snap.tokens, cur, &detail);
+        text_fit(dl, big, big_fs, tok_w - 8.0f, ImVec2((tok0.x + tok1.x) * 0.5f, mid_y - big_fs * 0.15f),
+                 IM_COL32(255, 255, 255, 255), glyph.c_str());
         char idx[32];
         std::snprintf(idx, sizeof idx, "token %d", cur);
         text_centered(dl, font, fs * 0.85f, ImVec2((tok0.x + tok1.x) * 0.5f, tok1.y - fs * 0.55f),
                       IM_COL32(190, 190, 200, 255), idx);
-        if (cut != std::string::npos)
+        if (!detail.empty())
             text_centered(dl, font, fs * 0.8f, ImVec2((tok0.x + tok1.x) * 0.5f, tok1.y + fs * 0.6f),
-                          IM_COL32(170, 170, 180, 255), lab.c_str() + cut + 1);
+                          IM_COL32(170, 170, 180, 255), detail.c_str());
     }
 
     // Router box.
     const ImVec2 rt0(c0.x + W * 0.19f, mid_y - fs * 2.2f), rt1(c0.x + W * 0.33f, mid_y + fs * 2.2f);
     dl->AddRectFilled(rt0, rt1, IM_COL32(60, 60, 80, 255), 6.0f);
     dl->AddRect(rt0, rt1, IM_COL32(220, 220, 240, 255), 6.0f, 0, 2.0f);
-    text_centered(dl, font, fs * 1.2f, ImVec2((rt0.x + rt1.x) * 0.5f, mid_y - fs * 0.9f),
-                  IM_COL32(255, 255, 255, 255), "Router");
-    text_centered(dl, font, fs * 0.8f, ImVec2((rt0.x + rt1.x) * 0.5f, mid_y + fs * 0.3f),
-                  IM_COL32(200, 200, 215, 255), "scores every expert");
-    text_centered(dl, font, fs * 0.8f, ImVec2((rt0.x + rt1.x) * 0.5f, mid_y + fs * 1.2f),
-                  IM_COL32(200, 200, 215, 255), tr.scheme == Scheme::ExpertChoice ? "experts choose" : kbuf);
+    {
+        const float box_w = rt1.x - rt0.x - 8.0f;
+        const bool sig = tr.scheme == Scheme::SigmoidBias || tr.scheme == Scheme::Base;
+        char pick[40];
+        if (tr.scheme == Scheme::ExpertChoice) std::snprintf(pick, sizeof pick, "experts pick tokens");
+        else if (tr.scheme == Scheme::Soft) std::snprintf(pick, sizeof pick, "mixes all %d", n_experts);
+        else std::snprintf(pick, sizeof pick, "picks top-%d of %d", tr.k, n_experts);
+        text_fit(dl, font, fs * 1.2f, box_w, ImVec2((rt0.x + rt1.x) * 0.5f, mid_y - fs * 0.9f),
+                 IM_COL32(255, 255, 255, 255), "Router");
+        text_fit(dl, font, fs * 0.85f, box_w, ImVec2((rt0.x + rt1.x) * 0.5f, mid_y + fs * 0.3f),
+                 IM_COL32(200, 200, 215, 255), sig ? "s = sigmoid(Wx)" : "p = softmax(Wx)");
+        text_fit(dl, font, fs * 0.85f, box_w, ImVec2((rt0.x + rt1.x) * 0.5f, mid_y + fs * 1.2f),
+                 IM_COL32(200, 200, 215, 255), pick);
+    }
     {
         const ImVec2 a(tok1.x + 2, mid_y), b(rt0.x - 2, mid_y);
         dl->AddLine(a, b, IM_COL32(230, 230, 230, 255), 3.0f);
@@ -331,12 +344,15 @@ void draw_router(PanelContext& ctx) {
 
     // Shared experts: no router, weight 1, every token.
     if (n_shared > 0) {
-        const ImVec2 s0(ea.x, bottom + fs * 0.6f), s1(ea.x + std::max(g.box_w, fs * 3.0f) * 1.0f, bottom + fs * 2.4f);
+        const ImVec2 s0(ea.x, bottom + fs * 0.6f), s1(ea.x + std::max(g.box_w, fs * 5.0f), bottom + fs * 2.4f);
         const ImU32 fill = shared_on ? kColorShared : kColorIdle;
         dl->AddRectFilled(s0, s1, fill, 4.0f);
         dl->AddRect(s0, s1, kColorShared, 4.0f, 0, 1.5f);
-        text_centered(dl, font, fs * 0.9f, ImVec2((s0.x + s1.x) * 0.5f, (s0.y + s1.y) * 0.5f),
-                      shared_on ? IM_COL32(0, 0, 0, 255) : kColorShared, n_shared > 1 ? "shared xN" : "shared");
+        char sb[32];
+        if (n_shared > 1) std::snprintf(sb, sizeof sb, "shared x%d", n_shared);
+        else std::snprintf(sb, sizeof sb, "shared");
+        text_fit(dl, font, fs * 0.9f, s1.x - s0.x - 6.0f, ImVec2((s0.x + s1.x) * 0.5f, (s0.y + s1.y) * 0.5f),
+                 shared_on ? IM_COL32(0, 0, 0, 255) : kColorShared, sb);
         char sl[96];
         if (shared_on)
             std::snprintf(sl, sizeof sl, "%d shared expert%s, weight 1, always on (no router)", n_shared,

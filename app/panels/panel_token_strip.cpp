@@ -69,7 +69,6 @@ void set_cursor(ViewState& view, int t) {
 void playback_row(ViewState& view, int n_tokens, size_t n_bytes_total) {
     const int cur = clamped_cursor(view, n_tokens);
     if (ImGui::Button("|<")) { set_cursor(view, 0); view.playing = false; }
-    teach("First token.");
     ImGui::SameLine();
     if (ImGui::Button("<")) { set_cursor(view, std::max(0, cur - 1)); view.playing = false; }
     ImGui::SameLine();

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "app/panels.h"
 #include "core/routing.h"
@@ -119,9 +120,11 @@ inline int utf8_char_len(const uint8_t* p, size_t n_left) {
     return len;
 }
 
-// Token t as a label for tooltips and headlines: the whole character when t starts or sits
-// inside a valid multi-byte character (with the byte's position in it), else byte_label().
-inline std::string token_label(const std::vector<uint8_t>& tokens, int t) {
+// Token t for people. Returns the glyph: the whole character when t starts or sits inside a
+// valid multi-byte UTF-8 character, else byte_label(). *detail (if given) gets "byte 2 of 2, <80>"
+// for a byte inside a character, empty otherwise.
+inline std::string token_glyph(const std::vector<uint8_t>& tokens, int t, std::string* detail = nullptr) {
+    if (detail) detail->clear();
     const size_t n = tokens.size();
     if (t < 0 || static_cast<size_t>(t) >= n) return {};
     // Walk back over at most 3 continuation bytes to find a lead byte whose character covers t.
@@ -129,17 +132,27 @@ inline std::string token_label(const std::vector<uint8_t>& tokens, int t) {
         const size_t s = static_cast<size_t>(t - back);
         const int len = utf8_char_len(tokens.data() + s, n - s);
         if (len > back) {
-            char buf[48];
-            std::snprintf(buf, sizeof buf, "%.*s (byte %d of %d, <%02X>)", len,
-                          reinterpret_cast<const char*>(tokens.data() + s), back + 1, len,
-                          static_cast<unsigned>(tokens[static_cast<size_t>(t)]));
-            return buf;
+            if (detail) {
+                char buf[40];
+                std::snprintf(buf, sizeof buf, "byte %d of %d, <%02X>", back + 1, len,
+                              static_cast<unsigned>(tokens[static_cast<size_t>(t)]));
+                *detail = buf;
+            }
+            return std::string(reinterpret_cast<const char*>(tokens.data() + s), static_cast<size_t>(len));
         }
         if ((tokens[s] & 0xC0) != 0x80) break;  // not a continuation byte: stop walking back
     }
     char lab[8];
     byte_label(tokens[static_cast<size_t>(t)], lab);
     return lab;
+}
+
+// "р (byte 2 of 2, <80>)" or "a": glyph and detail in one string, for tooltips and headlines.
+inline std::string token_label(const std::vector<uint8_t>& tokens, int t) {
+    std::string detail;
+    std::string g = token_glyph(tokens, t, &detail);
+    if (!detail.empty()) g += " (" + detail + ")";
+    return g;
 }
 
 // [SECTION] Numbers
