@@ -469,11 +469,6 @@ void LmModel::forward(std::span<const uint8_t> bytes, const LmRunOptions& opt, L
 }
 
 // [SECTION] Step (KV cache)
-struct LmModel::State {
-    int pos = 0;
-    std::vector<Mat> k_cache, v_cache;  // (n_layers) each (max_seq, d_model), rows < pos filled
-};
-
 std::unique_ptr<LmModel::State> LmModel::new_state() const {
     auto st = std::make_unique<State>();
     const LmConfig& c = impl_->cfg;

@@ -86,6 +86,12 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// The KV cache of incremental decoding (complete here so callers can own it by unique_ptr).
+struct LmModel::State {
+    int pos = 0;                        // bytes fed so far; step() throws once pos == max_seq
+    std::vector<Mat> k_cache, v_cache;  // (n_layers) each (max_seq, d_model), rows < pos filled
+};
+
 // [SECTION] Internals, for the trainer (core/lm_train.h) and the tests
 // The weights of one transformer block. The FFN is either `moe` (MoE layer) or the dense SwiGLU
 // w1/w3/w2, as is_moe_layer() says.
