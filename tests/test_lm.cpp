@@ -1,0 +1,233 @@
+// The byte-level MoE language model: KV-cache stepping agrees with the full forward, the live
+// router knobs really change the prediction, bad knobs and bad files are moe::Errors naming
+// what is wrong, and save/load round-trips exactly. Tiny random models keep it fast.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "core/error.h"
+#include "core/lm.h"
+
+using namespace moe;
+
+namespace {
+
+const int kOneThread = [] {
+    omp_set_num_threads(1);  // tiny matrices: threads only add overhead on a busy machine
+    return 1;
+}();
+
+LmConfig small_config(int moe_every = 1) {
+    LmConfig c;
+    c.d_model = 16;
+    c.n_layers = 2;
+    c.n_heads = 2;
+    c.max_seq = 32;
+    c.moe_every = moe_every;
+    c.d_ff_dense = 24;
+    c.moe.d_model = 16;
+    c.moe.d_ff = 12;
+    c.moe.n_experts = 4;
+    c.moe.n_shared = 1;
+    c.moe.d_ff_shared = 8;
+    c.router.n_experts = 4;
+    c.router.k = 2;
+    return c;
+}
+
+std::vector<uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
+
+std::string temp_path(const std::string& name) {
+    return (std::filesystem::temp_directory_path() / ("moelab_test_lm_" + name)).string();
+}
+
+void write_text(const std::string& path, const std::string& text) {
+    std::ofstream f(path, std::ios::binary);
+    f << text;
+}
+
+}  // namespace
+
+TEST(Lm, StepWithKvCacheMatchesFullForward) {
+    for (int moe_every : {1, 2}) {
+        const LmModel m = LmModel::init(small_config(moe_every), 5);
+        const std::vector<uint8_t> text = bytes_of("Hallo, 12 + 30 = 42; int x;");
+        LmRunOptions opt;
+        opt.router = m.config().router;
+        LmForward full;
+        m.forward(text, opt, full);
+        ASSERT_EQ(full.logits.rows(), static_cast<int>(text.size()));
+        ASSERT_EQ(static_cast<int>(full.traces.size()), n_moe_layers(m.config()));
+        auto st = m.new_state();
+        Vec logits;
+        for (size_t t = 0; t < text.size(); ++t) {
+            std::vector<RoutingTrace> traces;
+            m.step(*st, text[t], opt, logits, &traces);
+            ASSERT_EQ(traces.size(), full.traces.size());
+            const float err = (logits.transpose() - full.logits.row(static_cast<int>(t))).cwiseAbs().maxCoeff();
+            EXPECT_LT(err, 1e-4f) << "position " << t << " moe_every " << moe_every;
+            // The same experts were chosen for this byte in every MoE layer.
+            for (size_t l = 0; l < traces.size(); ++l) {
+                const auto a = traces[l].token_pairs(0);
+                const auto b = full.traces[l].token_pairs(static_cast<int>(t));
+                ASSERT_EQ(a.size(), b.size());
+                for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].expert, b[i].expert);
+            }
+        }
+        EXPECT_EQ(st->pos, static_cast<int>(text.size()));
+    }
+}
+
+TEST(Lm, CausalPrefixDoesNotSeeTheFuture) {
+    const LmModel m = LmModel::init(small_config(), 6);
+    LmRunOptions opt;
+    opt.router = m.config().router;
+    LmForward a, b;
+    m.forward(bytes_of("abcdefgh"), opt, a);
+    m.forward(bytes_of("abcdXYZW"), opt, b);
+    EXPECT_LT((a.logits.topRows(4) - b.logits.topRows(4)).cwiseAbs().maxCoeff(), 1e-5f);
+    EXPECT_GT((a.logits.row(5) - b.logits.row(5)).cwiseAbs().maxCoeff(), 1e-4f);
+}
+
+TEST(Lm, RouterKnobsChangeThePrediction) {
+    const LmModel m = LmModel::init(small_config(), 7);
+    const std::vector<uint8_t> text = bytes_of("The router decides.");
+    LmRunOptions opt;
+    opt.router = m.config().router;
+    LmForward k2, k1, soft;
+    m.forward(text, opt, k2);
+    opt.router.k = 1;
+    m.forward(text, opt, k1);
+    opt.router.scheme = Scheme::Soft;
+    m.forward(text, opt, soft);
+    EXPECT_GT((k2.logits - k1.logits).cwiseAbs().maxCoeff(), 1e-4f);
+    EXPECT_GT((k2.logits - soft.logits).cwiseAbs().maxCoeff(), 1e-4f);
+    for (const RoutingTrace& tr : k1.traces) EXPECT_EQ(tr.stats.n_pairs, static_cast<int>(text.size()));
+    opt.keep_moe_inputs = true;
+    m.forward(text, opt, soft);
+    ASSERT_EQ(soft.moe_inputs.size(), soft.traces.size());
+    EXPECT_EQ(soft.moe_inputs[0].rows(), static_cast<int>(text.size()));
+}
+
+TEST(Lm, BadKnobsAndInputsThrow) {
+    const LmModel m = LmModel::init(small_config(), 8);
+    LmRunOptions opt;
+    opt.router = m.config().router;
+    LmForward out;
+    opt.router.n_experts = 5;
+    try {
+        m.forward(bytes_of("abc"), opt, out);
+        FAIL() << "n_experts mismatch accepted";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.field(), "router.n_experts");
+    }
+    opt.router.n_experts = 4;
+    opt.router.k = 9;
+    EXPECT_THROW(m.forward(bytes_of("abc"), opt, out), Error);
+    opt.router.k = 2;
+    EXPECT_THROW(m.forward(std::vector<uint8_t>(33, 'a'), opt, out), Error);  // > max_seq
+    EXPECT_THROW(m.forward(std::vector<uint8_t>{}, opt, out), Error);
+    auto st = m.new_state();
+    Vec logits;
+    for (int i = 0; i < 32; ++i) m.step(*st, 'a', opt, logits);
+    EXPECT_THROW(m.step(*st, 'a', opt, logits), Error);  // context full
+    LmConfig bad = small_config();
+    bad.n_heads = 3;
+    EXPECT_THROW(LmModel::init(bad, 1), Error);
+    bad = small_config();
+    bad.router.n_experts = 3;
+    EXPECT_THROW(LmModel::init(bad, 1), Error);
+}
+
+TEST(Lm, SaveLoadRoundTripsExactly) {
+    const LmModel m = LmModel::init(small_config(2), 9);
+    const std::string path = temp_path("rt.safetensors");
+    m.save(path);
+    const LmModel back = LmModel::load(path);
+    EXPECT_EQ(back.n_params(), m.n_params());
+    LmRunOptions opt;
+    opt.router = m.config().router;
+    LmForward a, b;
+    m.forward(bytes_of("round trip"), opt, a);
+    back.forward(bytes_of("round trip"), opt, b);
+    EXPECT_EQ((a.logits - b.logits).cwiseAbs().maxCoeff(), 0.0f);
+    std::filesystem::remove(path);
+    std::filesystem::remove(temp_path("rt.json"));
+}
+
+TEST(Lm, LoadErrorsNameTheFileAndField) {
+    const LmModel m = LmModel::init(small_config(), 10);
+    const std::string path = temp_path("bad.safetensors");
+    const std::string json_path = temp_path("bad.json");
+    m.save(path);
+    // Missing file.
+    try {
+        LmModel::load(temp_path("nope.safetensors"));
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("nope"), std::string::npos);
+    }
+    // Config out of range.
+    std::ifstream jf(json_path);
+    const std::string good_json((std::istreambuf_iterator<char>(jf)), std::istreambuf_iterator<char>());
+    std::string j = good_json;
+    j.replace(j.find("\"n_heads\": 2"), 12, "\"n_heads\": 0");
+    write_text(json_path, j);
+    try {
+        LmModel::load(path);
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_EQ(e.field(), "n_heads");
+        EXPECT_EQ(e.where(), json_path);
+    }
+    // Not JSON at all.
+    write_text(json_path, "{ not json");
+    EXPECT_THROW(LmModel::load(path), Error);
+    // A config whose shapes disagree with the tensors: names the tensor.
+    j = good_json;
+    j.replace(j.find("\"d_ff\": 12"), 10, "\"d_ff\": 10");
+    write_text(json_path, j);
+    try {
+        LmModel::load(path);
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_EQ(e.where(), path);
+        EXPECT_NE(e.field().find("w1"), std::string::npos) << e.what();
+    }
+    // A truncated weights file.
+    write_text(json_path, good_json);
+    write_text(path, std::string("\x10\0\0\0\0\0\0\0{}", 10));
+    EXPECT_THROW(LmModel::load(path), Error);
+    std::filesystem::remove(path);
+    std::filesystem::remove(json_path);
+}
+
+TEST(Lm, TopNextBytesAreSortedProbabilities) {
+    RowVec logits = RowVec::Zero(256);
+    logits(65) = 3.0f;
+    logits(66) = 2.0f;
+    const auto top = top_next_bytes(logits, 3);
+    ASSERT_EQ(top.size(), 3u);
+    EXPECT_EQ(top[0].first, 65);
+    EXPECT_EQ(top[1].first, 66);
+    const float z = std::exp(3.0f) + std::exp(2.0f) + 254.0f;
+    EXPECT_NEAR(top[0].second, std::exp(3.0f) / z, 1e-5f);
+    EXPECT_GE(top[1].second, top[2].second);
+}
+
+TEST(Lm, ShippedModelLoadsAndFitsTheBudget) {
+    const std::string path = builtin_model_path();
+    ASSERT_TRUE(std::filesystem::exists(path)) << path;
+    EXPECT_LT(std::filesystem::file_size(path), 16u * 1000 * 1000);
+    const LmModel m = LmModel::load(path);
+    EXPECT_GT(n_moe_layers(m.config()), 0);
+    LmRunOptions opt;
+    opt.router = m.config().router;
+    LmForward out;
+    m.forward(bytes_of("The "), opt, out);
+    EXPECT_TRUE(out.logits.allFinite());
+}
