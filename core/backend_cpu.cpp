@@ -242,15 +242,16 @@ public:
         MOE_ASSERT(x.cols() == w.cols(), "router weight width must equal d_model");
         const int n_tokens = static_cast<int>(x.rows());
         logits.resize(n_tokens, w.rows());
-        // Fixed 64-row blocks, each one Eigen product: the same blocking (hence the same bits)
-        // whatever the thread count.
+        // Fixed 64-row blocks of row-by-row dot products (lazyProduct): the same bits whatever the
+        // thread count, and never Eigen's own threaded GEMM, whose threads busy-wait for each
+        // other (N is small, so a GEMM kernel buys little here anyway).
         constexpr int kBlock = 64;
         const int n_blocks = (n_tokens + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (2 * int64_t{n_tokens} * w.rows() * w.cols() > kParallelMinRouterFlops)
         for (int blk = 0; blk < n_blocks; ++blk) {
             const int r0 = blk * kBlock;
             const int nr = std::min(kBlock, n_tokens - r0);
-            logits.middleRows(r0, nr).noalias() = x.middleRows(r0, nr) * w.transpose();
+            logits.middleRows(r0, nr).noalias() = x.middleRows(r0, nr).lazyProduct(w.transpose());
             if (b.size() > 0) logits.middleRows(r0, nr).rowwise() += b.transpose();
         }
     }
