@@ -61,12 +61,14 @@ struct Options {
     bool presenter = false;              // --presenter
     int width = 1280, height = 720;      // --size WxH
     std::string model;                   // --model PATH (default: the built-in model)
+    std::string settings;                // --settings FILE instead of ~/.config/moelab/settings.json
 };
 
 constexpr const char* kUsage =
-    "usage: moelab [--model PATH] [--text T] [--k K] [--scheme NAME] [--capacity C]\n"
-    "              [--drop POLICY] [--layer L] [--token I] [--presenter] [--size WxH]\n"
+    "usage: moelab [--model PATH] [--settings FILE] [--text T] [--k K] [--scheme NAME]\n"
+    "              [--capacity C] [--drop POLICY] [--layer L] [--token I] [--presenter] [--size WxH]\n"
     "       moelab --screenshot FILE [--frames N] [--timing] [same options]\n"
+    "       (screenshots use default settings unless --settings is given, and never save them)\n"
     "schemes: soft topk_mixtral topk_gshard noisy_topk switch gshard_top2 expert_choice hash\n"
     "         base sinkhorn sigmoid_bias (see moelab-cli); drop policies: dropless position score\n";
 
@@ -139,6 +141,9 @@ Options parse_args(int argc, char** argv) {
             o.height = h;
         } else if (a == "--model") {
             o.model = value();
+        } else if (a == "--settings") {
+            o.settings = value();
+            if (o.settings.empty()) throw Error("moelab", a, "is empty", "give a settings JSON file");
         } else {
             throw Error("moelab", a, "is not an option", "see moelab --help");
         }
@@ -699,9 +704,17 @@ int run(int argc, char** argv) {
         if (!dir.empty()) {
             ini_path = dir + "/imgui.ini";
             app.settings_path = dir + "/settings.json";
-            app.view.status = load_settings(app.settings_path, app.view, app.table, app.n_panels);
         }
+        if (!opt.settings.empty()) app.settings_path = opt.settings;
+        if (!app.settings_path.empty())
+            app.view.status = load_settings(app.settings_path, app.view, app.table, app.n_panels);
+    } else if (!opt.settings.empty()) {
+        // Read only: a screenshot never writes settings.
+        app.view.status = load_settings(opt.settings, app.view, app.table, app.n_panels);
+        if (!app.view.status.empty()) std::fprintf(stderr, "moelab: %s\n", app.view.status.c_str());
     }
+    // Settings may come from another model: the expert count is the loaded model's.
+    app.view.knobs.router.n_experts = session->model().config().moe.n_experts;
     apply_options(opt, app.view);
 
     glfwSetErrorCallback(glfw_error);

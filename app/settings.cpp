@@ -76,6 +76,7 @@ std::string load_settings(const std::string& path, ViewState& view, Panel* panel
         if (!(v.user_zoom >= kMinZoom && v.user_zoom <= kMaxZoom))
             throw Error(path, "user_zoom", std::to_string(v.user_zoom),
                         "expected " + std::to_string(kMinZoom) + ".." + std::to_string(kMaxZoom));
+        if (v.presenter && !j.contains("show_controls")) v.show_controls = false;  // presenter folds them
         read(j, "show_controls", v.show_controls, path);
         read(j, "text", v.text_input, path);
         read(j, "layer", v.layer, path);
