@@ -96,7 +96,7 @@ std::vector<std::string> fortune_docs(const std::string& dir, CorpusSource& src)
 
 // A deterministic selection of C headers: every .h under the folder, sorted by path, each cut
 // at a line end to max_file bytes.
-std::vector<std::string> c_docs(const std::string& dir, int64_t max_file, CorpusSource& src) {
+std::vector<std::string> c_docs(const std::string& dir, int64_t max_file, int64_t cap, CorpusSource& src) {
     std::error_code ec;
     if (!fs::is_directory(dir, ec))
         throw Error(dir, "C headers", "is not a folder", "expected the system headers (libc6-dev)");
@@ -109,6 +109,7 @@ std::vector<std::string> c_docs(const std::string& dir, int64_t max_file, Corpus
     }
     std::sort(files.begin(), files.end());
     std::vector<std::string> docs;
+    int64_t taken = 0;
     for (const fs::path& p : files) {
         std::string text;
         try {
@@ -125,7 +126,10 @@ std::vector<std::string> c_docs(const std::string& dir, int64_t max_file, Corpus
             const size_t cut = text.rfind('\n', static_cast<size_t>(max_file));
             text.resize(cut == std::string::npos ? static_cast<size_t>(max_file) : cut + 1);
         }
-        if (!text.empty()) docs.push_back(std::move(text));
+        if (text.empty()) continue;
+        taken += static_cast<int64_t>(text.size()) + 1;
+        docs.push_back(std::move(text));
+        if (taken >= cap) break;  // add_source stops here too: no need to read the rest
     }
     return docs;
 }
@@ -227,7 +231,7 @@ Corpus build_corpus(const CorpusOptions& o) {
     docs = fortune_docs(f + "/ru", s);
     add_source(c, "russian", std::move(docs), o.max_russian, o.val_every, s, f + "/ru");
     s = {};
-    docs = c_docs(o.include_dir, o.max_c_file, s);
+    docs = c_docs(o.include_dir, o.max_c_file, o.max_c, s);
     add_source(c, "c", std::move(docs), o.max_c, o.val_every, s, o.include_dir);
     add_source(c, "numbers", number_docs(o.seed, o.max_numbers), o.max_numbers, o.val_every, {}, "numbers");
     return c;
