@@ -2,18 +2,25 @@
 // direction per tensor), AdamW against a hand computation, the schedule, resume, and that a
 // few steps of training lower the loss. Dimensions are tiny so the whole file runs in seconds.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <filesystem>
 #include <functional>
 #include <random>
 
+#include "core/error.h"
 #include "core/lm.h"
 #include "core/lm_train.h"
 
 using namespace moe;
 
 namespace {
+
+const int kOneThread = [] {
+    omp_set_num_threads(1);  // tiny matrices: threads only add overhead on a busy machine
+    return 1;
+}();
 
 Mat random_mat(int r, int c, std::mt19937& rng, float scale = 1.0f) {
     std::normal_distribution<float> nd(0.0f, scale);
@@ -154,7 +161,7 @@ struct MoeCase {
     Mat x, r;
     float aux_scale = 0, z_scale = 0;
 
-    MoeCase(Scheme scheme, int n_shared, uint32_t seed) {
+    MoeCase(Scheme scheme, int n_shared, uint32_t seed, int n_rows = 5) {
         cfg.d_model = 6;
         cfg.d_ff = 5;
         cfg.n_experts = 4;
@@ -167,8 +174,8 @@ struct MoeCase {
         std::mt19937 rng(seed);
         // Router weights large enough that the top-K choice has clear margins.
         layer->mutable_weights().w_router = random_mat(4, 6, rng, 1.5f);
-        x = random_mat(5, 6, rng);
-        r = random_mat(5, 6, rng);
+        x = random_mat(n_rows, 6, rng);
+        r = random_mat(n_rows, 6, rng);
     }
     double loss() const {
         Mat y;
@@ -218,6 +225,11 @@ void check_moe(MoeCase& mc, uint32_t seed) {
 TEST(LmGrad, MoeExpertsAndRouterGatesTopK) {
     MoeCase mc(Scheme::TopKMixtral, 1, 21);
     check_moe(mc, 100);
+}
+
+TEST(LmGrad, MoeManyTokens) {
+    MoeCase mc(Scheme::Soft, 1, 25, 40);
+    check_moe(mc, 500);
 }
 
 TEST(LmGrad, MoeSoftAndSigmoidRouters) {
@@ -270,6 +282,8 @@ std::vector<uint8_t> tiny_tokens(int batch, int seq, uint32_t seed) {
     return t;
 }
 
+// eps 5e-4: small enough that no top-K choice flips under the perturbation, large enough that
+// float rounding of the loss stays well under the tolerance.
 void check_whole_model(Scheme scheme, int moe_every, uint32_t seed) {
     const LmConfig c = tiny_config(scheme, moe_every);
     LmModel model = LmModel::init(c, seed);
@@ -286,7 +300,7 @@ void check_whole_model(Scheme scheme, int moe_every, uint32_t seed) {
         check_direction(infos[i].name.c_str(), data[i], g.g[i].data(), g.g[i].size(), [&] {
             lm_tensor_data(model.impl());  // invalidate packed experts after the perturbation
             return lm_loss_and_grads(model, c.router, lo, tok, batch, seq, nullptr);
-        }, seed * 100 + static_cast<uint32_t>(i), 1e-3, 3e-2);
+        }, seed * 100 + static_cast<uint32_t>(i), 5e-4, 3e-2);
     }
 }
 
@@ -294,3 +308,140 @@ void check_whole_model(Scheme scheme, int moe_every, uint32_t seed) {
 
 TEST(LmGrad, WholeTinyModelSoftRouter) { check_whole_model(Scheme::Soft, 1, 31); }
 TEST(LmGrad, WholeTinyModelTopKWithDenseLayer) { check_whole_model(Scheme::TopKMixtral, 2, 32); }
+
+TEST(LmTrain, AdamWMatchesAHandComputedStep) {
+    LmConfig c = tiny_config(Scheme::TopKMixtral, 1);
+    const std::vector<LmTensorInfo> infos = lm_tensor_infos(c);
+    LmGrads g = LmGrads::zeros_like(c);
+    std::vector<Mat> params;
+    std::vector<float*> ptr;
+    for (const LmTensorInfo& t : infos) params.push_back(Mat::Constant(t.rows, t.cols, 0.5f));
+    for (Mat& p : params) ptr.push_back(p.data());
+    for (Mat& x : g.g) x.setConstant(0.2f);
+    TrainConfig tc;
+    tc.beta1 = 0.9f;
+    tc.beta2 = 0.99f;
+    tc.adam_eps = 1e-8f;
+    tc.weight_decay = 0.1f;
+    AdamW opt(c);
+    const float lr = 0.01f;
+    opt.step(ptr, g, lr, tc);
+    // Step 1: m = 0.1 g, v = 0.01 g^2; bias-corrected mhat = g, vhat = g^2, update = lr * g/|g| = lr.
+    const float decayed = 0.5f - lr * 0.1f * 0.5f - lr * 1.0f;
+    const float plain = 0.5f - lr * 1.0f;
+    for (size_t i = 0; i < infos.size(); ++i) {
+        const float expect = !infos[i].trainable ? 0.5f : infos[i].decay ? decayed : plain;
+        EXPECT_NEAR(params[i](0, 0), expect, 1e-6f) << infos[i].name;
+    }
+    // Step 2 with gradient -0.2: m = 0.9*0.02 - 0.02 = -0.002, v = 0.99*0.0004 + 0.01*0.04 = 0.000796.
+    for (Mat& x : g.g) x.setConstant(-0.2f);
+    size_t wq = 0;
+    while (infos[wq].name != "blocks.0.wq") ++wq;
+    const float before = params[wq](0, 0);  // a decayed weight matrix
+    ASSERT_TRUE(infos[wq].decay);
+    opt.step(ptr, g, lr, tc);
+    const double mhat = -0.002 / (1 - 0.81), vhat = 0.000796 / (1 - 0.9801);
+    const double expect = before - lr * 0.1 * before - lr * mhat / (std::sqrt(vhat) + 1e-8);
+    EXPECT_NEAR(params[wq](0, 0), expect, 1e-6);
+}
+
+TEST(LmTrain, ScheduleWarmsUpThenDecays) {
+    TrainConfig tc;
+    tc.steps = 100;
+    tc.warmup = 10;
+    tc.lr = 1e-3f;
+    tc.min_lr_ratio = 0.1f;
+    EXPECT_NEAR(lr_at(tc, 0), 1e-4f, 1e-9f);
+    EXPECT_NEAR(lr_at(tc, 9), 1e-3f, 1e-9f);
+    EXPECT_NEAR(lr_at(tc, 10), 1e-3f, 1e-9f);
+    EXPECT_NEAR(lr_at(tc, 55), 0.55e-3f, 1e-8f);  // cosine midpoint: halfway between lr and min
+    EXPECT_NEAR(lr_at(tc, 100), 1e-4f, 1e-9f);
+    for (int s = 11; s < 100; ++s) EXPECT_LE(lr_at(tc, s), lr_at(tc, s - 1));
+}
+
+namespace {
+const std::string kTinyText =
+    "the cat sat on the mat. the dog sat on the log. 1 + 1 = 2. 2 + 2 = 4. "
+    "the cat and the dog sat on the mat and the log. 3 + 3 = 6. ";
+
+TrainConfig tiny_train(Balance b) {
+    TrainConfig tc;
+    tc.steps = 30;
+    tc.batch = 4;
+    tc.seq = 12;
+    tc.lr = 1e-2f;
+    tc.warmup = 3;
+    tc.balance = b;
+    tc.seed = 3;
+    return tc;
+}
+}  // namespace
+
+TEST(LmTrain, AFewStepsLowerTheLoss) {
+    for (Balance b : {Balance::Switch, Balance::Bias}) {
+        LmModel m = LmModel::init(tiny_config(Scheme::TopKMixtral, 1), 4);
+        const TrainConfig tc = tiny_train(b);
+        const double before = Trainer::evaluate_bpb(m, kTinyText, 12, 1000);
+        Trainer t(m, kTinyText, tc);
+        TrainMetrics last;
+        while (t.step_index() < tc.steps) last = t.step();
+        const double after = Trainer::evaluate_bpb(m, kTinyText, 12, 1000);
+        EXPECT_LT(after, before - 1.0) << balance_name(b);
+        EXPECT_TRUE(std::isfinite(last.loss));
+        EXPECT_EQ(last.step, tc.steps);
+        if (b == Balance::Bias) {
+            // Aux-loss-free balancing moved the selection bias of some expert.
+            EXPECT_GT(m.impl().blocks[0].moe->weights().expert_bias.cwiseAbs().maxCoeff(), 0.0f);
+            EXPECT_EQ(m.config().router.scheme, Scheme::SigmoidBias);
+        }
+    }
+}
+
+TEST(LmTrain, ResumeReproducesAnUninterruptedRun) {
+    const LmConfig c = tiny_config(Scheme::TopKMixtral, 2);
+    const TrainConfig tc = tiny_train(Balance::Switch);
+    LmModel a = LmModel::init(c, 11);
+    {
+        Trainer t(a, kTinyText, tc);
+        for (int i = 0; i < 12; ++i) t.step();
+    }
+    LmModel b = LmModel::init(c, 11);
+    const std::string path = (std::filesystem::temp_directory_path() / "moelab_test_resume.safetensors").string();
+    {
+        Trainer t(b, kTinyText, tc);
+        for (int i = 0; i < 5; ++i) t.step();
+        t.save_checkpoint(path);
+    }
+    LmModel r = LmModel::load(path);
+    Trainer t(r, kTinyText, tc);
+    t.load_checkpoint(path);
+    EXPECT_EQ(t.step_index(), 5);
+    for (int i = 0; i < 7; ++i) t.step();
+    const std::vector<float*> pa = lm_tensor_data(a.impl()), pr = lm_tensor_data(r.impl());
+    const std::vector<LmTensorInfo> infos = lm_tensor_infos(c);
+    for (size_t i = 0; i < infos.size(); ++i) {
+        const int64_t n = int64_t{infos[i].rows} * infos[i].cols;
+        EXPECT_TRUE(std::equal(pa[i], pa[i] + n, pr[i])) << infos[i].name;
+    }
+    for (const char* ext : {".safetensors", ".json", ".safetensors.train.json", ".safetensors.optim"})
+        std::filesystem::remove((std::filesystem::temp_directory_path() / (std::string("moelab_test_resume") + ext)).string());
+    // A truncated optimizer state is a moe::Error naming the file.
+    LmModel x = LmModel::init(c, 1);
+    Trainer tx(x, kTinyText, tc);
+    EXPECT_THROW(tx.load_checkpoint(path), Error);
+}
+
+TEST(LmTrain, BadConfigsThrow) {
+    LmModel m = LmModel::init(tiny_config(Scheme::TopKMixtral, 1), 4);
+    TrainConfig tc = tiny_train(Balance::Switch);
+    tc.seq = 99;  // > max_seq
+    EXPECT_THROW(Trainer(m, kTinyText, tc), Error);
+    tc = tiny_train(Balance::Switch);
+    tc.lr = -1.0f;
+    EXPECT_THROW(Trainer(m, kTinyText, tc), Error);
+    tc = tiny_train(Balance::Switch);
+    EXPECT_THROW(Trainer(m, "short", tc), Error);
+    Balance b;
+    EXPECT_FALSE(balance_from_name("aux", b));
+    EXPECT_TRUE(balance_from_name("bias", b));
+}
