@@ -197,7 +197,11 @@ void draw_counters(PanelContext& ctx) {
         ImGui::TextWrapped("%d of %d experts per token (K = %lld)%s, %d MoE of %d layers", static_cast<int>(k), lm.moe.n_experts,
                     static_cast<long long>(k), lm.moe.n_shared > 0 ? (shared_on ? " + shared always on" : ", shared switched off") : "",
                     n_moe_layers(lm), lm.n_layers);
-        if (k_note != nullptr) ImGui::TextDisabled("%s", k_note);
+        if (k_note != nullptr) {
+            ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
+            ImGui::TextWrapped("%s", k_note);
+            ImGui::PopStyleColor();
+        }
 
         const double frac = total > 0 ? active / total : 0.0;
         char b[96];

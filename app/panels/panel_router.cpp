@@ -318,19 +318,21 @@ void draw_router(PanelContext& ctx) {
     bool all_dropped = false;
     const bool any_drop = token_has_drop(tr, cur, &all_dropped);
     {
-        const ImU32 col = any_drop ? IM_COL32(255, 255, 255, 255) : IM_COL32(160, 160, 170, 150);
-        const float thick = any_drop ? 3.0f : 1.5f;
+        // all_dropped also covers a token no expert picked (Expert Choice): residual only.
+        const bool lit_path = any_drop || all_dropped;
+        const ImU32 col = lit_path ? IM_COL32(255, 255, 255, 255) : IM_COL32(160, 160, 170, 150);
+        const float thick = lit_path ? 3.0f : 1.5f;
         const ImVec2 p0((tok0.x + tok1.x) * 0.5f, tok0.y), p1(p0.x, lane_y), p2(sum_c.x, lane_y),
             p3(sum_c.x, sum_c.y - sum_r);
         dl->AddLine(p0, p1, col, thick);
         dl->AddLine(p1, p2, col, thick);
         dl->AddLine(p2, p3, col, thick);
         arrow_head(dl, p3, ImVec2(0, 1), fs * 0.6f, col);
-        const char* res_text = all_dropped ? "residual: no expert kept this token, it passes through unchanged"
+        const char* res_text = all_dropped ? "residual: no expert took this token, it passes through unchanged"
                                : any_drop  ? "residual: the dropped part is skipped, the token still goes around"
                                            : "residual: the token also goes around the layer (y = x + ...)";
         plate_text(dl, font, fs * 0.85f, ImVec2((p1.x + p2.x) * 0.5f, lane_y),
-                   any_drop ? kColorDropped : IM_COL32(190, 190, 200, 255), res_text);
+                   lit_path ? kColorDropped : IM_COL32(190, 190, 200, 255), res_text);
         // A dot travelling along the path shows the direction of flow.
         const float total = (p1.y - p0.y < 0 ? p0.y - p1.y : p1.y - p0.y) + (p2.x - p1.x) + (p3.y - p2.y);
         if (total > 0.0f) {
@@ -338,7 +340,7 @@ void draw_router(PanelContext& ctx) {
             const float l0 = p0.y - p1.y, l1 = p2.x - p1.x;
             ImVec2 dot = s < l0 ? lerp(p0, p1, s / l0) : (s < l0 + l1 ? lerp(p1, p2, (s - l0) / l1)
                                                                   : lerp(p2, p3, (s - l0 - l1) / std::max(p3.y - p2.y, 1.0f)));
-            dl->AddCircleFilled(dot, any_drop ? 5.0f : 3.0f, col);
+            dl->AddCircleFilled(dot, lit_path ? 5.0f : 3.0f, col);
         }
     }
 

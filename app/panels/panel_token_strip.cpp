@@ -211,7 +211,7 @@ void draw_token_strip(PanelContext& ctx) {
                     const float uy = c0.y + m.glyph_h - 1.0f;
                     dl->AddLine(ImVec2(c0.x + 1, uy), ImVec2(c0.x + w - 1, uy), kColorDropped, 3.0f);
                 }
-                if (all_dropped) {
+                if (all_dropped && !pairs.empty()) {  // no pair at all (Expert Choice) is not a drop
                     const float sy = c0.y + m.glyph_h * 0.55f;
                     dl->AddLine(ImVec2(c0.x, sy), ImVec2(c0.x + w, sy), kColorDropped, 2.5f);
                 }
