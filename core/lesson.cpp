@@ -4,7 +4,11 @@
 // [SECTION] Field checking
 // [SECTION] Parsing
 // [SECTION] Files
-// (the runner is in lesson_run.cpp)
+// [SECTION] Runner: shared
+// [SECTION] Runner: builtin LM
+// [SECTION] Runner: mix2d
+// [SECTION] Runner: gallery
+// [SECTION] Runner: systems
 #include "core/lesson.h"
 
 #include <algorithm>
@@ -18,7 +22,11 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/export.h"
 #include "core/file_io.h"
+#include "core/lm.h"
+#include "core/mix2d.h"
+#include "core/params.h"
 #include "core/plot.h"
 
 namespace moe {
@@ -155,12 +163,14 @@ public:
     bool string(std::string&) { return value(); }
     bool binary(json::binary_t&) { return value(); }
     bool start_object(std::size_t) {
+        if (too_deep()) return false;
         const std::string p = begin_value();
         frames_.push_back({false, 0, p, {}});
         return true;
     }
     bool end_object() { return end_container(); }
     bool start_array(std::size_t) {
+        if (too_deep()) return false;
         const std::string p = begin_value();
         frames_.push_back({true, 0, p, {}});
         return true;
@@ -196,6 +206,14 @@ private:
         std::string path;
         std::set<std::string> keys;
     };
+
+    // A lesson nests four levels at most; anything far deeper is a broken file, and stopping early
+    // keeps the path strings (one per level) from growing quadratically.
+    bool too_deep() {
+        if (frames_.size() < 32) return false;
+        error = SaxError{counter_->token_line, frames_.back().path, "is nested too deeply", "a lesson nests objects and arrays only a few levels"};
+        return true;
+    }
 
     static std::string child_path(const Frame& f, const std::string& k) {
         if (f.is_array) return f.path + "[" + std::to_string(f.index) + "]";
@@ -240,14 +258,23 @@ int edit_distance(std::string_view a, std::string_view b) {
 
 // Shows a JSON value in an error message, shortened.
 std::string shown(const json& v) {
+    // Containers are described, not dumped: dump() recurses and the nesting may be arbitrarily deep.
+    if (v.is_array()) return "an array of " + std::to_string(v.size());
+    if (v.is_object()) return "an object";
     std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
     if (s.size() > 40) s = s.substr(0, 37) + "...";
     return printable_text(s);
 }
 
+// s += sep + item, without the sep before the first item.
+void append_item(std::string& s, const char* sep, const std::string& item) {
+    if (!s.empty()) s += sep;
+    s += item;
+}
+
 std::string join(const std::vector<std::string>& names) {
     std::string s;
-    for (const std::string& n : names) s += (s.empty() ? "" : ", ") + n;
+    for (const std::string& n : names) append_item(s, ", ", n);
     return s;
 }
 
@@ -312,7 +339,7 @@ public:
         const std::string expect = "expected an integer in " + std::to_string(lo) + ".." + std::to_string(hi);
         if (v.is_number_unsigned()) {
             const uint64_t u = v.get<uint64_t>();
-            if (u > static_cast<uint64_t>(hi)) fail(path, expect + ", got " + shown(v));
+            if (u > static_cast<uint64_t>(hi) || static_cast<int64_t>(u) < lo) fail(path, expect + ", got " + shown(v));
             return static_cast<int64_t>(u);
         }
         if (!v.is_number_integer()) fail(path, expect + ", got " + shown(v));
@@ -448,8 +475,8 @@ LessonSystems parse_systems(const Checker& c, const std::string& path, const jso
     if (const json* v = c.find(j, "dtype")) {
         s.dtype = c.text(Checker::at(path, "dtype"), *v, 16);
         static const std::vector<std::string> kTypes = {"f32", "bf16", "f16", "fp8", "int8", "int4"};
-        if (std::find(kTypes.begin(), kTypes.end(), s.dtype) == kTypes.end())
-            c.fail(Checker::at(path, "dtype"), "unknown dtype \"" + printable_text(s.dtype) + "\"", "one of: " + join(kTypes));
+        if (std::find(kTypes.begin(), kTypes.end(), *s.dtype) == kTypes.end())
+            c.fail(Checker::at(path, "dtype"), "unknown dtype \"" + printable_text(*s.dtype) + "\"", "one of: " + join(kTypes));
     }
     return s;
 }
@@ -473,6 +500,7 @@ Lesson parse_lesson(std::string_view text, const std::string& where) {
 
     c.object("", doc, {"title", "summary", "model", "text", "knobs", "steps"});
     Lesson lesson;
+    lesson.path = where;
     lesson.title = c.text("title", c.require("", doc, "title"), 200);
     lesson.summary = c.text("summary", c.require("", doc, "summary"), 2000);
     const std::string model = c.text("model", c.require("", doc, "model"), 32);
@@ -554,6 +582,435 @@ std::vector<std::string> list_lessons(const std::string& dir_in) {
     if (ec) throw Error(dir, "", "cannot be listed: " + ec.message());
     std::sort(out.begin(), out.end());
     return out;
+}
+
+// [SECTION] Runner: shared
+
+namespace {
+
+std::string fmtv(const char* f, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, f, v);
+    return buf;
+}
+
+// 46.7e9 -> "46.7B"
+std::string human_count(double v) {
+    const double a = std::fabs(v);
+    if (a >= 1e12) return fmtv("%.3gT", v / 1e12);
+    if (a >= 1e9) return fmtv("%.3gB", v / 1e9);
+    if (a >= 1e6) return fmtv("%.3gM", v / 1e6);
+    if (a >= 1e3) return fmtv("%.3gK", v / 1e3);
+    return fmtv("%.3g", v);
+}
+
+std::string human_bytes(double v) {
+    const double a = std::fabs(v);
+    if (a >= 1e12) return fmtv("%.3g TB", v / 1e12);
+    if (a >= 1e9) return fmtv("%.3g GB", v / 1e9);
+    if (a >= 1e6) return fmtv("%.3g MB", v / 1e6);
+    if (a >= 1e3) return fmtv("%.3g kB", v / 1e3);
+    return fmtv("%.0f B", v);
+}
+
+class Runner {
+public:
+    Runner(const Lesson& lesson, const LessonRunOptions& opt,
+           const std::function<void(const LessonStepResult&)>& on_step)
+        : lesson_(lesson), opt_(opt), on_step_(on_step),
+          where_(lesson.path.empty() ? "lesson \"" + printable_text(lesson.title) + "\"" : lesson.path) {}
+
+    std::vector<LessonStepResult> run() {
+        switch (lesson_.model) {
+            case LessonModel::Builtin: run_builtin(); break;
+            case LessonModel::Mix2d: run_mix2d(); break;
+            case LessonModel::Gallery: run_gallery(); break;
+            case LessonModel::Systems: run_systems(); break;
+        }
+        return std::move(results_);
+    }
+
+private:
+    [[noreturn]] void fail(size_t i, const std::string& field, const std::string& problem, const std::string& hint = {}) const {
+        const LessonStep& st = lesson_.steps[i];
+        throw Error(where_ + ": line " + std::to_string(st.line), "steps[" + std::to_string(i) + "]" + (field.empty() ? "" : "." + field),
+                    problem, hint);
+    }
+
+    LessonStepResult begin(size_t i) const {
+        LessonStepResult r;
+        r.index = static_cast<int>(i);
+        r.step = &lesson_.steps[i];
+        return r;
+    }
+
+    void add(LessonStepResult& r, std::string label, std::string value) const {
+        r.numbers.push_back({std::move(label), std::move(value)});
+    }
+
+    void save(LessonStepResult& r, const Plot& plot, const std::string& csv, const std::string& what) const {
+        if (opt_.out_dir.empty()) return;
+        char stem[32];
+        std::snprintf(stem, sizeof stem, "step%02d_", r.index + 1);
+        for (std::string& f : export_all(plot, csv, opt_.out_dir, stem + what)) r.files.push_back(std::move(f));
+    }
+
+    void finish(LessonStepResult r) {
+        results_.push_back(std::move(r));
+        if (on_step_) on_step_(results_.back());
+    }
+
+    std::string configs_dir() const {
+        if (!opt_.configs_dir.empty()) return opt_.configs_dir;
+#ifdef MOE_ASSETS_DIR
+        return std::string(MOE_ASSETS_DIR) + "/configs";
+#else
+        return "assets/configs";
+#endif
+    }
+
+    // A gallery config by name; a missing one is the lesson's mistake at `field`.
+    ModelConfig gallery_config(size_t i, const std::string& field, const std::string& name) const {
+        namespace fs = std::filesystem;
+        const fs::path path = fs::path(configs_dir()) / (name + ".json");
+        std::error_code ec;
+        if (!fs::is_regular_file(path, ec)) {
+            std::vector<std::string> known;
+            for (const fs::directory_entry& e : fs::directory_iterator(configs_dir(), ec))
+                if (e.path().extension() == ".json") known.push_back(e.path().stem().string());
+            std::sort(known.begin(), known.end());
+            fail(i, field, "no config \"" + name + "\" in " + configs_dir(), "known: " + join(known));
+        }
+        return load_model_config(path.string());
+    }
+
+    void run_builtin();
+    void run_mix2d();
+    void run_gallery();
+    void run_systems();
+
+    const Lesson& lesson_;
+    const LessonRunOptions& opt_;
+    const std::function<void(const LessonStepResult&)>& on_step_;
+    std::string where_;
+    std::vector<LessonStepResult> results_;
+};
+
+LmModel load_lm(const LessonRunOptions& opt) {
+    const std::string path = opt.model_path.empty() ? builtin_model_path() : opt.model_path;
+    std::error_code ec;
+    if (opt.random_model_if_missing && !std::filesystem::exists(path, ec)) return LmModel::init(LmConfig{}, 1);
+    return LmModel::load(path);
+}
+
+// [SECTION] Runner: builtin LM
+
+void Runner::run_builtin() {
+    const LmModel model = load_lm(opt_);
+    const LmConfig& cfg = model.config();
+    RouterConfig rc = cfg.router;
+    LessonView view;
+    apply_knobs(lesson_.knobs, rc);
+    apply_knobs(lesson_.knobs, view);
+    std::string text = lesson_.text;
+    const int n_layers = n_moe_layers(cfg);
+    std::vector<std::vector<int64_t>> cumulative(static_cast<size_t>(n_layers), std::vector<int64_t>(cfg.moe.n_experts, 0));
+
+    for (size_t i = 0; i < lesson_.steps.size(); ++i) {
+        const LessonStep& st = lesson_.steps[i];
+        apply_knobs(st.knobs, rc);
+        apply_knobs(st.knobs, view);
+        if (st.text) text = *st.text;
+        if (rc.n_experts != cfg.moe.n_experts)
+            fail(i, "knobs.n_experts", "the built-in model has " + std::to_string(cfg.moe.n_experts) + " experts per layer, not " +
+                 std::to_string(rc.n_experts), "n_experts is a mix2d knob; leave it out here");
+        if (view.layer >= n_layers)
+            fail(i, "knobs.layer", "the built-in model has " + std::to_string(n_layers) + " MoE layers, not layer " + std::to_string(view.layer),
+                 "0.." + std::to_string(n_layers - 1));
+        if (!view.shared_experts && cfg.moe.n_shared > 0)
+            fail(i, "knobs.shared_experts", "cannot be turned off: the model's forward always runs its shared experts");
+        const size_t n_bytes = std::min(text.size(), static_cast<size_t>(cfg.max_seq));
+        if (n_bytes == 0) fail(i, "text", "is empty", "the model needs at least one byte to route");
+        const std::vector<uint8_t> bytes(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(n_bytes));
+        if (view.token >= static_cast<int>(n_bytes))
+            fail(i, "knobs.token", "token " + std::to_string(view.token) + " is past the end of the text (" + std::to_string(n_bytes) + " bytes)");
+
+        LmRunOptions run;
+        run.router = rc;
+        LmForward fwd;
+        try {
+            model.forward(bytes, run, fwd);
+        } catch (const Error& e) {
+            fail(i, "knobs", e.what());
+        }
+        MOE_ASSERT(static_cast<int>(fwd.traces.size()) == n_layers, "one trace per MoE layer");
+        const RoutingTrace& tr = fwd.traces[view.layer];
+        for (int e = 0; e < tr.n_experts && e < static_cast<int>(tr.expert_load.size()); ++e) cumulative[view.layer][e] += tr.expert_load[e];
+
+        LessonStepResult r = begin(i);
+        const int k_eff = effective_k(rc);
+        add(r, "routing", std::string(scheme_label(rc.scheme)) + ", K = " + (k_eff > 0 ? std::to_string(k_eff) : std::string("varies")) +
+                              " of " + std::to_string(tr.n_experts) + " experts, MoE layer " + std::to_string(view.layer));
+        add(r, "tokens routed", std::to_string(n_bytes) + (n_bytes < text.size() ? " (text cut at the model's context)" : ""));
+        std::string load;
+        for (int v : tr.expert_load) append_item(load, " ", std::to_string(v));
+        add(r, "load per expert", load);
+        add(r, "capacity per expert", tr.capacity < 0 ? std::string("none (dropless)") : std::to_string(tr.capacity) + " (capacity_factor " + fmtv("%.2f", rc.capacity_factor) + ")");
+        add(r, "load CV", fmtv("%.3f", tr.stats.load_cv));
+        add(r, "max/mean load", fmtv("%.2f", tr.stats.max_over_mean));
+        add(r, "dropped pairs", std::to_string(tr.stats.n_dropped) + " of " + std::to_string(tr.stats.n_pairs) + " (" +
+                                    fmtv("%.1f%%", 100.0 * tr.stats.frac_dropped) + ")");
+        add(r, "tokens with no expert", std::to_string(tr.stats.n_tokens_unrouted));
+        add(r, "aux loss (1 = uniform)", fmtv("%.3f", tr.stats.aux_loss));
+        add(r, "router entropy (nats)", fmtv("%.3f", tr.stats.router_entropy));
+        std::string chosen;
+        for (const RoutedPair& p : tr.token_pairs(view.token))
+            append_item(chosen, ", ", ("expert " + std::to_string(p.expert) + " gate " + fmtv("%.2f", p.gate)) + (p.dropped ? " DROPPED" : ""));
+        add(r, "token " + std::to_string(view.token) + " '" + byte_label(bytes[view.token]) + "'", chosen.empty() ? std::string("no expert") : chosen);
+        const RowVec row = fwd.logits.row(view.token);
+        std::string next;
+        for (const auto& [b, prob] : top_next_bytes(row, 3))
+            append_item(next, ", ", std::string(1, '\'') + byte_label(static_cast<uint8_t>(b)) + "' " + fmtv("%.0f%%", 100.0 * prob));
+        add(r, "next byte after it", next);
+        if (view.cumulative) {
+            std::string cum;
+            for (int64_t v : cumulative[view.layer]) append_item(cum, " ", std::to_string(v));
+            add(r, "cumulative load", cum);
+        }
+
+        const std::string layer = "layer " + std::to_string(view.layer);
+        save(r, load_plot(tr, "Expert load, " + layer + ", " + scheme_name(rc.scheme)), load_csv(tr), "load");
+        save(r, heatmap_plot(tr, bytes, "Router probabilities, " + layer + ", " + scheme_name(rc.scheme)), heatmap_csv(tr, bytes), "heatmap");
+        if (view.cumulative)
+            save(r, expert_counts_plot(cumulative[view.layer], "Cumulative load since the lesson began, " + layer, "tokens"),
+                 expert_counts_csv(cumulative[view.layer]), "cumulative");
+        finish(std::move(r));
+    }
+}
+
+// [SECTION] Runner: mix2d
+
+void Runner::run_mix2d() {
+    Mix2dConfig cfg;
+    const auto apply_structural = [](const LessonKnobs& k, Mix2dConfig& c) {
+        if (k.n_experts) c.n_experts = *k.n_experts;
+        if (k.seed) c.seed = *k.seed;
+        if (k.scheme) c.scheme = *k.scheme;
+        if (k.k) c.k = *k.k;
+        if (k.jitter_eps) c.jitter_eps = *k.jitter_eps;
+        if (k.bias_update_rate) c.bias_rate = *k.bias_update_rate;
+    };
+    apply_structural(lesson_.knobs, cfg);
+    if (!mix2d_supports(cfg.scheme))
+        throw Error(where_ + ": line 1", "knobs.scheme", std::string("the 2D lab cannot train with ") + scheme_name(cfg.scheme),
+                    "use switch, topk_mixtral, topk_gshard, soft, gshard_top2, sinkhorn or sigmoid_bias");
+    Mix2dTrainer trainer = [&] {
+        try {
+            return Mix2dTrainer(cfg);
+        } catch (const Error& e) {
+            throw Error(where_ + ": line 1", "knobs", e.what());
+        }
+    }();
+    TrainingCurves curves;
+
+    for (size_t i = 0; i < lesson_.steps.size(); ++i) {
+        const LessonStep& st = lesson_.steps[i];
+        try {
+            if (st.train && st.train->reset) {
+                trainer.reset();
+                curves = {};
+            }
+            if (st.train) trainer.set_balance(*mix2d_balance_from_name(st.train->balance));
+            if (st.knobs.scheme && !mix2d_supports(*st.knobs.scheme))
+                fail(i, "knobs.scheme", std::string("the 2D lab cannot train with ") + scheme_name(*st.knobs.scheme));
+            Mix2dConfig next = trainer.config();
+            apply_structural(st.knobs, next);
+            if (st.knobs.n_experts || st.knobs.seed) {
+                trainer.reset(next);  // a new structure or seed is a new run
+                curves = {};
+            } else {
+                if (st.knobs.scheme) trainer.set_scheme(next.scheme);
+                if (st.knobs.k) trainer.set_k(next.k);
+                if (st.knobs.jitter_eps) trainer.set_jitter(next.jitter_eps);
+                if (st.knobs.bias_update_rate) trainer.set_expert_bias(trainer.config().expert_bias, next.bias_rate);
+            }
+            if (st.train && st.train->alpha) trainer.set_switch_loss(trainer.config().switch_loss, *st.train->alpha);
+            if (st.train && st.train->z_loss) trainer.set_z_loss(*st.train->z_loss, trainer.config().beta);
+        } catch (const Error& e) {
+            if (e.where().rfind(where_, 0) == 0) throw;
+            fail(i, st.train ? "train" : "knobs", e.what());
+        }
+        int n_train = st.train ? st.train->train_steps : 0;
+        if (opt_.max_train_steps >= 0) n_train = std::min(n_train, opt_.max_train_steps);
+        for (int s = 0; s < n_train; ++s) {
+            const Mix2dMetrics m = trainer.step();
+            curves.add(m.step, m.loss, m.load_cv, m.load);
+        }
+        const Mix2dEval ev = trainer.evaluate();
+        const Mix2dConfig& c = trainer.config();
+
+        LessonStepResult r = begin(i);
+        std::string balancing = c.switch_loss ? "Switch loss (alpha " + fmtv("%g", c.alpha) + ")" : std::string();
+        if (c.expert_bias) append_item(balancing, " + ", std::string("aux-loss-free bias"));
+        if (c.z_loss) append_item(balancing, " + ", std::string("z-loss"));
+        add(r, "router", std::string(scheme_label(c.scheme)) + ", K = " + std::to_string(c.k) + ", " + std::to_string(c.n_experts) + " experts");
+        add(r, "balancing", balancing.empty() ? std::string("none") : balancing);
+        add(r, "steps trained", std::to_string(trainer.steps_done()) + (n_train > 0 ? " (+" + std::to_string(n_train) + " in this step)" : ""));
+        if (!curves.loss.empty()) add(r, "last batch loss", fmtv("%.4f", curves.loss.back()));
+        add(r, "evaluation loss (MSE)", fmtv("%.4f", ev.loss));
+        std::string load;
+        for (int v : ev.load) append_item(load, " ", std::to_string(v));
+        add(r, "evaluation load per expert", load);
+        add(r, "load CV", fmtv("%.3f", ev.load_cv));
+        add(r, "idle experts (< 10% of mean load)", std::to_string(ev.n_idle) + " of " + std::to_string(c.n_experts));
+
+        std::vector<int64_t> ev_load(ev.load.begin(), ev.load.end());
+        save(r, expert_counts_plot(ev_load, "Load on the evaluation points after " + std::to_string(trainer.steps_done()) + " steps", "points"),
+             expert_counts_csv(ev_load), "load");
+        if (curves.size() > 0) {
+            save(r, training_loss_plot(curves, "Training loss and load CV"), training_csv(curves), "training_loss");
+            save(r, training_load_plot(curves, "Each expert's share of the batch"), training_csv(curves), "training_load");
+        }
+        finish(std::move(r));
+    }
+}
+
+// [SECTION] Runner: gallery
+
+void Runner::run_gallery() {
+    std::vector<std::string> shown_configs;
+    std::optional<int> k_override = lesson_.knobs.k;
+    for (size_t i = 0; i < lesson_.steps.size(); ++i) {
+        const LessonStep& st = lesson_.steps[i];
+        if (!st.gallery.empty()) shown_configs = st.gallery;
+        if (st.knobs.k) k_override = st.knobs.k;
+        if (shown_configs.empty()) fail(i, "gallery", "no configs to show yet", "list some, e.g. \"gallery\": [\"mixtral-8x7b\"]");
+        LessonStepResult r = begin(i);
+        BarChart chart;
+        chart.title = "Total vs active parameters (billions)";
+        chart.y_label = "parameters (billions)";
+        chart.names = {"total", "active per token"};
+        chart.values.assign(2, {});
+        for (size_t g = 0; g < shown_configs.size(); ++g) {
+            ModelConfig mc = gallery_config(i, "gallery[" + std::to_string(g) + "]", shown_configs[g]);
+            std::string label = shown_configs[g];
+            if (k_override && mc.n_experts > 0) {
+                if (*k_override > mc.n_experts)
+                    fail(i, "knobs.k", "K = " + std::to_string(*k_override) + " is more than " + shown_configs[g] + "'s " +
+                                           std::to_string(mc.n_experts) + " experts");
+                mc.k = *k_override;
+                label += " (K=" + std::to_string(mc.k) + ")";
+            }
+            const ParamReport rep = count_model_params(mc, "bf16", 4096);
+            add(r, label, "total " + human_count(static_cast<double>(rep.total_params)) + ", active " +
+                              human_count(static_cast<double>(rep.active_params)) + " (" + fmtv("%.1f%%", 100.0 * rep.active_fraction) +
+                              "), " + std::to_string(mc.n_experts) + " experts top-" + std::to_string(mc.k) +
+                              (mc.n_shared > 0 ? " + " + std::to_string(mc.n_shared) + " shared" : std::string()) + ", " +
+                              human_count(rep.flops_per_token) + " FLOPs/token, " + human_bytes(rep.resident_bytes) + " of bf16 weights");
+            chart.categories.push_back(label);
+            chart.values[0].push_back(static_cast<double>(rep.total_params) / 1e9);
+            chart.values[1].push_back(static_cast<double>(rep.active_params) / 1e9);
+        }
+        save(r, bar_chart_plot(chart), bar_chart_csv(chart), "params");
+        finish(std::move(r));
+    }
+}
+
+// [SECTION] Runner: systems
+
+void Runner::run_systems() {
+    std::string config = "builtin", dtype = "bf16";
+    int64_t tokens = 4096;
+    int devices = 8;
+    std::optional<int> k_override = lesson_.knobs.k;
+    for (size_t i = 0; i < lesson_.steps.size(); ++i) {
+        const LessonStep& st = lesson_.steps[i];
+        if (st.systems) {
+            if (st.systems->config) config = *st.systems->config;
+            if (st.systems->tokens) tokens = *st.systems->tokens;
+            if (st.systems->devices) devices = *st.systems->devices;
+            if (st.systems->dtype) dtype = *st.systems->dtype;
+        }
+        if (st.knobs.k) k_override = st.knobs.k;
+
+        // The shape of the model: d, N, K, MoE layers, total and expert parameters.
+        std::string name;
+        double d = 0, n_exp = 0, k = 0, n_moe = 0, total = 0, experts_total = 0;
+        if (config == "builtin") {
+            const LmModel model = load_lm(opt_);
+            const LmConfig& c = model.config();
+            name = "built-in LM";
+            d = c.d_model;
+            n_exp = c.moe.n_experts;
+            k = c.router.k;
+            n_moe = n_moe_layers(c);
+            total = static_cast<double>(model.n_params());
+            experts_total = n_moe * static_cast<double>(count_params(c.moe, false, c.router.k) - count_params(c.moe, true, c.router.k)) *
+                            n_exp / std::max(1.0, n_exp - k);
+        } else {
+            const ModelConfig mc = gallery_config(i, "systems.config", config);
+            const ParamReport rep = count_model_params(mc, "bf16", 4096);
+            name = config;
+            d = static_cast<double>(mc.d_model);
+            n_exp = static_cast<double>(mc.n_experts);
+            k = static_cast<double>(mc.k);
+            n_moe = static_cast<double>(rep.n_moe_layers);
+            total = static_cast<double>(rep.total_params);
+            experts_total = static_cast<double>(rep.breakdown.experts.total);
+        }
+        if (k_override) {
+            if (*k_override > n_exp) fail(i, "knobs.k", "K = " + std::to_string(*k_override) + " is more than the " + fmtv("%.0f", n_exp) + " experts");
+            k = *k_override;
+        }
+        if (!(n_exp > 0)) fail(i, "systems.config", name + " has no routed experts", "pick a MoE config");
+        const double bytes = dtype_bytes(dtype, where_);
+        const double T = static_cast<double>(tokens), G = devices;
+        const double per_expert = T * k / n_exp;
+        const double a2a_layer = 2.0 * T * k * d * bytes * (G - 1) / G;
+
+        LessonStepResult r = begin(i);
+        add(r, "model", name + ": d_model " + fmtv("%.0f", d) + ", " + fmtv("%.0f", n_exp) + " experts, K = " + fmtv("%.0f", k) + ", " +
+                            fmtv("%.0f", n_moe) + " MoE layers");
+        add(r, "batch", fmtv("%.0f", T) + " tokens on " + std::to_string(devices) + " devices, " + dtype);
+        add(r, "tokens per expert (T*K/N)", fmtv("%.1f", per_expert));
+        add(r, "resident weights (all experts)", human_bytes(total * bytes));
+        add(r, "expert weights per device", human_bytes(experts_total * bytes / G));
+        add(r, "weights one token uses", human_bytes((total - experts_total + experts_total * k / n_exp) * bytes));
+        add(r, "all-to-all per MoE layer", human_bytes(a2a_layer));
+        add(r, "all-to-all per forward pass", human_bytes(a2a_layer * n_moe));
+
+        LineChart traffic;
+        traffic.title = "All-to-all bytes per MoE layer (MB), T = " + fmtv("%.0f", T) + ", " + name;
+        traffic.x_label = "devices G";
+        traffic.y_label = "MB per layer";
+        traffic.names = {"K = " + fmtv("%.0f", k), "K = 1"};
+        traffic.ys.assign(2, {});
+        for (int g = 1; g <= 64; g *= 2) {
+            traffic.xs.push_back(static_cast<float>(g));
+            traffic.ys[0].push_back(static_cast<float>(2.0 * T * k * d * bytes * (g - 1) / g / 1e6));
+            traffic.ys[1].push_back(static_cast<float>(2.0 * T * 1 * d * bytes * (g - 1) / g / 1e6));
+        }
+        save(r, line_chart_plot(traffic), line_chart_csv(traffic), "all_to_all");
+        LineChart batch;
+        batch.title = "Tokens each expert sees per batch, " + name;
+        batch.x_label = "log2(tokens in the batch T)";
+        batch.y_label = "tokens per expert";
+        batch.names = {"T*K/N"};
+        batch.ys.assign(1, {});
+        for (int e = 0; e <= 16; ++e) {
+            batch.xs.push_back(static_cast<float>(e));
+            batch.ys[0].push_back(static_cast<float>(std::ldexp(1.0, e) * k / n_exp));
+        }
+        save(r, line_chart_plot(batch), line_chart_csv(batch), "batch");
+        finish(std::move(r));
+    }
+}
+
+}  // namespace
+
+std::vector<LessonStepResult> run_lesson(const Lesson& lesson, const LessonRunOptions& opt,
+                                         const std::function<void(const LessonStepResult&)>& on_step) {
+    return Runner(lesson, opt, on_step).run();
 }
 
 }  // namespace moe

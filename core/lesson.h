@@ -102,12 +102,13 @@ struct LessonTrain {
     bool reset = false;               // re-initialise the experts and router first
 };
 
-// systems: the numbers of MOE_REFERENCE §6 for one configuration.
+// systems: the numbers of MOE_REFERENCE §6 for one configuration. Like knobs, a step gives only
+// the changes; the first step starts from the defaults below.
 struct LessonSystems {
-    std::string config;               // a gallery config (assets/configs/NAME.json); empty = the built-in LM
-    int64_t tokens = 4096;            // T, tokens in the batch
-    int devices = 8;                  // G, devices the experts are spread over
-    std::string dtype = "bf16";       // bytes per value of weights and activations
+    std::optional<std::string> config;  // a gallery config (assets/configs/NAME.json); "builtin" = the built-in LM (default)
+    std::optional<int64_t> tokens;      // T, tokens in the batch (default 4096)
+    std::optional<int> devices;         // G, devices the experts are spread over (default 8)
+    std::optional<std::string> dtype;   // bytes per value of weights and activations (default "bf16")
 };
 
 struct LessonStep {
@@ -123,7 +124,7 @@ struct LessonStep {
 };
 
 struct Lesson {
-    std::string path;                 // the file it came from ("" when parsed from memory)
+    std::string path;                 // the file it came from (parse_lesson's `where`)
     std::string title;
     std::string summary;              // one or two sentences for the lesson list
     LessonModel model = LessonModel::Builtin;
@@ -161,6 +162,7 @@ struct LessonRunOptions {
     std::string model_path;             // builtin LM; "" = builtin_model_path()
     std::string configs_dir;            // gallery configs; "" = the source tree's assets/configs
     int max_train_steps = -1;           // cap every mix2d train action (tests); -1 = as written
+    bool random_model_if_missing = false;  // builtin: random LM weights when the file is absent (development)
 };
 
 // Runs every step in order with the real engine. on_step is called after each step (for the CLI
