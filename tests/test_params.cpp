@@ -199,6 +199,21 @@ TEST(Params, QwenLayerScheduleAndDeepSeekV2LiteStyle) {
     EXPECT_FALSE(d.router_bias);
 }
 
+// granitemoe (IBM Granite 3.0 MoE) reads like Mixtral; its released configs tie the embeddings.
+TEST(Params, GraniteMoeTiedByHand) {
+    const ModelConfig c = moe::parse_model_config(
+        R"({"model_type": "granitemoe", "vocab_size": 50, "hidden_size": 12, "num_hidden_layers": 3,
+            "num_attention_heads": 3, "num_key_value_heads": 1, "intermediate_size": 8, "num_local_experts": 5,
+            "num_experts_per_tok": 2, "tie_word_embeddings": true, "hidden_act": "silu"})",
+        "granite.json");
+    EXPECT_EQ(c.attention, moe::AttentionKind::GQA);
+    const ParamReport r = moe::count_model_params(c);
+    const int64_t attn = 12 * 12 + 2 * 12 * 4 + 12 * 12;
+    const int64_t layer = attn + 5 * 3 * 12 * 8 + 5 * 12 + 2 * 12;
+    EXPECT_EQ(r.total_params, 3 * layer + 12 + 50 * 12);
+    EXPECT_EQ(r.active_params, 3 * (attn + 2 * 3 * 12 * 8 + 5 * 12 + 2 * 12) + 12 + 50 * 12);
+}
+
 TEST(Params, ReportJsonRoundTrips) {
     const ParamReport r = count_file("olmoe-1b-7b.json");
     const nlohmann::json j = nlohmann::json::parse(moe::report_to_json(r));

@@ -1,7 +1,9 @@
 // safetensors reader/writer (core/safetensors.h) and file_io (core/file_io.h).
 // Every format rule gets a hand-made malformed file, built here byte by byte.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
