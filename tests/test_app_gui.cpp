@@ -94,11 +94,12 @@ protected:
     }
 
     // Runs moelab with args (already quoted) and a fresh HOME so no user settings can leak in.
-    RunResult run(const std::string& args) {
+    // direct: no X server needed (argument errors are reported before any window opens).
+    RunResult run(const std::string& args, bool direct = false) {
         RunResult r;
         const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
         const std::string cmd = "HOME=" + quote(dir_.string()) + " XDG_CONFIG_HOME=" + quote((dir_ / "cfg").string()) +
-                                " timeout 120 " + prefix_ + quote(app_path()) + " " + args + " > " +
+                                " timeout 120 " + (direct ? std::string(" ") : prefix_) + quote(app_path()) + " " + args + " > " +
                                 quote(out.string()) + " 2> " + quote(err.string());
         const int status = std::system(cmd.c_str());
         r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -224,17 +225,44 @@ TEST_F(AppGui, PresenterAt1080pFitsWithoutControls) {
     expect_grid(r, 1920, 1080);
 }
 
+TEST_F(AppGui, SettingsFileIsAppliedAndACorruptOneIsOnlyAMessage) {
+    const fs::path good = dir_ / "good.json";
+    const std::string good_text = R"({"presenter": true, "panels": {"Next byte": false}, "knobs": {"k": 3}})";
+    std::ofstream(good) << good_text;
+    RunResult r;
+    screenshot("settings.png", "--settings " + quote(good.string()), &r);
+    EXPECT_EQ(r.panels.count("Controls"), 0u) << "presenter mode from the file folds the controls away";
+    EXPECT_EQ(r.panels.count("Next byte"), 0u) << "the file hides this panel";
+    EXPECT_EQ(r.panels.count("Router"), 1u);
+    EXPECT_EQ(slurp(good), good_text) << "a screenshot must not write settings";
+
+    const fs::path bad = dir_ / "bad.json";
+    std::ofstream(bad) << "{\"presenter\": tru";
+    RunResult c;
+    screenshot("corrupt.png", "--settings " + quote(bad.string()), &c);
+    EXPECT_EQ(c.exit_code, 0);
+    EXPECT_NE(c.err.find("settings ignored"), std::string::npos) << c.err;
+    EXPECT_NE(c.err.find("bad.json"), std::string::npos) << c.err;
+    EXPECT_EQ(c.panels.count("Controls"), 1u) << "defaults stay when the file is corrupt";
+
+    const fs::path wrong = dir_ / "wrong.json";
+    std::ofstream(wrong) << R"({"knobs": {"scheme": 99}})";
+    RunResult w;
+    screenshot("wrong.png", "--settings " + quote(wrong.string()), &w);
+    EXPECT_NE(w.err.find("scheme"), std::string::npos) << w.err;
+}
+
 TEST_F(AppGui, BadArgumentsExitTwoWithAMessage) {
     const std::string png = quote((dir_ / "bad.png").string());
-    const RunResult scheme = run("--screenshot " + png + " --scheme nonsense");
+    const RunResult scheme = run("--screenshot " + png + " --scheme nonsense", true);
     EXPECT_EQ(scheme.exit_code, 2);
     EXPECT_NE(scheme.err.find("nonsense"), std::string::npos) << scheme.err;
-    const RunResult k0 = run("--screenshot " + png + " --k 0");
+    const RunResult k0 = run("--screenshot " + png + " --k 0", true);
     EXPECT_EQ(k0.exit_code, 2);
     EXPECT_NE(k0.err.find("--k"), std::string::npos) << k0.err;
-    const RunResult size = run("--screenshot " + png + " --size huge");
+    const RunResult size = run("--screenshot " + png + " --size huge", true);
     EXPECT_EQ(size.exit_code, 2);
-    const RunResult unknown = run("--screenshot " + png + " --frobnicate");
+    const RunResult unknown = run("--screenshot " + png + " --frobnicate", true);
     EXPECT_EQ(unknown.exit_code, 2);
     // K larger than the model's expert count is only known once the model is loaded.
     const RunResult k99 = run("--screenshot " + png + " --k 99 --frames 1");
