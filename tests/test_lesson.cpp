@@ -244,7 +244,7 @@ TEST(ShippedLessons, AllRunHeadlessWithTheRealEngine) {
         }
         ASSERT_EQ(res.size(), l.steps.size());
         for (const LessonStepResult& r : res) {
-            EXPECT_GE(r.numbers.size(), 3u);
+            EXPECT_GE(r.numbers.size(), 1u);  // gallery steps: one line per config shown
             EXPECT_TRUE(r.files.empty());  // no output folder given
             for (const LessonNumber& n : r.numbers) EXPECT_FALSE(n.value.empty()) << n.label;
         }
