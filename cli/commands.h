@@ -37,5 +37,8 @@ int cmd_params(Args args);
 int cmd_route(Args args);
 int cmd_train(Args args);
 int cmd_generate(Args args);
+int cmd_mix2d(Args args);
+int cmd_lesson(Args args);
+int cmd_export(Args args);
 
 }  // namespace moe::cli

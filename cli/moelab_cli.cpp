@@ -19,6 +19,9 @@ static const Command kCommands[] = {
     {"route", "route hidden states (random, a file, or --model M --text T) and write the trace", cmd_route},
     {"train", "train the tiny MoE language model or the 2D mixture of experts", cmd_train},
     {"generate", "generate text with the built-in MoE language model", cmd_generate},
+    {"mix2d", "train the 2D mixture of local experts and watch collapse and its cures", cmd_mix2d},
+    {"lesson", "lesson FILE: run a lesson headless and export its plots", cmd_lesson},
+    {"export", "export a load plot or heatmap as PNG, SVG or CSV", cmd_export},
 };
 
 static void print_help() {
