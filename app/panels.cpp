@@ -1,6 +1,7 @@
 // THE table of panels (STYLE.md §7, Hello ImGui's `{label, visible, gui_function}`). The layout
 // in main.cpp places panels by these labels; the View menu lists them in this order.
 #include "app/panels.h"
+#include "app/panels_lab.h"
 
 namespace moe::app {
 
@@ -14,6 +15,10 @@ Panel* panels(int* count) {
         {"Next byte", true, draw_prediction},
         {"Gate heatmap", true, draw_heatmap},
         {"Parameters and FLOPs", true, draw_counters},
+        // Teaching panels (panels_lab.h): not in the grid; they float over it from the View menu.
+        {"Lesson", false, draw_lesson},
+        {"Training lab", false, draw_training_lab},
+        {"Systems", false, draw_systems},
     };
     *count = static_cast<int>(sizeof(table) / sizeof(table[0]));
     return table;

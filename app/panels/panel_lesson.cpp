@@ -1,0 +1,280 @@
+// Lesson panel: pick a lesson from scenarios/, step through it with Next/Previous (or
+// PageDown/PageUp), the narrative large with **bold** and `code` marked. Each step's knobs go to
+// view.knobs (main.cpp pushes them to the session), "point at" moves the cursor and names the
+// panel to look at. A malformed lesson shows its error (file, line, field); nothing else changes.
+//
+// [SECTION] State
+// [SECTION] Applying a step
+// [SECTION] Narrative
+// [SECTION] Panel
+#include <GLFW/glfw3.h>
+#include <imgui.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app/panels/viz_common.h"
+#include "app/panels_lab.h"
+#include "app/theme.h"
+#include "core/error.h"
+#include "core/lesson.h"
+
+namespace moe::app {
+
+namespace {
+
+// [SECTION] State
+struct LessonUi {
+    bool scanned = false;
+    std::vector<std::string> files;   // (n_lessons) paths
+    std::vector<std::string> titles;  // (n_lessons) shown in the picker
+    int selected = -1;
+    std::optional<Lesson> lesson;
+    int step = 0;
+    std::string error;                // the last load error, shown in the panel
+};
+
+LessonUi& ui() {
+    static LessonUi s;
+    return s;
+}
+
+std::string file_name(const std::string& path) {
+    const size_t slash = path.find_last_of('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+void scan(LessonUi& s) {
+    s.scanned = true;
+    s.files.clear();
+    s.titles.clear();
+    try {
+        s.files = list_lessons();
+    } catch (const Error& e) {
+        s.error = e.what();
+        return;
+    }
+    for (const std::string& f : s.files) {
+        try {
+            s.titles.push_back(load_lesson(f).title);
+        } catch (const Error&) {
+            s.titles.push_back(file_name(f) + " (has an error: pick it to see)");
+        }
+    }
+}
+
+// [SECTION] Applying a step
+// The knobs of step k are the lesson's start knobs plus every step's changes up to k, so
+// Previous gives exactly what the step showed the first time.
+void apply_step(const Lesson& lesson, int k, PanelContext& ctx) {
+    if (lesson.model != LessonModel::Builtin) return;  // the lab and systems panels show these
+    ViewState& v = ctx.view;
+    const SessionKnobs defaults = ctx.session.default_knobs();
+    RouterConfig router = defaults.router;
+    LessonView lv;
+    lv.shared_experts = defaults.shared_experts;
+    apply_knobs(lesson.knobs, router);
+    apply_knobs(lesson.knobs, lv);
+    std::string text = lesson.text;
+    for (int i = 0; i <= k && i < static_cast<int>(lesson.steps.size()); ++i) {
+        const LessonStep& st = lesson.steps[static_cast<size_t>(i)];
+        apply_knobs(st.knobs, router);
+        apply_knobs(st.knobs, lv);
+        if (st.text) text = *st.text;
+    }
+    router.n_experts = defaults.router.n_experts;  // the model's, not a lesson knob
+    v.knobs.router = router;
+    v.knobs.shared_experts = lv.shared_experts;
+    v.layer = lv.layer;
+    v.cursor = lv.token;
+    v.cumulative_load = lv.cumulative;
+    if (!text.empty()) v.text_input = text;
+    const LessonStep& st = lesson.steps[static_cast<size_t>(k)];
+    if (st.point_at && st.point_at->token >= 0) v.cursor = st.point_at->token;
+    v.playing = false;
+    v.anim_t = 0.0f;
+}
+
+void open_lesson(LessonUi& s, int index, PanelContext& ctx) {
+    s.selected = index;
+    s.error.clear();
+    s.lesson.reset();
+    try {
+        s.lesson = load_lesson(s.files[static_cast<size_t>(index)]);
+        s.step = 0;
+        apply_step(*s.lesson, 0, ctx);
+    } catch (const Error& e) {
+        s.lesson.reset();
+        s.error = e.what();
+    }
+}
+
+const char* panel_label(LessonPanel p) {
+    switch (p) {
+        case LessonPanel::Router: return "Router view";
+        case LessonPanel::Load: return "Expert load";
+        case LessonPanel::Heatmap: return "Gate heatmap";
+        case LessonPanel::Tokens: return "Tokens";
+        case LessonPanel::Counters: return "Parameters and FLOPs";
+        case LessonPanel::Prediction: return "Next byte";
+        case LessonPanel::Training: return "Training lab";
+        case LessonPanel::Systems: return "Systems";
+    }
+    return "?";
+}
+
+// [SECTION] Narrative
+// Word-wrapped text in the large font; **bold** in the accent colour, `code` in the mono colour.
+void draw_narrative(const std::string& md) {
+    ImFont* font = font_large();
+    ImGui::PushFont(font);
+    const float space_w = ImGui::CalcTextSize(" ").x;
+    const ImVec4 normal = ImGui::GetStyleColorVec4(ImGuiCol_Text);
+    const ImVec4 bold(1.0f, 0.82f, 0.35f, 1.0f);
+    const ImVec4 code(0.55f, 0.85f, 1.0f, 1.0f);
+    bool in_bold = false, in_code = false;
+    size_t i = 0;
+    bool line_start = true;
+    bool space_before = false;  // a space separated this word from the last one (else a style change did)
+    float x_used = 0;
+    const float width = ImGui::GetContentRegionAvail().x;
+    while (i < md.size()) {
+        // A blank line is a new paragraph.
+        if (md[i] == '\n') {
+            space_before = true;
+            const bool paragraph = i + 1 < md.size() && md[i + 1] == '\n';
+            i += paragraph ? 2 : 1;
+            if (paragraph) {
+                if (!line_start) ImGui::NewLine();
+                ImGui::Spacing();
+                line_start = true;
+                x_used = 0;
+            }
+            continue;
+        }
+        if (md[i] == ' ') {
+            space_before = true;
+            ++i;
+            continue;
+        }
+        // One word: up to a space or newline; markers toggle styles inside it.
+        std::string word;
+        ImVec4 color = in_code ? code : in_bold ? bold : normal;
+        bool color_set = false;
+        while (i < md.size() && md[i] != ' ' && md[i] != '\n') {
+            if (md.compare(i, 2, "**") == 0) {
+                if (!word.empty()) break;  // the style changes mid-word: draw what we have first
+                in_bold = !in_bold;
+                i += 2;
+                continue;
+            }
+            if (md[i] == '`') {
+                if (!word.empty()) break;
+                in_code = !in_code;
+                ++i;
+                continue;
+            }
+            if (!color_set) {
+                color = in_code ? code : in_bold ? bold : normal;
+                color_set = true;
+            }
+            word += md[i++];
+        }
+        if (word.empty()) continue;
+        const float w = ImGui::CalcTextSize(word.c_str()).x;
+        const bool glued = !space_before;
+        if (!line_start) {
+            if (x_used + space_w + w > width) {
+                x_used = 0;
+            } else {
+                ImGui::SameLine(0.0f, glued ? 0.0f : space_w);
+                x_used += glued ? 0.0f : space_w;
+            }
+        }
+        ImGui::TextColored(color, "%s", word.c_str());
+        x_used += w;
+        line_start = false;
+        space_before = false;
+    }
+    ImGui::PopFont();
+}
+
+}  // namespace
+
+// [SECTION] Panel
+void draw_lesson(PanelContext& ctx) {
+    LessonUi& s = ui();
+    if (!s.scanned) scan(s);
+
+    const char* preview = s.selected >= 0 ? s.titles[static_cast<size_t>(s.selected)].c_str() : "Pick a lesson...";
+    ImGui::SetNextItemWidth(std::max(120.0f, ImGui::GetContentRegionAvail().x - ImGui::CalcTextSize("Reload").x - 30));
+    if (ImGui::BeginCombo("##lesson", preview)) {
+        for (int i = 0; i < static_cast<int>(s.titles.size()); ++i)
+            if (ImGui::Selectable(s.titles[static_cast<size_t>(i)].c_str(), i == s.selected)) open_lesson(s, i, ctx);
+        ImGui::EndCombo();
+    }
+    ImGui::SameLine();
+    if (ImGui::Button("Reload")) {
+        const int keep = s.selected;
+        scan(s);
+        if (keep >= 0 && keep < static_cast<int>(s.files.size())) open_lesson(s, keep, ctx);
+    }
+    teach("Read the lesson files again (edit a JSON in scenarios/ and see it here).");
+
+    if (!s.error.empty()) {
+        ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.0f, 0.45f, 0.35f, 1.0f));
+        ImGui::TextWrapped("This lesson cannot be used: %s", s.error.c_str());
+        ImGui::PopStyleColor();
+        return;
+    }
+    if (!s.lesson) {
+        empty_message(s.files.empty() ? "No lessons found in scenarios/." : "Pick a lesson above to start.");
+        return;
+    }
+    const Lesson& lesson = *s.lesson;
+    const int n = static_cast<int>(lesson.steps.size());
+    s.step = std::clamp(s.step, 0, n - 1);
+
+    bool prev = false, next = false;
+    ImGui::BeginDisabled(s.step == 0);
+    prev = ImGui::Button("< Previous");
+    ImGui::EndDisabled();
+    ImGui::SameLine();
+    ImGui::Text("Step %d of %d", s.step + 1, n);
+    ImGui::SameLine();
+    ImGui::BeginDisabled(s.step + 1 >= n);
+    next = ImGui::Button("Next >");
+    ImGui::EndDisabled();
+    teach("PageDown / PageUp step through the lesson too.");
+    if (!ImGui::GetIO().WantTextInput) {
+        if (ImGui::IsKeyPressed(GLFW_KEY_PAGE_DOWN, false)) next = s.step + 1 < n;
+        if (ImGui::IsKeyPressed(GLFW_KEY_PAGE_UP, false)) prev = s.step > 0;
+    }
+    if (next || prev) {
+        s.step += next ? 1 : -1;
+        apply_step(lesson, s.step, ctx);
+    }
+
+    const LessonStep& st = lesson.steps[static_cast<size_t>(s.step)];
+    ImGui::Separator();
+    ImGui::PushFont(font_large());
+    ImGui::TextWrapped("%s", st.title.c_str());
+    ImGui::PopFont();
+    if (st.point_at) {
+        std::string look = std::string("Look at: ") + panel_label(st.point_at->panel);
+        if (st.point_at->expert >= 0) look += ", expert E" + std::to_string(st.point_at->expert);
+        if (st.point_at->token >= 0) look += ", token " + std::to_string(st.point_at->token);
+        ImGui::TextColored(ImVec4(0.35f, 0.9f, 0.55f, 1.0f), "%s", look.c_str());
+    }
+    if (lesson.model != LessonModel::Builtin)
+        ImGui::TextDisabled("This lesson drives the %s model: run it with `moelab-cli lesson %s` for its numbers.",
+                            lesson_model_name(lesson.model), file_name(lesson.path).c_str());
+    ImGui::BeginChild("##narrative", ImVec2(0, 0), false);
+    draw_narrative(st.narrative);
+    ImGui::EndChild();
+}
+
+}  // namespace moe::app

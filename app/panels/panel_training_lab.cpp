@@ -1,0 +1,349 @@
+// Training lab: the 2D mixture of experts (core/mix2d.h) trains live, a few steps per frame within
+// a time budget, the plane coloured by the router's top expert; loss, load CV and per-expert load
+// curves; balancing toggles and the collapse / cure presets. Below, a short live fine-tune of the
+// LM on the user's text, on a COPY of the model (loaded again from its file) in a background
+// thread, so the session's model and the UI are never touched or blocked.
+//
+// [SECTION] 2D mixture state
+// [SECTION] LM fine-tune state
+// [SECTION] Drawing helpers
+// [SECTION] Panel
+#include <imgui.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cfloat>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "app/panels/viz_common.h"
+#include "app/panels_lab.h"
+#include "app/theme.h"
+#include "core/error.h"
+#include "core/export.h"
+#include "core/lm_train.h"
+#include "core/mix2d.h"
+
+namespace moe::app {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr double kFrameBudgetMs = 6.0;  // training time per frame: the UI stays at 60 fps
+constexpr size_t kMaxPoints = 4000;     // curves keep the latest points
+
+void trim(TrainingCurves& c) {
+    if (c.size() < kMaxPoints) return;
+    const auto cut = static_cast<std::ptrdiff_t>(kMaxPoints / 4);
+    c.step.erase(c.step.begin(), c.step.begin() + cut);
+    c.loss.erase(c.loss.begin(), c.loss.begin() + cut);
+    c.load_cv.erase(c.load_cv.begin(), c.load_cv.begin() + cut);
+    if (c.expert_load.size() >= static_cast<size_t>(cut))
+        c.expert_load.erase(c.expert_load.begin(), c.expert_load.begin() + cut);
+}
+
+// [SECTION] 2D mixture state
+struct Mix2dLab {
+    std::unique_ptr<Mix2dTrainer> trainer;
+    TrainingCurves curves;
+    Mix2dRegions regions;        // (48 x 48) the plane, refreshed every few steps
+    int regions_step = -1;
+    bool running = true;
+    std::string status;          // errors from toggles and exports
+    float alpha = 0.1f;
+    float jitter = 0.0f;
+
+    void reset() {
+        trainer->reset();
+        curves = {};
+        regions_step = -1;
+    }
+    void step_once() {
+        const Mix2dMetrics m = trainer->step();
+        curves.add(m.step, m.loss, m.load_cv, m.load);
+        trim(curves);
+    }
+};
+
+Mix2dLab& mix() {
+    static Mix2dLab s;
+    if (!s.trainer) s.trainer = std::make_unique<Mix2dTrainer>(Mix2dConfig{});
+    return s;
+}
+
+// [SECTION] LM fine-tune state
+struct LmTune {
+    std::thread worker;
+    std::atomic<bool> stop{false};
+    std::atomic<bool> running{false};
+    std::mutex mu;                // guards curves and message
+    TrainingCurves curves;
+    std::string message;
+    int steps = 60;
+
+    ~LmTune() { halt(); }
+    void halt() {
+        stop = true;
+        if (worker.joinable()) worker.join();
+        running = false;
+    }
+    void start(const Session& session, std::string text) {
+        halt();
+        stop = false;
+        running = true;
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            curves = {};
+            message = "loading a copy of the model...";
+        }
+        // The copy comes from the file the session loaded (or the same random init), so the
+        // session's weights are never shared with this thread.
+        const std::string path = session.model_path();
+        const bool fallback = !session.model_note().empty();
+        const LmConfig cfg = session.model().config();
+        const int n_steps = steps;
+        worker = std::thread([this, path, fallback, cfg, n_steps, text = std::move(text)]() mutable {
+            try {
+                LmModel model = fallback ? LmModel::init(cfg, Session::kFallbackSeed) : LmModel::load(path);
+                TrainConfig tc;
+                tc.steps = n_steps;
+                tc.batch = 4;
+                tc.seq = std::min(64, cfg.max_seq);
+                tc.lr = 1e-3f;
+                tc.warmup = 5;
+                tc.threads = 1;
+                // A short text is repeated so every window of seq + 1 bytes exists.
+                std::string data = text;
+                while (data.size() < static_cast<size_t>(tc.seq) * 8) data += " " + text;
+                Trainer trainer(model, data, tc);
+                while (!stop && trainer.step_index() < tc.steps) {
+                    const TrainMetrics m = trainer.step();
+                    std::lock_guard<std::mutex> lock(mu);
+                    curves.add(m.step, static_cast<float>(m.loss), static_cast<float>(m.load_cv), {});
+                    char buf[160];
+                    std::snprintf(buf, sizeof(buf), "step %d/%d  loss %.3f nats (%.2f bpb)  load CV %.2f  %.0f bytes/s",
+                                  m.step, tc.steps, m.loss, m.bpb, m.load_cv, m.tokens_per_s);
+                    message = buf;
+                }
+                if (stop) {
+                    std::lock_guard<std::mutex> lock(mu);
+                    message += "  (stopped)";
+                }
+            } catch (const Error& e) {
+                std::lock_guard<std::mutex> lock(mu);
+                message = e.what();
+            }
+            running = false;
+        });
+    }
+};
+
+LmTune& tune() {
+    static LmTune s;
+    return s;
+}
+
+// [SECTION] Drawing helpers
+// The plane: one rect per region cell, the top expert's colour, brighter where its gate is larger.
+void draw_plane(const Mix2dRegions& r, float side) {
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    const ImVec2 p0 = ImGui::GetCursorScreenPos();
+    const float cw = side / static_cast<float>(std::max(1, r.width));
+    const float ch = side / static_cast<float>(std::max(1, r.height));
+    for (int y = 0; y < r.height; ++y)
+        for (int x = 0; x < r.width; ++x) {
+            const size_t i = static_cast<size_t>(y) * static_cast<size_t>(r.width) + static_cast<size_t>(x);
+            const float a = 0.35f + 0.65f * std::clamp(r.gate[i], 0.0f, 1.0f);
+            const ImVec2 a0(p0.x + static_cast<float>(x) * cw, p0.y + static_cast<float>(y) * ch);
+            dl->AddRectFilled(a0, ImVec2(a0.x + cw + 0.5f, a0.y + ch + 0.5f), expert_color(r.expert[i], a));
+        }
+    dl->AddRect(p0, ImVec2(p0.x + side, p0.y + side), IM_COL32(200, 200, 200, 255));
+    ImGui::Dummy(ImVec2(side, side));
+}
+
+// Each expert's share of the load over the recorded steps, one coloured line per expert.
+void draw_load_lines(const TrainingCurves& c, ImVec2 size) {
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    const ImVec2 p0 = ImGui::GetCursorScreenPos();
+    dl->AddRectFilled(p0, ImVec2(p0.x + size.x, p0.y + size.y), IM_COL32(25, 25, 30, 255));
+    ImGui::Dummy(size);
+    const size_t n = c.expert_load.size();
+    if (n < 2 || c.expert_load[0].empty()) return;
+    const int n_experts = static_cast<int>(c.expert_load[0].size());
+    const size_t stride = std::max<size_t>(1, n / static_cast<size_t>(std::max(2.0f, size.x)));
+    for (int e = 0; e < n_experts; ++e) {
+        std::vector<ImVec2> pts;
+        for (size_t i = 0; i < n; i += stride) {
+            const std::vector<int>& load = c.expert_load[i];
+            int total = 0;
+            for (int v : load) total += v;
+            const float share = total > 0 ? static_cast<float>(load[static_cast<size_t>(e)]) / static_cast<float>(total) : 0.0f;
+            pts.emplace_back(p0.x + size.x * static_cast<float>(i) / static_cast<float>(n - 1),
+                             p0.y + size.y * (1.0f - share));
+        }
+        dl->AddPolyline(pts.data(), static_cast<int>(pts.size()), expert_color(e), 0, 1.5f);
+    }
+    // The fair share 1/N, dashed in spirit: a thin grey line.
+    const float fair = p0.y + size.y * (1.0f - 1.0f / static_cast<float>(n_experts));
+    dl->AddLine(ImVec2(p0.x, fair), ImVec2(p0.x + size.x, fair), IM_COL32(160, 160, 160, 160));
+}
+
+void plot_series(const char* label, const std::vector<float>& v, float height) {
+    char overlay[64];
+    std::snprintf(overlay, sizeof(overlay), "%s %.3f", label, v.empty() ? 0.0 : static_cast<double>(v.back()));
+    ImGui::PlotLines("##series", v.data(), static_cast<int>(v.size()), 0, overlay, FLT_MAX, FLT_MAX,
+                     ImVec2(ImGui::GetContentRegionAvail().x, height));
+}
+
+void draw_mix2d(Mix2dLab& s) {
+    // Train within the frame budget.
+    if (s.running) {
+        const Clock::time_point t0 = Clock::now();
+        int done = 0;
+        while (done < 200 && std::chrono::duration<double, std::milli>(Clock::now() - t0).count() < kFrameBudgetMs) {
+            s.step_once();
+            ++done;
+        }
+    }
+    const Mix2dTrainer& tr = *s.trainer;
+    if (s.regions_step < 0 || tr.steps_done() - s.regions_step >= 10) {
+        s.regions = tr.sample_regions(48, 48);
+        s.regions_step = tr.steps_done();
+    }
+
+    // Buttons and toggles.
+    if (ImGui::Button(s.running ? "Pause" : "Run")) s.running = !s.running;
+    ImGui::SameLine();
+    if (ImGui::Button("Step")) {
+        s.running = false;
+        s.step_once();
+    }
+    ImGui::SameLine();
+    if (ImGui::Button("Reset")) s.reset();
+    teach("Reset starts again from the same seed: the same run, step for step.");
+    ImGui::SameLine();
+    if (ImGui::Button("Collapse preset")) {
+        s.trainer->set_balance(Mix2dBalance::None);
+        s.reset();
+        s.running = true;
+    }
+    teach("Switch top-1 with no balancing at all: a few experts win early and take every point.");
+    ImGui::SameLine();
+    if (ImGui::Button("Cure preset")) {
+        s.trainer->set_balance(Mix2dBalance::Switch);
+        s.running = true;
+    }
+    teach("Turns on the Switch load-balancing loss WITHOUT resetting: watch the collapse being undone.");
+
+    const Mix2dConfig& cfg = tr.config();
+    bool sw = cfg.switch_loss, z = cfg.z_loss, bias = cfg.expert_bias;
+    try {
+        if (ImGui::Checkbox("Switch loss", &sw)) s.trainer->set_switch_loss(sw, s.alpha);
+        teach("alpha * N * sum_i f_i P_i pushes the router towards a uniform load.");
+        ImGui::SameLine();
+        if (ImGui::Checkbox("z-loss", &z)) s.trainer->set_z_loss(z, cfg.beta);
+        teach("Penalises large router logits (ST-MoE): keeps the softmax from saturating.");
+        ImGui::SameLine();
+        if (ImGui::Checkbox("aux-loss-free bias", &bias)) {
+            if (bias) s.trainer->set_balance(Mix2dBalance::Bias);
+            else s.trainer->set_expert_bias(false, cfg.bias_rate);
+        }
+        teach("DeepSeek-V3: a per-expert bias added only for selection, nudged toward the mean load each step.");
+        ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8);
+        if (ImGui::SliderFloat("jitter", &s.jitter, 0.0f, 0.5f, "%.2f")) s.trainer->set_jitter(s.jitter);
+        teach("Multiplies the router input by U(1-eps, 1+eps) while training (Switch Transformer).");
+        ImGui::SameLine();
+        ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8);
+        if (ImGui::SliderFloat("alpha", &s.alpha, 0.001f, 1.0f, "%.3f", ImGuiSliderFlags_Logarithmic) && cfg.switch_loss)
+            s.trainer->set_switch_loss(true, s.alpha);
+    } catch (const Error& e) {
+        s.status = e.what();
+    }
+    ImGui::Text("step %d   router %s   %d experts", tr.steps_done(), scheme_label(cfg.scheme), cfg.n_experts);
+
+    // The plane on the left, curves on the right.
+    const float avail_w = ImGui::GetContentRegionAvail().x;
+    const float side = std::clamp(avail_w * 0.35f, 80.0f, ImGui::GetContentRegionAvail().y * 0.9f);
+    ImGui::BeginGroup();
+    draw_plane(s.regions, side);
+    ImGui::TextDisabled("colour = router's top expert");
+    ImGui::EndGroup();
+    ImGui::SameLine();
+    ImGui::BeginGroup();
+    const float h = std::max(30.0f, side / 3.0f - ImGui::GetStyle().ItemSpacing.y);
+    plot_series("loss", s.curves.loss, h);
+    plot_series("load CV", s.curves.load_cv, h);
+    draw_load_lines(s.curves, ImVec2(ImGui::GetContentRegionAvail().x, h));
+    ImGui::EndGroup();
+    if (s.curves.size() > 0) {
+        ImGui::TextUnformatted("Export curves:");
+        ImGui::SameLine();
+        export_buttons("mixloss", "mix2d_loss", [&] { return training_loss_plot(s.curves, "mix2d: loss and load CV"); },
+                       [&] { return training_csv(s.curves); }, s.status);
+        ImGui::SameLine();
+        export_buttons("mixload", "mix2d_load", [&] { return training_load_plot(s.curves, "mix2d: expert load share"); },
+                       [&] { return training_csv(s.curves); }, s.status);
+    }
+    if (!s.status.empty()) ImGui::TextWrapped("%s", s.status.c_str());
+}
+
+void draw_lm_tune(PanelContext& ctx) {
+    LmTune& t = tune();
+    ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8);
+    ImGui::SliderInt("steps", &t.steps, 10, 400);
+    ImGui::SameLine();
+    if (!t.running) {
+        if (ImGui::Button("Fine-tune on my text")) {
+            if (ctx.view.text_input.empty()) {
+                std::lock_guard<std::mutex> lock(t.mu);
+                t.message = "Type some text in the Text panel first: the fine-tune learns from it.";
+            } else {
+                t.start(ctx.session, ctx.view.text_input);
+            }
+        }
+        teach("Trains a copy of the model on the text you typed (the model on screen does not change).");
+    } else if (ImGui::Button("Stop")) {
+        t.stop = true;
+    }
+    TrainingCurves curves;
+    std::string message;
+    {
+        std::lock_guard<std::mutex> lock(t.mu);
+        curves = t.curves;
+        message = t.message;
+    }
+    if (!message.empty()) ImGui::TextWrapped("%s", message.c_str());
+    if (curves.size() > 0) {
+        plot_series("loss", curves.loss, 50);
+        plot_series("load CV", curves.load_cv, 40);
+        static std::string status;
+        ImGui::TextUnformatted("Export curves:");
+        ImGui::SameLine();
+        export_buttons("lmloss", "lm_finetune_loss", [&] { return training_loss_plot(curves, "LM fine-tune: loss and load CV"); },
+                       [&] { return training_csv(curves); }, status);
+        if (!status.empty()) ImGui::TextWrapped("%s", status.c_str());
+    }
+}
+
+}  // namespace
+
+// [SECTION] Panel
+void draw_training_lab(PanelContext& ctx) {
+    if (ImGui::CollapsingHeader("2D mixture of experts, training live", ImGuiTreeNodeFlags_DefaultOpen)) {
+        try {
+            draw_mix2d(mix());
+        } catch (const Error& e) {
+            mix().status = e.what();
+            mix().running = false;
+        }
+    }
+    if (ImGui::CollapsingHeader("Fine-tune the language model (a copy)")) draw_lm_tune(ctx);
+    export_folder_field();
+}
+
+}  // namespace moe::app
