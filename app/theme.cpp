@@ -43,9 +43,17 @@ void teach(const char* text) {
     if (text == nullptr || *text == '\0') return;
     // Hovering the item itself teaches too, so the (?) is a hint, not the only way in.
     const bool item_hovered = ImGui::IsItemHovered(ImGuiHoveredFlags_AllowWhenDisabled);
-    ImGui::SameLine();
+    // The marker goes on the next line when the row is full: never past the panel's edge.
+    const float sp = ImGui::GetStyle().ItemSpacing.x;
+    const float right = ImGui::GetWindowPos().x + ImGui::GetWindowContentRegionMax().x;
+    if (ImGui::GetItemRectMax().x + sp + ImGui::CalcTextSize("(?)").x <= right) ImGui::SameLine();
     ImGui::TextDisabled("(?)");
     if (item_hovered || ImGui::IsItemHovered()) teaching_tooltip(text);
+}
+
+void teach_hover(const char* text) {
+    if (text == nullptr || *text == '\0') return;
+    if (ImGui::IsItemHovered(ImGuiHoveredFlags_AllowWhenDisabled)) teaching_tooltip(text);
 }
 
 // [SECTION] Fonts

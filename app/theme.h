@@ -4,6 +4,8 @@
 
 #include <imgui.h>
 
+#include "core/palette.h"
+
 namespace moe::app {
 
 // Colour of expert e out of n_experts: Okabe-Ito for the first 8, then further hues that stay
@@ -12,12 +14,17 @@ namespace moe::app {
 ImU32 expert_color(int expert, float alpha = 1.0f);
 ImVec4 expert_color_vec(int expert, float alpha = 1.0f);
 
-inline constexpr ImU32 kColorDropped = IM_COL32(213, 94, 0, 255);   // vermillion: overflow / dropped
-inline constexpr ImU32 kColorShared = IM_COL32(240, 228, 66, 255);  // yellow: shared experts, always on
+// Reserved colours, never an expert's (core/palette.h says why): the app and the exporters agree.
+constexpr ImU32 to_imu32(Rgba c) { return IM_COL32(c.r, c.g, c.b, c.a); }
+inline constexpr ImU32 kColorDropped = to_imu32(::moe::kColorDropped);  // pure red: overflow / dropped
+inline constexpr ImU32 kColorShared = to_imu32(::moe::kColorShared);    // near-white: shared, always on
 inline constexpr ImU32 kColorIdle = IM_COL32(70, 70, 78, 255);      // unchosen expert
 
 // The one way to attach a teaching sentence to the last item: a (?) marker or hover text.
 void teach(const char* text);
+// The same sentence on hover of the last item only, without the marker: for tight rows where a
+// "(?)" after every number would push them off the panel.
+void teach_hover(const char* text);
 
 // Fonts: regular and large (presenter mode) DejaVu Sans from Debian's fonts-dejavu-core,
 // loaded at the given scale; falls back to ImGui's default font with a status message.

@@ -1,6 +1,9 @@
 // The expert palette, shared by the app and the exporters so that expert 3 has the same colour
 // on screen, in a PNG and in an SVG. Okabe-Ito (colour-blind-safe) for the first 8 experts, then
 // further hues spaced by the golden angle so that neighbouring experts stay distinct.
+// Two colours are reserved and no expert ever gets them, so a colour is never ambiguous:
+// pure red = dropped / overflow (always drawn with a cross, hatch or dash as well, for
+// colour-blind readers), near-white = shared expert (always labelled "shared").
 #pragma once
 
 #include <cmath>
@@ -26,17 +29,22 @@ inline constexpr Rgba kOkabeIto[8] = {
     {153, 153, 153, 255},  // grey
 };
 
-inline constexpr Rgba kColorDropped = {213, 94, 0, 255};   // vermillion: overflow / dropped pairs
-inline constexpr Rgba kColorCapacity = {200, 30, 30, 255}; // the capacity line
-inline constexpr Rgba kColorShared = {240, 228, 66, 255};  // shared experts, always on
+// Pure red: further from vermillion (expert 5, hue 26 deg) than any other red, and experts 8+
+// keep their hues out of the band around it (expert_color below).
+inline constexpr Rgba kColorDropped = {255, 0, 0, 255};      // pure red: overflow / dropped pairs
+inline constexpr Rgba kColorCapacity = {200, 30, 30, 255};   // the capacity line
+// No expert is a light neutral (the only neutral expert, 7, is a mid grey at 153).
+inline constexpr Rgba kColorShared = {235, 235, 240, 255};   // near-white: shared experts, always on
 
 // Colour of expert `expert` (any index >= 0): Okabe-Ito for 0..7, then golden-angle hues at two
-// lightness levels (HSL, saturation 0.65) for 8 and above.
+// lightness levels (HSL, saturation 0.65) for 8 and above, squeezed into hues 40..330 deg so
+// that no expert looks like the dropped red.
 inline Rgba expert_color(int expert) {
     if (expert < 0) expert = 0;
     if (expert < 8) return kOkabeIto[expert];
     const int j = expert - 8;
-    const double hue = std::fmod(20.0 + 137.50776405 * j, 360.0) / 360.0;
+    const double spread = std::fmod(20.0 + 137.50776405 * j, 360.0);  // golden-angle walk
+    const double hue = (40.0 + spread * (290.0 / 360.0)) / 360.0;
     const double light = (j % 2 == 0) ? 0.55 : 0.40;
     const double sat = 0.65;
     // HSL -> RGB

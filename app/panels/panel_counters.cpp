@@ -6,6 +6,7 @@
 // [SECTION] Counting the loaded model
 // [SECTION] Gallery
 // [SECTION] Drawing helpers
+// [SECTION] Tabs
 // [SECTION] Panel
 #include <imgui.h>
 
@@ -145,41 +146,15 @@ void compare_bar(const char* label, double value, double full, ImU32 col, const 
     ImGui::Dummy(ImVec2(w + fs * 8.0f, fs));
 }
 
-}  // namespace
+// [SECTION] Tabs
 
-// [SECTION] Panel
-
-void draw_counters(PanelContext& ctx) {
-    const Snapshot& snap = ctx.snap;
-    const ViewState& view = ctx.view;
+void draw_loaded_model(PanelContext& ctx, const LoadedCount& lc, int64_t k, const char* k_note, bool shared_on) {
     const LmModel& model = ctx.session.model();
     const LmConfig& lm = model.config();
-    const char* why = nullptr;
-    const RoutingTrace* tr = drawable_trace(snap, view.layer, &why);
-    const char* k_note = nullptr;
-    const int64_t k = tokens_k(snap, tr, lm.moe.n_experts, &k_note);
-    const bool shared_on = snap.knobs.shared_experts && lm.moe.n_shared > 0;
-
-    // Counted once per (model, K, shared) and kept: the report carries strings.
-    static LoadedCount lc;
-    if (!lc.valid || lc.k != k || lc.shared_on != shared_on || lc.model != &model) {
-        lc = LoadedCount{};
-        lc.k = k;
-        lc.shared_on = shared_on;
-        lc.model = &model;
-        try {
-            lc.report = count_model_params(model_config_of(lm, k, shared_on), "f32", lm.max_seq);
-            lc.full = count_model_params(model_config_of(lm, k, true), "f32", lm.max_seq);
-        } catch (const std::exception& e) {
-            lc.error = e.what();
-        }
-        lc.valid = true;
-    }
-
     ImGui::TextUnformatted("The loaded model");
     teach("A Mixture-of-Experts model stores every expert but runs only K of them per token. So it has "
           "two sizes: the total (what must sit in memory) and the active part (what one token costs). "
-          "Counted by the same rules as the famous models below.");
+          "Counted by the same rules as the famous models (next tab).");
     if (!lc.error.empty()) {
         ImGui::TextColored(ImVec4(1.0f, 0.5f, 0.4f, 1.0f), "Cannot count this model: %s", lc.error.c_str());
     } else {
@@ -189,10 +164,14 @@ void draw_counters(PanelContext& ctx) {
         char t1[32], t2[32];
         human_count(total, t1, sizeof t1);
         human_count(active, t2, sizeof t2);
+        char big1[64], big2[64];
+        std::snprintf(big1, sizeof big1, "%s total", t1);
+        std::snprintf(big2, sizeof big2, "%s active per token", t2);
         ImGui::PushFont(font_large());
-        ImGui::Text("%s total", t1);
-        ImGui::SameLine(0, ImGui::GetFontSize() * 1.5f);
-        ImGui::TextColored(ImVec4(0.34f, 0.71f, 0.91f, 1.0f), "%s active per token", t2);
+        ImGui::TextUnformatted(big1);
+        // Second number on its own line when the panel is too narrow for both.
+        same_line_if_fits(ImGui::CalcTextSize(big2).x, ImGui::GetFontSize() * 1.5f);
+        ImGui::TextColored(ImVec4(0.34f, 0.71f, 0.91f, 1.0f), "%s", big2);
         ImGui::PopFont();
         ImGui::TextWrapped("%d of %d experts per token (K = %lld)%s, %d MoE of %d layers", static_cast<int>(k), lm.moe.n_experts,
                     static_cast<long long>(k), lm.moe.n_shared > 0 ? (shared_on ? " + shared always on" : ", shared switched off") : "",
@@ -230,8 +209,8 @@ void draw_counters(PanelContext& ctx) {
         ImGui::TextUnformatted("Memory (float32 weights)");
         teach("All experts must stay in memory because the next token may pick any of them; only the "
               "active ones are read for one token. Serving memory follows the total, not the active count.");
-        compare_bar("resident: all experts", lc.full.resident_bytes, lc.full.resident_bytes, IM_COL32(150, 150, 160, 255), m1);
-        compare_bar("used by one token", active * r.bytes_per_param, lc.full.resident_bytes, IM_COL32(86, 180, 233, 255), m2);
+        compare_bar("kept in memory", lc.full.resident_bytes, lc.full.resident_bytes, IM_COL32(150, 150, 160, 255), m1);
+        compare_bar("read per token", active * r.bytes_per_param, lc.full.resident_bytes, IM_COL32(86, 180, 233, 255), m2);
 
         char n1[32];
         human_count(static_cast<double>(model.n_params()), n1, sizeof n1);
@@ -241,9 +220,10 @@ void draw_counters(PanelContext& ctx) {
         ImGui::PopStyleColor();
     }
 
-    // Gallery.
+}
+
+void draw_gallery() {
     static Gallery gallery;
-    ImGui::Separator();
     ImGui::TextUnformatted("Famous MoE models, counted from their config.json");
     teach("Each row is computed live from the model's published config.json by the same counter: the "
           "total is what must be stored, the active part what one token uses. Weights counted at 2 bytes "
@@ -308,6 +288,50 @@ void draw_counters(PanelContext& ctx) {
         }
         ImGui::EndTable();
     }
+}
+
+}  // namespace
+
+// [SECTION] Panel
+
+void draw_counters(PanelContext& ctx) {
+    const Snapshot& snap = ctx.snap;
+    const ViewState& view = ctx.view;
+    const LmModel& model = ctx.session.model();
+    const LmConfig& lm = model.config();
+    const char* why = nullptr;
+    const RoutingTrace* tr = drawable_trace(snap, view.layer, &why);
+    const char* k_note = nullptr;
+    const int64_t k = tokens_k(snap, tr, lm.moe.n_experts, &k_note);
+    const bool shared_on = snap.knobs.shared_experts && lm.moe.n_shared > 0;
+
+    // Counted once per (model, K, shared) and kept: the report carries strings.
+    static LoadedCount lc;
+    if (!lc.valid || lc.k != k || lc.shared_on != shared_on || lc.model != &model) {
+        lc = LoadedCount{};
+        lc.k = k;
+        lc.shared_on = shared_on;
+        lc.model = &model;
+        try {
+            lc.report = count_model_params(model_config_of(lm, k, shared_on), "f32", lm.max_seq);
+            lc.full = count_model_params(model_config_of(lm, k, true), "f32", lm.max_seq);
+        } catch (const std::exception& e) {
+            lc.error = e.what();
+        }
+        lc.valid = true;
+    }
+
+    // Two tabs, so the gallery is one click away instead of below the panel's bottom edge.
+    if (!ImGui::BeginTabBar("##counters_tabs")) return;
+    if (ImGui::BeginTabItem("This model")) {
+        draw_loaded_model(ctx, lc, k, k_note, shared_on);
+        ImGui::EndTabItem();
+    }
+    if (ImGui::BeginTabItem("Famous models")) {
+        draw_gallery();
+        ImGui::EndTabItem();
+    }
+    ImGui::EndTabBar();
 }
 
 }  // namespace moe::app

@@ -57,7 +57,12 @@ void draw_heatmap(PanelContext& ctx) {
     // 0..1 scale would be one flat dark colour.
     const float p_max = std::max(tr.probs.maxCoeff(), 1e-6f);
 
-    ImGui::Text("Router %s for every token (rows) and expert (columns), layer %d", sigmoid ? "score s = sigmoid(h)" : "probability p = softmax(h)", view.layer);
+    {
+        char head[160];
+        std::snprintf(head, sizeof head, "Router %s, layer %d: rows = tokens, columns = experts",
+                      sigmoid ? "score s = sigmoid(h)" : "probability p = softmax(h)", view.layer);
+        text_wrapped_before_teach(head);
+    }
     teach("Each row is one token, each column one expert. Brighter = the router likes that expert more for "
           "that token. White outline = the expert was chosen; red cross = chosen but dropped for capacity. "
           "Columns that stay dark for every token are experts nobody uses.");

@@ -65,10 +65,17 @@ void draw_load_bars(PanelContext& ctx) {
     const RoutingTrace& tr = *trp;
     const int n_experts = tr.n_experts;
 
-    ImGui::Checkbox("Cumulative since reset", &view.cumulative_load);
-    teach("Off: the load of this one batch (the text you typed). On: kept tokens added up over every "
-          "run since Reset, so you can watch a bias or a balancing method even out the experts.");
-    ImGui::SameLine();
+    // Narrow panel (1280x720 grid): the same numbers on fewer lines, hover text instead of (?)
+    // markers, so the bars keep most of the height.
+    const float need = font_large()->CalcTextSizeA(font_large()->FontSize, FLT_MAX, 0.0f,
+                                                   "CV 0.00  max/mean 0.00  dropped 000/000").x;
+    const bool wide = ImGui::GetContentRegionAvail().x > need + ImGui::GetFontSize() * 8.0f;
+    const auto explain = [wide](const char* text) { wide ? teach(text) : teach_hover(text); };
+
+    ImGui::Checkbox(wide ? "Cumulative since reset" : "Cumulative", &view.cumulative_load);
+    explain("Off: the load of this one batch (the text you typed). On: kept tokens added up over every "
+            "run since Reset, so you can watch a bias or a balancing method even out the experts.");
+    same_line_if_fits(ImGui::CalcTextSize("Reset").x + ImGui::GetStyle().FramePadding.x * 2.0f);
     if (ImGui::Button("Reset")) ctx.session.reset_cumulative();
 
     // The counts to draw.
@@ -81,8 +88,11 @@ void draw_load_bars(PanelContext& ctx) {
             kept = &cl[static_cast<size_t>(view.layer)];
             cumulative = true;
         } else {
-            ImGui::SameLine();
-            ImGui::TextDisabled("(no cumulative counts for this layer yet: showing this batch)");
+            const char* msg = "(no cumulative counts for this layer yet: showing this batch)";
+            same_line_if_fits(ImGui::CalcTextSize(msg).x);
+            ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
+            ImGui::TextWrapped("%s", msg);
+            ImGui::PopStyleColor();
         }
     }
     const LoadStats ls = load_stats(*kept);
@@ -92,29 +102,32 @@ void draw_load_bars(PanelContext& ctx) {
     // The balance numbers, big: the thing to read from the back of the room (normal size when
     // the panel is too narrow for three large numbers on one line).
     {
-        const float need = font_large()->CalcTextSizeA(font_large()->FontSize, FLT_MAX, 0.0f,
-                                                       "CV 0.00  max/mean 0.00  dropped 000/000").x;
-        const bool wide = ImGui::GetContentRegionAvail().x > need + ImGui::GetFontSize() * 8.0f;
         ImFont* big = wide ? font_large() : ImGui::GetFont();
         ImGui::PushFont(big);
         ImGui::Text("CV %.2f", cv);
         ImGui::PopFont();
-        teach("Coefficient of variation of the load: standard deviation / mean over experts. 0 = perfectly "
+        explain("Coefficient of variation of the load: standard deviation / mean over experts. 0 = perfectly "
               "even; large = a few experts do most of the work (expert collapse).");
-        ImGui::SameLine(0, ImGui::GetFontSize() * (wide ? 2.0f : 1.0f));
+        // Each number starts a new line when the row is full, so none runs past the edge.
+        const float gap = ImGui::GetFontSize() * (wide ? 2.0f : 1.0f);
+        char txt[64];
+        std::snprintf(txt, sizeof txt, "max/mean %.2f", mom);
+        const float marker = wide ? teach_marker_width() : 0.0f;
+        same_line_if_fits(big->CalcTextSizeA(big->FontSize, FLT_MAX, 0.0f, txt).x + marker, gap);
         ImGui::PushFont(big);
-        ImGui::Text("max/mean %.2f", mom);
+        ImGui::TextUnformatted(txt);
         ImGui::PopFont();
-        teach("The busiest expert's load over the average load. With capacity, the busiest expert sets "
+        explain("The busiest expert's load over the average load. With capacity, the busiest expert sets "
               "how long everyone waits: 1.0 is ideal.");
         if (!cumulative) {
-            ImGui::SameLine(0, ImGui::GetFontSize() * (wide ? 2.0f : 1.0f));
+            std::snprintf(txt, sizeof txt, "dropped %d/%d", tr.stats.n_dropped, tr.stats.n_pairs);
+            same_line_if_fits(big->CalcTextSizeA(big->FontSize, FLT_MAX, 0.0f, txt).x + marker, gap);
             ImGui::PushFont(big);
             if (tr.stats.n_dropped > 0) ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(kColorDropped));
-            ImGui::Text("dropped %d/%d", tr.stats.n_dropped, tr.stats.n_pairs);
+            ImGui::TextUnformatted(txt);
             if (tr.stats.n_dropped > 0) ImGui::PopStyleColor();
             ImGui::PopFont();
-            teach("(token, expert) pairs refused because the expert was already at capacity. A dropped pair "
+            explain("(token, expert) pairs refused because the expert was already at capacity. A dropped pair "
                   "contributes nothing; the token still reaches the next layer through the residual.");
         }
     }
@@ -122,18 +135,29 @@ void draw_load_bars(PanelContext& ctx) {
     // Canvas.
     ImVec2 size = ImGui::GetContentRegionAvail();
     size.x = std::max(size.x, 200.0f);
-    size.y = std::max(size.y, 120.0f);
+    size.y = std::max(size.y, ImGui::GetFontSize() * 3.0f);  // never taller than the panel: no cut-off
+    // A short canvas (the 1280x720 and presenter grids) gives its height to the bars: no title and
+    // no numbers above them (hover a bar for its numbers).
+    const bool short_canvas = size.y < ImGui::GetFontSize() * 9.0f;
     const ImVec2 c0 = ImGui::GetCursorScreenPos();
     ImGui::InvisibleButton("##load_canvas", size);
     const bool hovered = ImGui::IsItemHovered();
     ImDrawList* dl = ImGui::GetWindowDrawList();
     ImFont* font = ImGui::GetFont();
     const float fs = ImGui::GetFontSize();
-    const float left = fs * 3.0f, right = fs * 6.5f, top_pad = fs * 3.0f, bottom_pad = fs * 1.6f;
+    const bool show_capacity = !cumulative && tr.capacity >= 0;
+    const char* title = cumulative ? "tokens kept per expert, summed since reset"
+                        : show_capacity ? (wide ? "tokens kept per expert in this batch (red hatched = over capacity, dropped)"
+                                                : "tokens per expert (red hatched = dropped)")
+                                        : (wide ? "tokens kept per expert in this batch (dropless: nothing is refused)"
+                                                : "tokens per expert (dropless)");
+    const FitText title_fit = fit_text(font, fs * 0.85f, size.x - fs * 3.0f - 4.0f, title, 0.85f);
+    const float left = fs * 3.0f, right = fs * 6.5f, bottom_pad = fs * 1.6f;
+    // Room for the title, then for the value and "+overflow" labels above the tallest bar.
+    const float top_pad = short_canvas ? fs * 0.6f : title_fit.extent.y + fs * 2.0f;
     const ImVec2 p0(c0.x + left, c0.y + top_pad), p1(c0.x + size.x - right, c0.y + size.y - bottom_pad);
     const float plot_w = std::max(p1.x - p0.x, 10.0f), plot_h = std::max(p1.y - p0.y, 10.0f);
 
-    const bool show_capacity = !cumulative && tr.capacity >= 0;
     double y_max = 1.0;
     for (int e = 0; e < n_experts; ++e) {
         const size_t i = static_cast<size_t>(e);
@@ -163,7 +187,7 @@ void draw_load_bars(PanelContext& ctx) {
     const float slot = plot_w / static_cast<float>(n_experts);
     const float bar_w = std::max(slot * 0.72f, 1.0f);
     const float num_w = font->CalcTextSizeA(fs * 0.8f, FLT_MAX, 0.0f, "000").x;
-    const bool numbers_fit = slot > num_w;
+    const bool numbers_fit = slot > num_w && !short_canvas;
     const float lab_w = font->CalcTextSizeA(fs * 0.8f, FLT_MAX, 0.0f, "E00").x + 4.0f;
     const int label_every = std::max(1, static_cast<int>(std::ceil(lab_w / slot)));
     const ImVec2 mouse = ImGui::GetMousePos();
@@ -212,25 +236,25 @@ void draw_load_bars(PanelContext& ctx) {
         for (float x = p0.x; x < p1.x; x += 4.0f) dl->AddLine(ImVec2(x, y), ImVec2(x + 1.5f, y), IM_COL32(220, 220, 230, 200), 1.5f);
         char b[48];
         std::snprintf(b, sizeof b, "even share %.1f", ls.mean);
-        dl->AddText(font, fs * 0.8f, ImVec2(p1.x + 4.0f, y - fs * 0.45f), IM_COL32(220, 220, 230, 255), b);
+        const float ty = std::clamp(y - fs * 0.45f, c0.y, c0.y + size.y - fs * 1.8f);
+        draw_fit_text(dl, font, fs * 0.8f, ImVec2(p1.x + 4.0f, ty), right - 8.0f, IM_COL32(220, 220, 230, 255), b);
     }
     if (show_capacity) {
         const float y = y_of(tr.capacity);
         dashed_hline(dl, p0.x - 4.0f, p1.x, y, IM_COL32(255, 255, 255, 255), 8.0f, 2.5f);
         char b[48];
         std::snprintf(b, sizeof b, "capacity %d", tr.capacity);
-        dl->AddText(font, fs * 0.9f, ImVec2(p1.x + 4.0f, y - fs * 1.2f), IM_COL32(255, 255, 255, 255), b);
+        const float ty = std::clamp(y - fs * 1.2f, c0.y, c0.y + size.y - fs * 1.8f);
+        draw_fit_text(dl, font, fs * 0.9f, ImVec2(p1.x + 4.0f, ty), right - 8.0f, IM_COL32(255, 255, 255, 255), b);
     }
-    {
-        const char* title = cumulative ? "tokens kept per expert, summed since reset"
-                            : show_capacity ? "tokens kept per expert in this batch (red = over capacity, dropped)"
-                                            : "tokens kept per expert in this batch (dropless: nothing is refused)";
-        dl->AddText(font, fs * 0.85f, ImVec2(p0.x, c0.y + 2.0f), IM_COL32(200, 200, 210, 255), title);
-    }
+    if (!short_canvas)
+        dl->AddText(font, title_fit.size, ImVec2(p0.x, c0.y + 2.0f), IM_COL32(200, 200, 210, 255), title, nullptr,
+                    title_fit.wrap);
 
     if (hovered_e >= 0) {
         const size_t i = static_cast<size_t>(hovered_e);
         ImGui::BeginTooltip();
+        if (short_canvas) ImGui::TextDisabled("%s", title);
         ImGui::TextColored(expert_color_vec(hovered_e), "Expert E%d", hovered_e);
         if (cumulative) {
             ImGui::Text("%d tokens kept since reset", (*kept)[i]);

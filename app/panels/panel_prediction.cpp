@@ -51,7 +51,11 @@ void draw_prediction(PanelContext& ctx) {
             if (logits(cur, v) > logits(cur, actual)) ++actual_rank;
     }
 
-    ImGui::Text("After token %d, \"%s\", the model expects:", cur, token_glyph(snap.tokens, cur).c_str());
+    {
+        char head[128];
+        std::snprintf(head, sizeof head, "After token %d, \"%s\", the model expects:", cur, token_glyph(snap.tokens, cur).c_str());
+        text_wrapped_before_teach(head);
+    }
     teach("The model reads the text up to the current token and scores all 256 possible next bytes. "
           "These are its favourites. The MoE layers are part of how it got there: change the routing "
           "knobs and watch this guess get better or worse.");

@@ -57,12 +57,15 @@ void text_fit(ImDrawList* dl, ImFont* font, float size, float max_w, ImVec2 cent
     text_centered(dl, font, size, center, col, s);
 }
 
-// A label on a dark plate, readable over arcs and boxes.
-void plate_text(ImDrawList* dl, ImFont* font, float size, ImVec2 center, ImU32 col, const char* s) {
-    const ImVec2 ts = font->CalcTextSizeA(size, FLT_MAX, 0.0f, s);
+// A label on a dark plate, readable over arcs and boxes; shrunk, then wrapped, to stay within
+// `max_w` (FLT_MAX: no limit).
+void plate_text(ImDrawList* dl, ImFont* font, float size, ImVec2 center, ImU32 col, const char* s,
+                float max_w = FLT_MAX) {
+    const FitText f = fit_text(font, size, max_w - 6.0f, s, 0.75f);
+    const ImVec2 ts = f.extent;
     const ImVec2 a(center.x - ts.x * 0.5f - 3, center.y - ts.y * 0.5f - 1);
     dl->AddRectFilled(a, ImVec2(a.x + ts.x + 6, a.y + ts.y + 2), IM_COL32(10, 10, 14, 220), 3.0f);
-    dl->AddText(font, size, ImVec2(a.x + 3, a.y + 1), col, s);
+    dl->AddText(font, f.size, ImVec2(a.x + 3, a.y + 1), col, s, nullptr, f.wrap);
 }
 
 void arrow_head(ImDrawList* dl, ImVec2 tip, ImVec2 dir, float size, ImU32 col) {
@@ -185,10 +188,14 @@ void draw_router(PanelContext& ctx) {
     else
         std::snprintf(kbuf, sizeof kbuf, "K = %d of %d experts", tr.k, n_experts);
     char capbuf[48];
-    if (tr.capacity < 0) std::snprintf(capbuf, sizeof capbuf, "dropless (no capacity limit)");
-    else std::snprintf(capbuf, sizeof capbuf, "capacity %d tokens per expert", tr.capacity);
-    ImGui::TextWrapped("MoE layer %d (block %d)  |  %s  |  %s  |  %s", view.layer, block,
-                       scheme_label(tr.scheme), kbuf, capbuf);
+    if (tr.capacity < 0) std::snprintf(capbuf, sizeof capbuf, "dropless (no limit)");
+    else std::snprintf(capbuf, sizeof capbuf, "capacity %d per expert", tr.capacity);
+    {
+        char head[256];
+        std::snprintf(head, sizeof head, "MoE layer %d (block %d)  |  %s  |  %s  |  %s", view.layer, block,
+                      scheme_label(tr.scheme), kbuf, capbuf);
+        text_wrapped_before_teach(head);
+    }
     teach(scheme_tooltip(tr.scheme));
 
     // Canvas.
@@ -206,9 +213,22 @@ void draw_router(PanelContext& ctx) {
     ImFont* big = font_large();
     const float big_fs = std::min(big->FontSize, size.y * 0.2f);
 
+    // Legend: the reading guide for a newcomer, wrapped to the canvas (its height shapes the rest).
+    char legend[320];
+    {
+        const int n_pairs = static_cast<int>(pairs.size());
+        const int n_drop = static_cast<int>(std::count_if(pairs.begin(), pairs.end(), [](const RoutedPair& p) { return p.dropped; }));
+        std::snprintf(legend, sizeof legend,
+                      "This token went to %d expert%s (%d kept). Arc thickness and number = gate weight. "
+                      "Bar = router probability. Red dashed arc + X = dropped (expert full).%s",
+                      n_pairs, n_pairs == 1 ? "" : "s", n_pairs - n_drop,
+                      n_shared > 0 ? " White box = shared expert." : "");
+    }
+    const FitText legend_fit = fit_text(font, fs * 0.85f, size.x - 12.0f, legend, 1.0f);
+
     const float lane_y = c0.y + fs * 1.0f;                 // the residual path runs here
     const float top = c0.y + fs * 2.4f;
-    const float legend_h = fs * 1.5f;
+    const float legend_h = legend_fit.extent.y + fs * 0.5f;
     const float shared_h = n_shared > 0 ? fs * 2.8f : 0.0f;
     const float bottom = c1.y - legend_h - shared_h;
     const float mid_y = (top + bottom) * 0.5f;
@@ -328,11 +348,11 @@ void draw_router(PanelContext& ctx) {
         dl->AddLine(p1, p2, col, thick);
         dl->AddLine(p2, p3, col, thick);
         arrow_head(dl, p3, ImVec2(0, 1), fs * 0.6f, col);
-        const char* res_text = all_dropped ? "residual: no expert took this token, it passes through unchanged"
-                               : any_drop  ? "residual: the dropped part is skipped, the token still goes around"
-                                           : "residual: the token also goes around the layer (y = x + ...)";
+        const char* res_text = all_dropped ? "residual only: no expert took this token"
+                               : any_drop  ? "residual: dropped part skipped, token still goes around"
+                                           : "residual: the token also goes around (y = x + ...)";
         plate_text(dl, font, fs * 0.85f, ImVec2((p1.x + p2.x) * 0.5f, lane_y),
-                   lit_path ? kColorDropped : IM_COL32(190, 190, 200, 255), res_text);
+                   lit_path ? kColorDropped : IM_COL32(190, 190, 200, 255), res_text, p2.x - p1.x - fs);
         // A dot travelling along the path shows the direction of flow.
         const float total = (p1.y - p0.y < 0 ? p0.y - p1.y : p1.y - p0.y) + (p2.x - p1.x) + (p3.y - p2.y);
         if (total > 0.0f) {
@@ -362,8 +382,6 @@ void draw_router(PanelContext& ctx) {
         else
             std::snprintf(sl, sizeof sl, "%d shared expert%s switched OFF in the controls", n_shared,
                           n_shared > 1 ? "s" : "");
-        dl->AddText(font, fs * 0.85f, ImVec2(s1.x + 8, (s0.y + s1.y) * 0.5f - fs * 0.45f),
-                    IM_COL32(220, 220, 200, 255), sl);
         const ImVec2 from((tok0.x + tok1.x) * 0.5f, tok1.y + (tok1.y < s0.y - fs ? 0.0f : 0.0f));
         const ImVec2 to(s0.x, (s0.y + s1.y) * 0.5f);
         if (shared_on) {
@@ -371,8 +389,18 @@ void draw_router(PanelContext& ctx) {
             draw_arc(dl, ImVec2(from.x, to.y), to, 1.0f, st);
             dl->AddLine(from, ImVec2(from.x, to.y), kColorShared, 3.0f);
             const ImVec2 out(s1.x, (s0.y + s1.y) * 0.5f);
-            dl->AddLine(ImVec2(out.x, out.y), ImVec2(sum_c.x, out.y), IM_COL32(240, 228, 66, 120), 2.0f);
-            dl->AddLine(ImVec2(sum_c.x, out.y), ImVec2(sum_c.x, sum_c.y + sum_r), IM_COL32(240, 228, 66, 120), 2.0f);
+            const ImU32 faint = (kColorShared & 0x00FFFFFFu) | 0x78000000u;
+            dl->AddLine(ImVec2(out.x, out.y), ImVec2(sum_c.x, out.y), faint, 2.0f);
+            dl->AddLine(ImVec2(sum_c.x, out.y), ImVec2(sum_c.x, sum_c.y + sum_r), faint, 2.0f);
+        }
+        {
+            // On a plate over the shared output line, between the box and the sum node.
+            const float x_l = s1.x + 8.0f, x_r = sum_c.x - sum_r - 8.0f;
+            if (x_r - x_l > fs * 3.0f) {
+                const FitText f = fit_text(font, fs * 0.85f, x_r - x_l - 6.0f, sl, 0.75f);
+                plate_text(dl, font, fs * 0.85f, ImVec2(x_l + f.extent.x * 0.5f + 3.0f, (s0.y + s1.y) * 0.5f),
+                           IM_COL32(235, 235, 240, 255), sl, x_r - x_l);
+            }
         }
     }
 
@@ -422,16 +450,8 @@ void draw_router(PanelContext& ctx) {
         text_centered(dl, font, fs, ImVec2(sum_c.x, sum_c.y + sum_r + fs * 0.8f), IM_COL32(220, 220, 230, 255), "y");
     }
 
-    // Legend: the reading guide for a newcomer.
-    {
-        char lg[200];
-        const int n_pairs = static_cast<int>(pairs.size());
-        std::snprintf(lg, sizeof lg,
-                      "This token went to %d expert%s (%d kept). Arc thickness and number = gate weight. "
-                      "Bar = router probability. Red dashed = dropped (expert full).",
-                      n_pairs, n_pairs == 1 ? "" : "s", n_pairs - static_cast<int>(std::count_if(pairs.begin(), pairs.end(), [](const RoutedPair& p) { return p.dropped; })));
-        dl->AddText(font, fs * 0.85f, ImVec2(c0.x + 6.0f, c1.y - legend_h + fs * 0.3f), IM_COL32(200, 200, 210, 255), lg);
-    }
+    dl->AddText(font, legend_fit.size, ImVec2(c0.x + 6.0f, c1.y - legend_h + fs * 0.3f), IM_COL32(200, 200, 210, 255),
+                legend, nullptr, legend_fit.wrap);
     dl->PopClipRect();
 
     if (hovered_expert >= 0) {

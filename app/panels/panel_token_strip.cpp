@@ -86,11 +86,15 @@ void playback_row(ViewState& view, int n_tokens, size_t n_bytes_total) {
                        ImGuiSliderFlags_Logarithmic);
     teach("Playback steps through the text one byte-token at a time, so you can watch where each "
           "one is routed. Click any token to jump to it.");
-    ImGui::SameLine();
-    ImGui::Text("token %d / %d", cur + 1, n_tokens);
+    char pos[48];
+    std::snprintf(pos, sizeof pos, "token %d / %d", cur + 1, n_tokens);
+    same_line_if_fits(ImGui::CalcTextSize(pos).x);
+    ImGui::TextUnformatted(pos);
     if (n_bytes_total > static_cast<size_t>(n_tokens)) {
-        ImGui::SameLine();
-        ImGui::TextDisabled("(first %d of %zu bytes: the model's context)", n_tokens, n_bytes_total);
+        char ctx_note[96];
+        std::snprintf(ctx_note, sizeof ctx_note, "(first %d of %zu bytes: the model's context)", n_tokens, n_bytes_total);
+        same_line_if_fits(ImGui::CalcTextSize(ctx_note).x);
+        ImGui::TextDisabled("%s", ctx_note);
     }
 }
 

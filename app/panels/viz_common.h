@@ -10,6 +10,8 @@
 
 #include <imgui.h>
 
+#include <algorithm>
+#include <cfloat>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -180,6 +182,55 @@ inline void human_bytes(double v, char* out, size_t size) {
         ++u;
     }
     std::snprintf(out, size, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+}
+
+// [SECTION] Text that fits
+// Drawn text must never run past a panel edge (a projector shows every cut): shrink it a little,
+// then wrap at word boundaries. Fit once, use the result for both layout and drawing.
+
+struct FitText {
+    float size = 0;    // font size to draw at
+    float wrap = 0;    // wrap width to draw with (the box width)
+    ImVec2 extent;     // (width, height) of the drawn block
+};
+
+// How `s` fits `max_w` at `size`: shrunk to at most `min_scale` of it first, then wrapped.
+inline FitText fit_text(ImFont* font, float size, float max_w, const char* s, float min_scale = 0.8f) {
+    FitText f;
+    f.wrap = std::max(max_w, 1.0f);
+    const float w = font->CalcTextSizeA(size, FLT_MAX, 0.0f, s).x;
+    f.size = w > f.wrap && w > 0.0f ? std::max(size * min_scale, size * f.wrap / w) : size;
+    f.extent = font->CalcTextSizeA(f.size, FLT_MAX, f.wrap, s);
+    return f;
+}
+
+// Draws `s` at `pos` (top-left) per fit_text; returns the height used.
+inline float draw_fit_text(ImDrawList* dl, ImFont* font, float size, ImVec2 pos, float max_w, ImU32 col,
+                           const char* s, float min_scale = 0.8f) {
+    const FitText f = fit_text(font, size, max_w, s, min_scale);
+    dl->AddText(font, f.size, pos, col, s, nullptr, f.wrap);
+    return f.extent.y;
+}
+
+// SameLine() only when an item `next_w` wide still fits on this row of the window; otherwise the
+// next item starts a new line instead of running past the edge.
+inline void same_line_if_fits(float next_w, float spacing = -1.0f) {
+    const float sp = spacing < 0.0f ? ImGui::GetStyle().ItemSpacing.x : spacing;
+    const float right = ImGui::GetWindowPos().x + ImGui::GetWindowContentRegionMax().x;
+    if (ImGui::GetItemRectMax().x + sp + next_w <= right) ImGui::SameLine(0.0f, sp);
+}
+
+// Width of the teach() marker "(?)" with its spacing, to leave room for it.
+inline float teach_marker_width() {
+    return ImGui::CalcTextSize("(?)").x + ImGui::GetStyle().ItemSpacing.x;
+}
+
+// Wrapped text that leaves room for a teach() marker after its last line.
+inline void text_wrapped_before_teach(const char* s) {
+    const float wrap_x = ImGui::GetCursorPosX() + ImGui::GetContentRegionAvail().x - teach_marker_width();
+    ImGui::PushTextWrapPos(wrap_x);
+    ImGui::TextUnformatted(s);
+    ImGui::PopTextWrapPos();
 }
 
 // [SECTION] Messages
