@@ -532,10 +532,19 @@ std::shared_ptr<const Snapshot> frame(App& app, double dt) {
         if (!p.visible) continue;
         if (!app.view.show_controls && std::strcmp(p.label, "Controls") == 0) continue;
         const Rect& r = app.layout[static_cast<size_t>(i)];
-        if (r.w <= 0 || r.h <= 0) continue;
-        ImGui::SetNextWindowPos(ImVec2(r.x, r.y), ImGuiCond_Always);
-        ImGui::SetNextWindowSize(ImVec2(r.w, r.h), ImGuiCond_Always);
-        if (ImGui::Begin(p.label, &p.visible, flags)) p.draw(ctx);
+        if (r.w > 0 && r.h > 0) {
+            ImGui::SetNextWindowPos(ImVec2(r.x, r.y), ImGuiCond_Always);
+            ImGui::SetNextWindowSize(ImVec2(r.w, r.h), ImGuiCond_Always);
+            if (ImGui::Begin(p.label, &p.visible, flags)) p.draw(ctx);
+        } else {
+            // Panels the grid does not place (lesson, training lab, systems) float over it, opened
+            // from the View menu: centred at first (staggered), then movable and resizable.
+            const float shift = 30.0f * static_cast<float>(i % 4);
+            ImGui::SetNextWindowPos(ImVec2(area.x + area.w * 0.5f + shift, area.y + area.h * 0.5f + shift),
+                                    ImGuiCond_FirstUseEver, ImVec2(0.5f, 0.5f));
+            ImGui::SetNextWindowSize(ImVec2(area.w * 0.62f, area.h * 0.8f), ImGuiCond_FirstUseEver);
+            if (ImGui::Begin(p.label, &p.visible, ImGuiWindowFlags_NoCollapse)) p.draw(ctx);
+        }
         ImGui::End();
     }
     draw_status_bar(app, *snap, Rect{0, display.y - status_h, display.x, status_h});
