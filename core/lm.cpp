@@ -12,14 +12,14 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
+#include <cstdio>
 #include <filesystem>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "core/safetensors.h"
 
 namespace moe {
 
@@ -523,89 +523,20 @@ std::string config_path_of(const std::string& path) {
     return std::filesystem::path(path).replace_extension(".json").string();
 }
 
-// A minimal F32 safetensors reader/writer for the model's own files: an 8-byte little-endian
-// header length, a JSON header {name: {dtype, shape, data_offsets}}, then the raw data.
-struct StTensor {
-    int64_t rows = 0, cols = 0;
-    uint64_t begin = 0, end = 0;
-};
-
-struct StFile {
-    std::string path;
-    std::string bytes;
-    uint64_t data_start = 0;
-    std::map<std::string, StTensor> tensors;
-
-    explicit StFile(const std::string& p) : path(p), bytes(read_file(p)) {
-        if (bytes.size() < 8) throw Error(path, "header", "the file is " + num(static_cast<int64_t>(bytes.size())) + " bytes long", "not a safetensors file");
-        uint64_t n = 0;
-        for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(bytes[i]);
-        if (n > bytes.size() - 8) throw Error(path, "header", "claims " + std::to_string(n) + " bytes", "the file is truncated or not safetensors");
-        data_start = 8 + n;
-        json h;
-        try {
-            h = json::parse(bytes.substr(8, n));
-        } catch (const std::exception& e) {
-            throw Error(path, "header", std::string("is not valid JSON: ") + e.what(), "not a safetensors file");
-        }
-        if (!h.is_object()) throw Error(path, "header", "is not a JSON object", "not a safetensors file");
-        for (auto it = h.begin(); it != h.end(); ++it) {
-            if (it.key() == "__metadata__") continue;
-            const json& t = it.value();
-            try {
-                if (t.at("dtype").get<std::string>() != "F32")
-                    throw Error(path, it.key(), "has dtype " + t.at("dtype").get<std::string>(), "expected F32");
-                const std::vector<int64_t> shape = t.at("shape").get<std::vector<int64_t>>();
-                const std::vector<uint64_t> off = t.at("data_offsets").get<std::vector<uint64_t>>();
-                StTensor st;
-                st.rows = shape.size() > 0 ? shape[0] : 1;
-                st.cols = shape.size() > 1 ? shape[1] : 1;
-                if (shape.size() > 2 || off.size() != 2 || off[0] > off[1] || off[1] > bytes.size() - data_start ||
-                    off[1] - off[0] != static_cast<uint64_t>(st.rows * st.cols) * 4 || st.rows < 0 || st.cols < 0)
-                    throw Error(path, it.key(), "has inconsistent shape or data_offsets", "the file is corrupt");
-                st.begin = off[0];
-                st.end = off[1];
-                tensors[it.key()] = st;
-            } catch (const Error&) {
-                throw;
-            } catch (const std::exception& e) {
-                throw Error(path, it.key(), std::string("has a malformed entry: ") + e.what(), "expected dtype, shape, data_offsets");
-            }
-        }
-    }
-
-    void copy_to(const std::string& name, int64_t rows, int64_t cols, float* dst) const {
-        auto it = tensors.find(name);
-        if (it == tensors.end()) throw Error(path, name, "is missing", "the file does not match its .json config");
-        const StTensor& t = it->second;
-        if (t.rows != rows || t.cols != cols)
-            throw Error(path, name, "has shape (" + num(t.rows) + ", " + num(t.cols) + ")",
-                        "expected (" + num(rows) + ", " + num(cols) + ") from the .json config");
-        std::memcpy(dst, bytes.data() + data_start + t.begin, static_cast<size_t>(t.end - t.begin));
-    }
-};
-
-std::string st_serialize(const std::vector<LmTensorInfo>& infos, const std::vector<float*>& data) {
-    json h = json::object();
-    uint64_t off = 0;
-    for (const LmTensorInfo& t : infos) {
-        const uint64_t n = static_cast<uint64_t>(t.rows) * t.cols * 4;
-        json shape = t.cols == 1 ? json::array({t.rows}) : json::array({t.rows, t.cols});
-        h[t.name] = json{{"dtype", "F32"}, {"shape", shape}, {"data_offsets", {off, off + n}}};
-        off += n;
-    }
-    h["__metadata__"] = json{{"format", "moelab-lm"}};
-    std::string head = h.dump();
-    while ((head.size() + 8) % 8 != 0) head += ' ';  // keep the data 8-byte aligned
-    std::string out(8, '\0');
-    uint64_t hn = head.size();
-    for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((hn >> (8 * i)) & 0xff);
-    out += head;
-    out.reserve(out.size() + off);
-    for (size_t i = 0; i < infos.size(); ++i)
-        out.append(reinterpret_cast<const char*>(data[i]), static_cast<size_t>(infos[i].rows) * infos[i].cols * 4);
-    return out;
+// The weights travel through core/safetensors (every format rule checked there); this file only
+// matches them to the tensor table of the .json config. A vector (n, 1) is stored with shape [n].
+std::vector<int64_t> file_shape(const LmTensorInfo& t) {
+    if (t.cols == 1) return {t.rows};
+    return {t.rows, t.cols};
 }
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + num(shape[i]);
+    return s + "]";
+}
+
+std::string tensor_field(const std::string& name) { return "tensor '" + name + "'"; }
 }  // namespace
 
 LmModel LmModel::load(const std::string& path) {
@@ -618,16 +549,27 @@ LmModel LmModel::load(const std::string& path) {
     }
     const LmConfig cfg = lm_config_from_json(cfg_text, cfg_path);
     std::unique_ptr<Impl> m = allocate(cfg);
-    const StFile file(path);
+    const SafeTensorsFile file = read_safetensors(path);
     const std::vector<LmTensorInfo> infos = lm_tensor_infos(cfg);
     const std::vector<float*> data = lm_tensor_data(*m);
     for (size_t i = 0; i < infos.size(); ++i) {
         const LmTensorInfo& ti = infos[i];
-        file.copy_to(ti.name, ti.rows, ti.cols, data[i]);
+        const std::string field = tensor_field(ti.name);
+        const auto it = file.tensors.find(ti.name);
+        if (it == file.tensors.end()) throw Error(path, field, "is missing", "the file does not match its .json config");
+        const SafeTensor& t = it->second;
+        const std::vector<int64_t> want = file_shape(ti);
+        if (t.shape != want)
+            throw Error(path, field, "has shape " + shape_text(t.shape),
+                        "expected " + shape_text(want) + " from the .json config");
+        if (t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16" && t.dtype != "F64")
+            throw Error(path, field, "has dtype " + t.dtype, "expected floating-point weights (F32, F16, BF16 or F64)");
         const int64_t n = int64_t{ti.rows} * ti.cols;
+        MOE_ASSERT(static_cast<int64_t>(t.data.size()) == n, "the reader checked the byte size against the shape");
         for (int64_t j = 0; j < n; ++j)
-            if (!std::isfinite(data[i][j]))
-                throw Error(path, ti.name, "holds a non-finite value at index " + num(j), "the weights are corrupt; retrain");
+            if (!std::isfinite(t.data[static_cast<size_t>(j)]))
+                throw Error(path, field, "holds a non-finite value at index " + num(j), "the weights are corrupt; retrain");
+        std::copy(t.data.begin(), t.data.end(), data[i]);
     }
     for (LmBlock& b : m->blocks)
         if (b.moe) b.moe->mutable_weights();  // drop packed copies of the zero init
@@ -638,7 +580,16 @@ void LmModel::save(const std::string& path) const {
     LmModel::Impl& m = const_cast<LmModel::Impl&>(*impl_);
     const std::vector<LmTensorInfo> infos = lm_tensor_infos(m.cfg);
     const std::vector<float*> data = lm_tensor_data(m);
-    write_file_atomic(path, st_serialize(infos, data));
+    SafeTensorsFile file;
+    file.metadata["format"] = "moelab-lm";
+    for (size_t i = 0; i < infos.size(); ++i) {
+        SafeTensor t;
+        t.dtype = "F32";
+        t.shape = file_shape(infos[i]);
+        t.data.assign(data[i], data[i] + int64_t{infos[i].rows} * infos[i].cols);
+        file.tensors.emplace(infos[i].name, std::move(t));
+    }
+    write_safetensors(path, file);
     write_file_atomic(config_path_of(path), lm_config_to_json(m.cfg));
 }
 

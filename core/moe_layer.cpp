@@ -371,21 +371,23 @@ void MoeLayer::forward(ConstMatRef x, const RouterConfig& rc, std::span<const in
     be.combine(out, row_token, row_gate, y);
     double combine_s = seconds_since(t0);
 
-    // Shared experts: every token, weight 1.
+    // Shared experts: every token, weight 1; skipped entirely when the knob turns them off, and
+    // then the cache holds no shared intermediates (a backward must skip them too).
     t0 = Clock::now();
+    const int n_shared_run = rc.shared_experts ? cfg_.n_shared : 0;
     if (cache) {
-        cache->shared_h_pre.resize(cfg_.n_shared);
-        cache->shared_h_lin.resize(cfg_.n_shared);
-        cache->shared_h_act.resize(cfg_.n_shared);
+        cache->shared_h_pre.resize(n_shared_run);
+        cache->shared_h_lin.resize(n_shared_run);
+        cache->shared_h_act.resize(n_shared_run);
     }
     double shared_combine_s = 0;
-    if (cfg_.n_shared > 0) {
+    if (n_shared_run > 0) {
         std::vector<int> all_tokens(n_tokens);  // (n_tokens)
         for (int t = 0; t < n_tokens; ++t) all_tokens[t] = t;
         const std::vector<float> ones(n_tokens, 1.0f);
         const int begin_end[2] = {0, n_tokens};
         Mat shared_out;  // (n_tokens, d_model)
-        for (int s = 0; s < cfg_.n_shared; ++s) {
+        for (int s = 0; s < n_shared_run; ++s) {
             ExpertIntermediates keep_s;
             if (cache) keep_s = {&cache->shared_h_pre[s], &cache->shared_h_lin[s], &cache->shared_h_act[s]};
             be.expert_ffn_grouped(*packed_->shared[s], x, begin_end, shared_out, cache ? &keep_s : nullptr);

@@ -63,7 +63,8 @@ struct MoeForwardCache {
     Mat h_lin;                     // (n_kept, d_ff) w3 x (SwiGLU only)
     Mat h_act;                     // (n_kept, d_ff) activation output fed to w2
     Mat expert_out;                // (n_kept, d_model) E_i(x_t) before the gate
-    std::vector<Mat> shared_h_pre, shared_h_lin, shared_h_act;  // per shared expert, (n_tokens, d_ff_shared)
+    std::vector<Mat> shared_h_pre, shared_h_lin, shared_h_act;  // per shared expert run (n_shared, or 0 when
+                                                                // rc.shared_experts is off), (n_tokens, d_ff_shared)
 };
 
 // Wall time of each stage of one forward pass, in seconds (filled only when asked for), so the
@@ -94,6 +95,8 @@ public:
 
     // x: (n_tokens, d_model). Writes y (n_tokens, d_model) and the routing trace.
     // token_ids (n_tokens) are used by Hash routing only. Throws moe::Error on bad knobs.
+    // rc.shared_experts = false skips the shared experts (y is the routed part alone) and leaves
+    // cache->shared_h_* empty.
     void forward(ConstMatRef x, const RouterConfig& rc, std::span<const int32_t> token_ids,
                  Mat& y, RoutingTrace& trace, MoeForwardCache* cache = nullptr,
                  MoeForwardProfile* profile = nullptr) const;

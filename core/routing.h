@@ -57,6 +57,7 @@ struct RouterConfig {
     bool add_noise = false;          // NoisyTopK: add the noise (training-time behaviour)
     float noise_scale = 1.0f;        // NoisyTopK: multiplies eps (a teaching knob; 1 = the paper)
     float jitter_eps = 0.0f;         // router input multiplied by U(1-eps, 1+eps) (applied by the layer)
+    bool shared_experts = true;      // layer knob: run the shared experts (teaching toggle)
     int n_groups = 1;                // group-limited routing: N experts in n_groups equal groups (1 = off)
     int topk_groups = 1;             // ... only the best topk_groups groups are searched
     float routed_scaling = 1.0f;     // multiplies routed gate weights (DeepSeek-V3 uses 2.5)

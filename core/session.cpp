@@ -138,6 +138,7 @@ std::shared_ptr<Snapshot> Session::Impl::run(const std::string& text, const Sess
     snap->text = text;
     snap->n_bytes_total = text.size();
     snap->knobs = knobs;
+    snap->knobs.router.shared_experts = knobs.shared_experts;  // what this run really used
     // Bytes are the tokens: any bytes are valid input; only the length is limited.
     const size_t n_tokens = std::min(text.size(), static_cast<size_t>(cfg.max_seq));
     snap->tokens.assign(reinterpret_cast<const uint8_t*>(text.data()),
@@ -147,14 +148,13 @@ std::shared_ptr<Snapshot> Session::Impl::run(const std::string& text, const Sess
         throw Error("session", "router.n_experts", std::to_string(knobs.router.n_experts),
                     "the model has " + std::to_string(cfg.moe.n_experts) + " experts");
     use_device(knobs.device);
-    if (!knobs.shared_experts && cfg.moe.n_shared > 0)
-        throw Error("session", "shared_experts", "off",
-                    "this model's forward always runs its shared experts; turn them on");
 
     if (n_tokens > 0) {
         validate(knobs.router, static_cast<int>(n_tokens));
         LmRunOptions opt;
         opt.router = knobs.router;
+        // The session's toggle is the one the UI shows; it overrides whatever the router had.
+        opt.router.shared_experts = knobs.shared_experts;
         const auto t0 = std::chrono::steady_clock::now();
         model.forward(std::span<const uint8_t>(snap->tokens.data(), snap->tokens.size()), opt,
                       snap->forward);

@@ -24,7 +24,7 @@ bool device_available(Device d);   // Cuda: built with MOE_CUDA and a GPU + driv
 
 struct SessionKnobs {
     RouterConfig router;         // K, scheme, capacity, drop policy, noise, jitter, bias step, seed
-    bool shared_experts = true;  // run the model's shared experts (if it has any)
+    bool shared_experts = true;  // run the model's shared experts (if it has any); sets router.shared_experts
     Device device = Device::Cpu;
 };
 

@@ -101,7 +101,8 @@ void draw_controls(PanelContext& ctx) {
     if (!has_shared) ImGui::BeginDisabled();
     ImGui::Checkbox("shared experts", &v.knobs.shared_experts);
     if (!has_shared) ImGui::EndDisabled();
-    teach(has_shared ? "Shared experts (DeepSeekMoE) see every token with weight 1, beside the routed ones."
+    teach(has_shared ? "Shared experts (DeepSeekMoE) see every token with weight 1, beside the routed ones. "
+                       "Untick to run the routed experts alone and watch the prediction change."
                      : "Shared experts (DeepSeekMoE) see every token with weight 1; this model has none.");
     int seed = static_cast<int>(std::min<uint64_t>(r.seed, 1000000));
     if (ImGui::InputInt("seed", &seed)) r.seed = static_cast<uint64_t>(std::clamp(seed, 0, 1000000));
