@@ -18,6 +18,9 @@
 #include <omp.h>
 
 #include "core/backend.h"
+#ifdef MOE_HAVE_CUDA
+#include "core/backend_cuda.h"
+#endif
 #include "core/error.h"
 
 namespace moe {
@@ -391,7 +394,8 @@ const Backend& cpu_backend() {
 std::vector<const Backend*> available_backends() {
     std::vector<const Backend*> all{&cpu_backend()};
 #ifdef MOE_HAVE_CUDA
-    all.push_back(&cuda_backend());
+    // Built with CUDA is not the same as having a GPU: list it only when a device answers.
+    if (cuda_device_usable()) all.push_back(&cuda_backend());
 #endif
     return all;
 }
