@@ -230,13 +230,18 @@ void draw_load_bars(PanelContext& ctx) {
             hovered_e = e;
     }
 
+    // Label heights on the right: the capacity label wins, the even-share label moves below it
+    // when the two lines are close (they often are: capacity = factor x even share).
+    const float label_lo = c0.y, label_hi = c0.y + size.y - fs * 1.8f;
+    const float cap_ty = show_capacity ? std::clamp(y_of(tr.capacity) - fs * 1.2f, label_lo, label_hi) : -FLT_MAX;
     // Even share: where every bar would be if the router balanced perfectly.
     if (ls.mean > 0) {
         const float y = y_of(ls.mean);
         for (float x = p0.x; x < p1.x; x += 4.0f) dl->AddLine(ImVec2(x, y), ImVec2(x + 1.5f, y), IM_COL32(220, 220, 230, 200), 1.5f);
         char b[48];
         std::snprintf(b, sizeof b, "even share %.1f", ls.mean);
-        const float ty = std::clamp(y - fs * 0.45f, c0.y, c0.y + size.y - fs * 1.8f);
+        float ty = std::clamp(y - fs * 0.45f, label_lo, label_hi);
+        if (std::fabs(ty - cap_ty) < fs * 1.0f) ty = cap_ty + fs * 1.0f;
         draw_fit_text(dl, font, fs * 0.8f, ImVec2(p1.x + 4.0f, ty), right - 8.0f, IM_COL32(220, 220, 230, 255), b);
     }
     if (show_capacity) {
@@ -244,7 +249,7 @@ void draw_load_bars(PanelContext& ctx) {
         dashed_hline(dl, p0.x - 4.0f, p1.x, y, IM_COL32(255, 255, 255, 255), 8.0f, 2.5f);
         char b[48];
         std::snprintf(b, sizeof b, "capacity %d", tr.capacity);
-        const float ty = std::clamp(y - fs * 1.2f, c0.y, c0.y + size.y - fs * 1.8f);
+        const float ty = cap_ty;
         draw_fit_text(dl, font, fs * 0.9f, ImVec2(p1.x + 4.0f, ty), right - 8.0f, IM_COL32(255, 255, 255, 255), b);
     }
     if (!short_canvas)
