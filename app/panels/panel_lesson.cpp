@@ -210,7 +210,8 @@ void draw_lesson(PanelContext& ctx) {
     if (!s.scanned) scan(s);
 
     const char* preview = s.selected >= 0 ? s.titles[static_cast<size_t>(s.selected)].c_str() : "Pick a lesson...";
-    ImGui::SetNextItemWidth(std::max(120.0f, ImGui::GetContentRegionAvail().x - ImGui::CalcTextSize("Reload").x - 30));
+    ImGui::SetNextItemWidth(std::max(120.0f, ImGui::GetContentRegionAvail().x - ImGui::CalcTextSize("Reload").x -
+                                                     teach_marker_width() - 40));
     if (ImGui::BeginCombo("##lesson", preview)) {
         for (int i = 0; i < static_cast<int>(s.titles.size()); ++i)
             if (ImGui::Selectable(s.titles[static_cast<size_t>(i)].c_str(), i == s.selected)) open_lesson(s, i, ctx);
