@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/lm.h"
+#include "core/safetensors.h"
 
 using namespace moe;
 
@@ -113,6 +114,39 @@ TEST(Lm, RouterKnobsChangeThePrediction) {
     EXPECT_EQ(soft.moe_inputs[0].rows(), static_cast<int>(text.size()));
 }
 
+// The shared-experts teaching toggle reaches every MoE layer, in the full forward and in the
+// KV-cache step, and really changes the prediction.
+TEST(Lm, SharedExpertsToggleChangesTheLogits) {
+    const LmModel m = LmModel::init(small_config(), 12);
+    const std::vector<uint8_t> text = bytes_of("shared or not");
+    LmRunOptions opt;
+    opt.router = m.config().router;
+    LmForward on, off;
+    m.forward(text, opt, on);
+    opt.router.shared_experts = false;
+    m.forward(text, opt, off);
+    EXPECT_GT((on.logits - off.logits).cwiseAbs().maxCoeff(), 1e-4f);
+    // The first MoE layer sees the same input, so it routes the same way.
+    ASSERT_EQ(on.traces.size(), off.traces.size());
+    for (size_t i = 0; i < on.traces[0].pairs.size(); ++i)
+        EXPECT_EQ(on.traces[0].pairs[i].expert, off.traces[0].pairs[i].expert);
+    auto st = m.new_state();
+    Vec logits;
+    for (size_t t = 0; t < text.size(); ++t) {
+        m.step(*st, text[t], opt, logits);
+        EXPECT_LT((logits.transpose() - off.logits.row(static_cast<int>(t))).cwiseAbs().maxCoeff(), 1e-4f) << t;
+    }
+    // A model without shared experts does not care.
+    LmConfig c = small_config();
+    c.moe.n_shared = 0;
+    const LmModel plain = LmModel::init(c, 12);
+    LmForward p_on, p_off;
+    plain.forward(text, opt, p_off);
+    opt.router.shared_experts = true;
+    plain.forward(text, opt, p_on);
+    EXPECT_EQ((p_on.logits - p_off.logits).cwiseAbs().maxCoeff(), 0.0f);
+}
+
 TEST(Lm, BadKnobsAndInputsThrow) {
     const LmModel m = LmModel::init(small_config(), 8);
     LmRunOptions opt;
@@ -198,12 +232,62 @@ TEST(Lm, LoadErrorsNameTheFileAndField) {
         EXPECT_EQ(e.where(), path);
         EXPECT_NE(e.field().find("w1"), std::string::npos) << e.what();
     }
-    // A truncated weights file.
+    // A tensor missing from the weights: names the file and the tensor.
     write_text(json_path, good_json);
+    const std::string missing = "blocks.1.moe.experts.2.w3";
+    SafeTensorsFile st = read_safetensors(path);
+    ASSERT_EQ(st.tensors.erase(missing), 1u);
+    write_safetensors(path, st);
+    try {
+        LmModel::load(path);
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_EQ(e.where(), path);
+        EXPECT_NE(e.field().find(missing), std::string::npos) << e.what();
+        EXPECT_NE(e.problem().find("missing"), std::string::npos) << e.what();
+    }
+    // A file that breaks the safetensors rules (a gap between tensors) is refused by the reader.
+    m.save(path);
+    std::string raw;
+    {
+        std::ifstream f(path, std::ios::binary);
+        raw.assign((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    }
+    write_text(path, raw + std::string(4, '\0'));  // trailing bytes no tensor covers
+    try {
+        LmModel::load(path);
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_EQ(e.where(), path);
+    }
+    // A truncated weights file.
     write_text(path, std::string("\x10\0\0\0\0\0\0\0{}", 10));
     EXPECT_THROW(LmModel::load(path), Error);
     std::filesystem::remove(path);
     std::filesystem::remove(json_path);
+}
+
+// Weights stored as F16 (as exported models often are) load through the shared reader; the
+// logits move by no more than the half-precision rounding of the weights allows.
+TEST(Lm, HalfPrecisionWeightsLoad) {
+    const LmModel m = LmModel::init(small_config(), 13);
+    const std::string path = temp_path("half.safetensors");
+    m.save(path);
+    SafeTensorsFile st = read_safetensors(path);
+    EXPECT_EQ(st.metadata.at("format"), "moelab-lm");
+    for (auto& kv : st.tensors) kv.second.dtype = "F16";
+    write_safetensors(path, st);
+    const LmModel half = LmModel::load(path);
+    LmRunOptions opt;
+    opt.router = m.config().router;
+    LmForward a, b;
+    m.forward(bytes_of("half"), opt, a);
+    half.forward(bytes_of("half"), opt, b);
+    const float diff = (a.logits - b.logits).cwiseAbs().maxCoeff();
+    EXPECT_GT(diff, 0.0f);  // really rounded
+    EXPECT_LT(diff, 1e-2f * (1.0f + a.logits.cwiseAbs().maxCoeff()));
+    std::filesystem::remove(path);
+    std::filesystem::remove(temp_path("half.json"));
 }
 
 TEST(Lm, TopNextBytesAreSortedProbabilities) {
