@@ -276,7 +276,8 @@ SafeTensorsFile parse_safetensors(std::string_view bytes, const std::string& whe
         t.data.resize(static_cast<size_t>(n));
         const char* p = data.data() + e.begin;
         if (t.dtype == "F32") {
-            std::memcpy(t.data.data(), p, static_cast<size_t>(e.end - e.begin));
+            // An empty tensor has no storage: memcpy with a null pointer is undefined even for 0 bytes.
+            if (n > 0) std::memcpy(t.data.data(), p, static_cast<size_t>(e.end - e.begin));
         } else {
             for (uint64_t i = 0; i < n; ++i) t.data[static_cast<size_t>(i)] = convert_one(t.dtype, p + i * static_cast<uint64_t>(esize));
         }
