@@ -260,6 +260,59 @@ TEST(MoeLayer, SharedExpertsRunOnEveryTokenWithWeightOne) {
     EXPECT_LE(max_rel_err(y, naive_forward(layer.config(), w, x, trace)), 1e-5f);
 }
 
+// The teaching toggle: with rc.shared_experts off the layer gives exactly the routed part, i.e.
+// the output with shared experts minus their contribution, the same routing, and no shared cache.
+TEST(MoeLayer, SharedExpertsOffRemovesExactlyTheirContribution) {
+    for (Activation act : {Activation::GELU, Activation::SwiGLU}) {
+        SCOPED_TRACE(activation_name(act));
+        MoeLayerWeights w;
+        const MoeLayer layer = small_layer(act, 2, 12, &w);
+        RouterConfig rc;
+        rc.n_experts = 4;
+        rc.k = 2;
+        const Mat x = random_mat(20, 32, 13);
+        Mat y_on, y_off;
+        RoutingTrace tr_on, tr_off;
+        MoeForwardCache cache_on, cache_off;
+        layer.forward(x, rc, {}, y_on, tr_on, &cache_on);
+        rc.shared_experts = false;
+        layer.forward(x, rc, {}, y_off, tr_off, &cache_off);
+
+        Mat shared_sum = Mat::Zero(20, 32), out;  // (n_tokens, d_model)
+        for (const ExpertWeights& s : w.shared) {
+            expert_forward_reference(s, act, x, out);
+            shared_sum += out;
+        }
+        ASSERT_GT(shared_sum.cwiseAbs().maxCoeff(), 1e-3f);
+        const Mat routed_only = y_on - shared_sum;  // (n_tokens, d_model)
+        EXPECT_LE((y_off - routed_only).cwiseAbs().maxCoeff(), 1e-5f * (1.0f + y_on.cwiseAbs().maxCoeff()));
+        EXPECT_GT((y_off - y_on).cwiseAbs().maxCoeff(), 1e-3f);
+
+        // Routing does not depend on the shared experts.
+        ASSERT_EQ(tr_off.pairs.size(), tr_on.pairs.size());
+        for (size_t i = 0; i < tr_on.pairs.size(); ++i) {
+            EXPECT_EQ(tr_off.pairs[i].expert, tr_on.pairs[i].expert);
+            EXPECT_EQ(tr_off.pairs[i].gate, tr_on.pairs[i].gate);
+        }
+        // The routed cache is the same; the shared one is empty, as the header promises.
+        EXPECT_EQ(cache_off.order, cache_on.order);
+        EXPECT_EQ((cache_off.expert_out - cache_on.expert_out).cwiseAbs().maxCoeff(), 0.0f);
+        EXPECT_EQ(cache_on.shared_h_act.size(), 2u);
+        EXPECT_TRUE(cache_off.shared_h_pre.empty());
+        EXPECT_TRUE(cache_off.shared_h_lin.empty());
+        EXPECT_TRUE(cache_off.shared_h_act.empty());
+
+        // A layer without shared experts ignores the knob.
+        const MoeLayer plain = small_layer(act, 0, 12);
+        Mat p_on, p_off;
+        RoutingTrace t_on, t_off;
+        plain.forward(x, rc, {}, p_off, t_off);
+        rc.shared_experts = true;
+        plain.forward(x, rc, {}, p_on, t_on);
+        EXPECT_EQ((p_on - p_off).cwiseAbs().maxCoeff(), 0.0f);
+    }
+}
+
 TEST(MoeLayer, SoftRoutingWithAllExpertsIsTheDenseMixture) {
     MoeLayerWeights w;
     const MoeLayer layer = small_layer(Activation::SwiGLU, 0, 8, &w);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <numeric>
+#include <span>
 #include <string>
 #include <unistd.h>
 
@@ -37,6 +38,21 @@ const std::string& tiny_model_path() {
         fs::create_directories(dir);
         const std::string p = (dir / "tiny.safetensors").string();
         LmModel::init(tiny_config(), 7).save(p);
+        return p;
+    }();
+    return path;
+}
+
+// The same tiny model with one shared expert per MoE layer, as the shipped model has.
+const std::string& shared_model_path() {
+    static const std::string path = [] {
+        LmConfig c = tiny_config();
+        c.moe.n_shared = 1;
+        c.moe.d_ff_shared = 8;
+        const fs::path dir = fs::temp_directory_path() / ("moelab_test_session_" + std::to_string(::getpid()));
+        fs::create_directories(dir);
+        const std::string p = (dir / "tiny_shared.safetensors").string();
+        LmModel::init(c, 11).save(p);
         return p;
     }();
     return path;
@@ -219,6 +235,46 @@ TEST(Session, BiasStepMovesTowardBalanceAndResets) {
     s.reset_expert_bias();
     s.wait_idle();
     EXPECT_EQ(s.latest()->expert_bias[0].squaredNorm(), 0.0f);
+}
+
+// The app's checkbox: SessionKnobs::shared_experts reaches the layers as router.shared_experts,
+// whatever the router knob said, and the prediction really changes.
+TEST(Session, SharedExpertsTogglePassesThrough) {
+    Session s(shared_model_path());
+    const std::string text = "shared experts";
+    s.set_text(text);
+    s.wait_idle();
+    std::shared_ptr<const Snapshot> on = s.latest();
+    ASSERT_TRUE(on->error.empty()) << on->error;
+    EXPECT_TRUE(on->knobs.shared_experts);
+
+    SessionKnobs k = s.default_knobs();
+    k.shared_experts = false;
+    k.router.shared_experts = true;  // the session's toggle wins
+    s.set_knobs(k);
+    s.wait_idle();
+    std::shared_ptr<const Snapshot> off = s.latest();
+    ASSERT_TRUE(off->error.empty()) << off->error;
+    EXPECT_GT(off->generation, on->generation);
+    EXPECT_FALSE(off->knobs.shared_experts);
+    EXPECT_FALSE(off->knobs.router.shared_experts);  // the snapshot says what it ran
+    EXPECT_GT((off->forward.logits - on->forward.logits).cwiseAbs().maxCoeff(), 1e-4f);
+
+    // Exactly what the model gives with the layer knob off.
+    const LmModel ref = LmModel::load(shared_model_path());
+    LmRunOptions opt;
+    opt.router = s.default_knobs().router;
+    opt.router.shared_experts = false;
+    LmForward want;
+    ref.forward(std::span<const uint8_t>(off->tokens.data(), off->tokens.size()), opt, want);
+    EXPECT_LT((off->forward.logits - want.logits).cwiseAbs().maxCoeff(), 1e-5f);  // other thread count
+
+    // And back on: the first result again.
+    k.shared_experts = true;
+    k.router.shared_experts = false;
+    s.set_knobs(k);
+    s.wait_idle();
+    EXPECT_EQ((s.latest()->forward.logits - on->forward.logits).cwiseAbs().maxCoeff(), 0.0f);
 }
 
 TEST(Session, UnavailableDeviceIsAnErrorNotACrash) {
