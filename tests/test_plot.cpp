@@ -2,6 +2,7 @@
 // are; the SVG is well-formed XML with the text as <text>; odd bytes never break either.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -133,7 +134,10 @@ TEST(PlotSvg, HeatmapMarksChosenAndDropped) {
     const std::string svg = render_svg(p);
     std::string why;
     ASSERT_TRUE(test::xml_well_formed(svg, &why)) << why;
-    EXPECT_NE(svg.find("stroke=\"#d55e00\""), std::string::npos);  // dropped cell outline
+    char dropped_stroke[32];  // the dropped cell is outlined in the palette's dropped colour
+    std::snprintf(dropped_stroke, sizeof dropped_stroke, "stroke=\"#%02x%02x%02x\"", kColorDropped.r,
+                  kColorDropped.g, kColorDropped.b);
+    EXPECT_NE(svg.find(dropped_stroke), std::string::npos) << dropped_stroke;
     const Decoded d = decode(encode_png(render_image(p)));
     EXPECT_EQ(d.w, p.width);
     EXPECT_EQ(d.h, p.height);
