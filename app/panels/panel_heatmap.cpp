@@ -42,13 +42,8 @@ ImU32 ramp(float t) {
 void draw_heatmap(PanelContext& ctx) {
     const Snapshot& snap = ctx.snap;
     ViewState& view = ctx.view;
-    snapshot_error_line(snap);
-    const char* why = nullptr;
-    const RoutingTrace* trp = drawable_trace(snap, view.layer, &why);
-    if (trp == nullptr) {
-        empty_message(why);
-        return;
-    }
+    const RoutingTrace* trp = begin_trace_panel(snap, view.layer);
+    if (trp == nullptr) return;
     const RoutingTrace& tr = *trp;
     const int n_tokens = tr.n_tokens, n_experts = tr.n_experts;
     const int cur = clamped_cursor(view, n_tokens);

@@ -55,13 +55,8 @@ void dashed_hline(ImDrawList* dl, float x0, float x1, float y, ImU32 col, float 
 void draw_load_bars(PanelContext& ctx) {
     const Snapshot& snap = ctx.snap;
     ViewState& view = ctx.view;
-    snapshot_error_line(snap);
-    const char* why = nullptr;
-    const RoutingTrace* trp = drawable_trace(snap, view.layer, &why);
-    if (trp == nullptr) {
-        empty_message(why);
-        return;
-    }
+    const RoutingTrace* trp = begin_trace_panel(snap, view.layer);
+    if (trp == nullptr) return;
     const RoutingTrace& tr = *trp;
     const int n_experts = tr.n_experts;
 

@@ -164,13 +164,8 @@ ImVec2 draw_arc(ImDrawList* dl, ImVec2 p0, ImVec2 p3, float progress, const ArcS
 void draw_router(PanelContext& ctx) {
     const Snapshot& snap = ctx.snap;
     ViewState& view = ctx.view;
-    snapshot_error_line(snap);
-    const char* why = nullptr;
-    const RoutingTrace* trp = drawable_trace(snap, view.layer, &why);
-    if (trp == nullptr) {
-        empty_message(why);
-        return;
-    }
+    const RoutingTrace* trp = begin_trace_panel(snap, view.layer);
+    if (trp == nullptr) return;
     const RoutingTrace& tr = *trp;
     const int n_experts = tr.n_experts;
     const int cur = clamped_cursor(view, tr.n_tokens);

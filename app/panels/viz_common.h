@@ -256,4 +256,14 @@ inline void empty_message(const char* text) {
     ImGui::PopTextWrapPos();
 }
 
+// The start of every trace panel: the error line, then the trace of the chosen layer, or a
+// message in its place and null when there is nothing to draw.
+inline const RoutingTrace* begin_trace_panel(const Snapshot& snap, int layer) {
+    snapshot_error_line(snap);
+    const char* why = nullptr;
+    const RoutingTrace* tr = drawable_trace(snap, layer, &why);
+    if (tr == nullptr) empty_message(why);
+    return tr;
+}
+
 }  // namespace moe::app
