@@ -318,8 +318,11 @@ void register_all() {
 
 }  // namespace
 
+void register_lm_benchmarks();  // bench_lm.cpp
+
 int main(int argc, char** argv) {
     register_all();
+    register_lm_benchmarks();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     benchmark::RunSpecifiedBenchmarks();

@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/moe_layer.h"
@@ -80,5 +81,22 @@ const Backend& cuda_backend();  // core/cuda/, built with MOE_CUDA=ON
 #endif
 // Every backend this build has, CPU first.
 std::vector<const Backend*> available_backends();
+
+// [SECTION] Devices
+// What the app and the CLI let a user pick. Cuda needs a build with MOE_CUDA=ON *and* a GPU
+// with a working driver at run time; everything falls back to the CPU otherwise.
+enum class Device : int { Cpu = 0, Cuda };
+const char* device_name(Device d);                   // "CPU", "CUDA"
+bool device_available(Device d);                     // never throws
+// Why `d` is not available ("this build has no CUDA backend (configure with -DMOE_CUDA=ON)",
+// "no CUDA device or driver was found"); empty when it is.
+std::string device_unavailable_reason(Device d);
+// "cpu" or "cuda" (any case); throws moe::Error naming `where` and `field` otherwise.
+Device parse_device(const std::string& text, const std::string& where, const std::string& field);
+// The backend of an available device; throws moe::Error with the reason otherwise.
+const Backend& backend_for(Device d);
+// The device to run on when the user asked for `wanted`: `wanted` when available, else the
+// CPU, with *why (if not null) set to a sentence saying so; *why is cleared otherwise.
+Device usable_device(Device wanted, std::string* why);
 
 }  // namespace moe

@@ -1,23 +1,19 @@
 // The CPU backend: the reference every other backend is tested against, and fast enough that
 // the MoE layer keeps up with a dense Eigen FFN of the same active FLOPs.
 //
-// [SECTION] Packed weights   panel layout, built once per weight change
-// [SECTION] Micro-kernel     MR x 16 register tile, the only hot loop
-// [SECTION] Packed GEMM      C = A W^T over a range of rows and output panels
+// [SECTION] Packed weights   the experts' matrices in core/packed_gemm.h's panel layout
 // [SECTION] Activations      vectorised epilogues
 // [SECTION] CpuBackend       the four operations, OpenMP over (expert, column chunk) tasks
+// [SECTION] Devices          CPU / CUDA choice and the fallback to the CPU
 //
-// Why not Eigen for the experts: Eigen's GEMM repacks BOTH operands on every call. With
-// T*K/N rows per expert (64 at T=256, N=8, K=2) repacking a (d_ff, d_model) weight costs about
-// as much memory traffic as the multiply itself, and at T=1 it doubles it. Here the weights are
-// packed once into 16-column panels that the micro-kernel streams straight from memory, and the
-// few-row case (T*K/N < 6) is the same kernel with fewer rows: a matrix-vector product that
-// reads each weight exactly once.
+// Why not Eigen for the experts: see core/packed_gemm.h.
 #include <algorithm>
-#include <cstring>
+#include <cctype>
+#include <string>
 #include <omp.h>
 
 #include "core/backend.h"
+#include "core/packed_gemm.h"
 #ifdef MOE_HAVE_CUDA
 #include "core/backend_cuda.h"
 #endif
@@ -38,45 +34,13 @@ const char* backend_op_name(BackendOp op) {
 namespace {
 
 // [SECTION] Packed weights
-constexpr int kNr = 16;   // output columns per panel: two 8-float vectors
-constexpr int kMr = 6;    // rows per register tile: 6 x 2 accumulators + 2 B + 1 A = 15 ymm
-constexpr int kKc = 256;  // depth block: a panel block (16 KiB) and an A tile (6 KiB) stay in L1
-constexpr int kMc = 96;   // row block: A block (96 x 256 floats, 96 KiB) stays in L2
-// Below this much work a parallel region costs more than it saves: waking a thread costs
-// microseconds on an idle machine and a scheduler slice (milliseconds) on a busy one. The expert
-// GEMMs go parallel from 2 MFLOP. Gathers, scatters and the router are under 1% of the layer's
-// work, so they stay on one thread until they are big enough to matter on their own.
-constexpr int64_t kParallelMinFlops = int64_t{1} << 21;
+constexpr int kNr = kPanelWidth;
+// Below this much work a parallel region costs more than it saves (see core/packed_gemm.h).
+// Gathers, scatters and the router are under 1% of the layer's work, so they stay on one
+// thread until they are big enough to matter on their own.
+constexpr int64_t kParallelMinFlops = kPackedParallelMinFlops;
 constexpr int64_t kParallelMinRouterFlops = int64_t{1} << 25;
 constexpr int64_t kParallelMinCopy = int64_t{1} << 21;
-
-using AlignedFloats = std::vector<float, Eigen::aligned_allocator<float>>;
-
-// W (n_out, n_in), row-major (out, in), repacked so that panel p holds, for every input index
-// kk, the 16 weights W[p*16 .. p*16+15][kk] contiguously; missing rows are zero.
-struct PackedMatrix {
-    int n_out = 0;
-    int n_in = 0;
-    int n_panels = 0;
-    AlignedFloats data;  // (n_panels, n_in, 16)
-
-    void pack(const Mat& w) {  // w: (n_out, n_in)
-        n_out = static_cast<int>(w.rows());
-        n_in = static_cast<int>(w.cols());
-        n_panels = (n_out + kNr - 1) / kNr;
-        data.assign(static_cast<size_t>(n_panels) * n_in * kNr, 0.0f);
-        for (int p = 0; p < n_panels; ++p) {
-            float* dst = panel(p);
-            const int cols = std::min(kNr, n_out - p * kNr);
-            for (int c = 0; c < cols; ++c) {
-                const float* src = w.row(p * kNr + c).data();
-                for (int kk = 0; kk < n_in; ++kk) dst[static_cast<size_t>(kk) * kNr + c] = src[kk];
-            }
-        }
-    }
-    float* panel(int p) { return data.data() + static_cast<size_t>(p) * n_in * kNr; }
-    const float* panel(int p) const { return data.data() + static_cast<size_t>(p) * n_in * kNr; }
-};
 
 struct CpuExpert {
     PackedMatrix w1;  // from (d_ff, d_model)
@@ -89,89 +53,6 @@ struct CpuExpert {
 struct CpuPackedExperts final : PackedExperts {
     std::vector<CpuExpert> experts;  // (n_experts)
 };
-
-// [SECTION] Micro-kernel
-// GCC/Clang vector extensions: AVX2+FMA registers with -march=native, plain SSE otherwise.
-typedef float V8 __attribute__((vector_size(32)));
-
-inline V8 load8(const float* p) {
-    V8 v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-inline void store8(float* p, V8 v) { std::memcpy(p, &v, sizeof v); }
-
-// C[0..MR)[0..n_cols) (+)= A[0..MR)[0..kc) * B, B one panel block (kc, 16). A rows are lda
-// apart, C rows ldc apart. accumulate = false on the first depth block.
-template <int MR>
-void micro_kernel(const float* a, int lda, const float* b, int kc, float* c, int ldc, int n_cols,
-                  bool accumulate) {
-    V8 acc0[MR], acc1[MR];
-    for (int i = 0; i < MR; ++i) {
-        acc0[i] = V8{};
-        acc1[i] = V8{};
-    }
-    for (int kk = 0; kk < kc; ++kk) {
-        const V8 b0 = load8(b + kk * kNr);
-        const V8 b1 = load8(b + kk * kNr + 8);
-        for (int i = 0; i < MR; ++i) {
-            const float ai = a[i * lda + kk];
-            acc0[i] += ai * b0;
-            acc1[i] += ai * b1;
-        }
-    }
-    if (n_cols == kNr) {
-        for (int i = 0; i < MR; ++i) {
-            float* ci = c + i * ldc;
-            if (accumulate) {
-                acc0[i] += load8(ci);
-                acc1[i] += load8(ci + 8);
-            }
-            store8(ci, acc0[i]);
-            store8(ci + 8, acc1[i]);
-        }
-        return;
-    }
-    for (int i = 0; i < MR; ++i) {  // last panel of a width that is not a multiple of 16
-        float tile[kNr];
-        store8(tile, acc0[i]);
-        store8(tile + 8, acc1[i]);
-        float* ci = c + i * ldc;
-        for (int j = 0; j < n_cols; ++j) ci[j] = accumulate ? ci[j] + tile[j] : tile[j];
-    }
-}
-
-using KernelFn = void (*)(const float*, int, const float*, int, float*, int, int, bool);
-constexpr KernelFn kKernels[kMr + 1] = {nullptr,           micro_kernel<1>, micro_kernel<2>,
-                                        micro_kernel<3>,   micro_kernel<4>, micro_kernel<5>,
-                                        micro_kernel<6>};
-
-// [SECTION] Packed GEMM
-// C[:, panels [p_begin, p_end)] = A W^T for all m rows. A (m, n_in) row-major with lda,
-// C (m, n_out) with ldc. Single-threaded: callers split work into tasks.
-void gemm_packed(const float* a, int lda, int m, const PackedMatrix& w, int p_begin, int p_end,
-                 float* c, int ldc) {
-    const int k = w.n_in;
-    for (int k0 = 0; k0 < k; k0 += kKc) {
-        const int kc = std::min(kKc, k - k0);
-        const bool accumulate = k0 > 0;
-        for (int m0 = 0; m0 < m; m0 += kMc) {
-            const int mc = std::min(kMc, m - m0);
-            for (int p = p_begin; p < p_end; ++p) {
-                const float* b = w.panel(p) + static_cast<size_t>(k0) * kNr;
-                const int col0 = p * kNr;
-                const int n_cols = std::min(kNr, w.n_out - col0);
-                for (int i0 = 0; i0 < mc; i0 += kMr) {
-                    const int mr = std::min(kMr, mc - i0);
-                    const int row = m0 + i0;
-                    kKernels[mr](a + static_cast<size_t>(row) * lda + k0, lda, b, kc,
-                                 c + static_cast<size_t>(row) * ldc + col0, ldc, n_cols,
-                                 accumulate);
-                }
-            }
-        }
-    }
-}
 
 // [SECTION] Activations
 using ArrayMap = Eigen::Map<Eigen::ArrayXf>;
@@ -398,6 +279,52 @@ std::vector<const Backend*> available_backends() {
     if (cuda_device_usable()) all.push_back(&cuda_backend());
 #endif
     return all;
+}
+
+// [SECTION] Devices
+const char* device_name(Device d) {
+    switch (d) {
+        case Device::Cpu: return "CPU";
+        case Device::Cuda: return "CUDA";
+    }
+    return "?";
+}
+
+std::string device_unavailable_reason(Device d) {
+    if (d == Device::Cpu) return "";
+#ifdef MOE_HAVE_CUDA
+    if (cuda_device_usable()) return "";
+    return "no CUDA device or driver was found";
+#else
+    return "this build has no CUDA backend (configure with -DMOE_CUDA=ON where nvcc is installed)";
+#endif
+}
+
+bool device_available(Device d) { return device_unavailable_reason(d).empty(); }
+
+Device parse_device(const std::string& text, const std::string& where, const std::string& field) {
+    std::string t = text;
+    for (char& ch : t) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (t == "cpu") return Device::Cpu;
+    if (t == "cuda" || t == "gpu") return Device::Cuda;
+    throw Error(where, field, "'" + text + "' is not a device", "cpu or cuda");
+}
+
+const Backend& backend_for(Device d) {
+    const std::string why = device_unavailable_reason(d);
+    if (!why.empty()) throw Error("device", device_name(d), "is not available: " + why, "use the CPU");
+#ifdef MOE_HAVE_CUDA
+    if (d == Device::Cuda) return cuda_backend();
+#endif
+    return cpu_backend();
+}
+
+Device usable_device(Device wanted, std::string* why) {
+    const std::string reason = device_unavailable_reason(wanted);
+    if (why) why->clear();
+    if (reason.empty()) return wanted;
+    if (why) *why = std::string(device_name(wanted)) + " asked for, but " + reason + "; running on the CPU";
+    return Device::Cpu;
 }
 
 }  // namespace moe

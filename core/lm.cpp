@@ -19,6 +19,7 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "core/packed_gemm.h"
 #include "core/safetensors.h"
 
 namespace moe {
@@ -203,6 +204,7 @@ std::vector<LmTensorInfo> lm_tensor_infos(const LmConfig& c) {
 }
 
 std::vector<float*> lm_tensor_data(LmModel::Impl& m) {
+    m.packed.reset();  // the caller may write through these pointers
     std::vector<float*> p;
     p.push_back(m.tok_emb.data());
     if (!m.cfg.tie_embeddings) p.push_back(m.head.data());
@@ -281,25 +283,35 @@ void attention(ConstMatRef q, ConstMatRef k, ConstMatRef v, int n_heads, int pos
     MOE_ASSERT(k.rows() >= n_k && v.rows() >= n_k, "attention: keys must cover every query position");
     const int hd = static_cast<int>(q.cols()) / n_heads;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    if (probs) probs->resize(n_heads);
-    for (int h = 0; h < n_heads; ++h) {
-        Mat s = (q.middleCols(h * hd, hd) * k.topRows(n_k).middleCols(h * hd, hd).transpose()) * scale;  // (n_q, n_k)
-        for (int i = 0; i < n_q; ++i) {
-            const int n_vis = pos0 + i + 1;  // causal: query i sees keys 0 .. pos0 + i
-            float* row = s.row(i).data();
-            float mx = row[0];
-            for (int j = 1; j < n_vis; ++j) mx = std::max(mx, row[j]);
-            float sum = 0.0f;
-            for (int j = 0; j < n_vis; ++j) {
-                row[j] = std::exp(row[j] - mx);
-                sum += row[j];
-            }
-            const float inv = 1.0f / sum;
-            for (int j = 0; j < n_vis; ++j) row[j] *= inv;
-            for (int j = n_vis; j < n_k; ++j) row[j] = 0.0f;
+    if (probs) {
+        probs->resize(n_heads);
+        for (Mat& p : *probs) p.setZero(n_q, n_k);
+    }
+    // Causal, in blocks of query rows: a block of rows [i0, i0 + rows) sees keys 0 .. pos0 + i0 +
+    // rows - 1 only, so the scores above the diagonal are never computed (half the work of the
+    // full n_q x n_k product at pos0 = 0). Heads are independent: one task per (head, block).
+    constexpr int kBlock = 32;
+    const int n_blocks = (n_q + kBlock - 1) / kBlock;
+    const int n_tasks = n_heads * n_blocks;
+    // Always inside this parallel region when there is more than one query: Eigen multiplies
+    // the blocks single-threaded only inside a team of 2+ threads; outside one it splits even
+    // these small products across threads that spin-wait on each other (see packed_gemm.h).
+#pragma omp parallel for schedule(dynamic) if (n_q > 1)
+    for (int task = 0; task < n_tasks; ++task) {
+        const int h = task / n_blocks;
+        const int i0 = (task % n_blocks) * kBlock;
+        const int rows = std::min(kBlock, n_q - i0);
+        const int keys = pos0 + i0 + rows;
+        Mat s = (q.block(i0, h * hd, rows, hd) * k.block(0, h * hd, keys, hd).transpose()) * scale;  // (rows, keys)
+        for (int r = 0; r < rows; ++r) {
+            const int n_vis = pos0 + i0 + r + 1;  // query i0 + r sees keys 0 .. pos0 + i0 + r
+            auto vis = s.row(r).head(n_vis).array();
+            vis = (vis - vis.maxCoeff()).exp();
+            vis *= 1.0f / vis.sum();
+            s.row(r).tail(keys - n_vis).setZero();
         }
-        out.middleCols(h * hd, hd).noalias() = s * v.topRows(n_k).middleCols(h * hd, hd);
-        if (probs) (*probs)[h] = std::move(s);
+        out.block(i0, h * hd, rows, hd).noalias() = s * v.block(0, h * hd, keys, hd);
+        if (probs) (*probs)[h].block(i0, 0, rows, keys) = s;
     }
 }
 
@@ -409,6 +421,11 @@ LmModel LmModel::init(const LmConfig& cfg, uint64_t seed) {
     return LmModel(std::move(m));
 }
 
+void LmModel::set_backend(const Backend& backend) {
+    for (LmBlock& b : impl_->blocks)
+        if (b.moe) b.moe->set_backend(backend);
+}
+
 int64_t LmModel::n_params() const {
     int64_t n = 0;
     for (const LmTensorInfo& t : lm_tensor_infos(impl_->cfg))
@@ -417,6 +434,19 @@ int64_t LmModel::n_params() const {
 }
 
 // [SECTION] Forward
+// Every product of the forward goes through core/packed_gemm.h: weights packed once, threads
+// split each product into independent tasks. (Eigen's own threaded GEMM spin-waited its way to
+// 40-60 ms for a 128-byte text on 2 cores; see packed_gemm.h.)
+struct LmPackedBlock {
+    PackedMatrix wqkv;         // (3 d_model, d_model): wq, wk, wv stacked, one product for all three
+    PackedMatrix wo;           // (d_model, d_model)
+    PackedMatrix w1, w3, w2;   // dense SwiGLU layers only
+};
+struct LmPackedWeights {
+    std::vector<LmPackedBlock> blocks;  // (n_layers)
+    PackedMatrix head;                  // (vocab, d_model)
+};
+
 namespace {
 
 RouterConfig checked_router(const LmConfig& cfg, const RouterConfig& rc, const char* where) {
@@ -424,6 +454,75 @@ RouterConfig checked_router(const LmConfig& cfg, const RouterConfig& rc, const c
         throw Error(where, "router.n_experts", "is " + num(rc.n_experts),
                     "the model has " + num(cfg.moe.n_experts) + " experts per MoE layer");
     return rc;
+}
+
+const LmPackedWeights& packed_weights(const LmModel::Impl& m) {
+    if (!m.packed) {
+        auto pk = std::make_shared<LmPackedWeights>();
+        pk->blocks.resize(m.blocks.size());
+        for (size_t l = 0; l < m.blocks.size(); ++l) {
+            const LmBlock& b = m.blocks[l];
+            LmPackedBlock& p = pk->blocks[l];
+            Mat qkv(3 * b.wq.rows(), b.wq.cols());
+            qkv << b.wq, b.wk, b.wv;
+            p.wqkv.pack(qkv);
+            p.wo.pack(b.wo);
+            if (!b.moe) {
+                p.w1.pack(b.w1);
+                p.w3.pack(b.w3);
+                p.w2.pack(b.w2);
+            }
+        }
+        pk->head.pack(m.head_weight());
+        m.packed = std::move(pk);
+    }
+    return *m.packed;
+}
+
+// Scratch of one forward or step, reused across the layers.
+struct Work {
+    Mat h, qkv, att, y, ff_pre, ff_lin;
+};
+
+// One transformer block on rows at positions pos0 .. pos0 + n - 1 of x (n, d_model), with keys
+// and values of earlier positions in k_all / v_all when they are not null (the KV cache: rows
+// < pos0 filled, the block writes rows pos0 .. pos0 + n - 1). Routing trace to *trace.
+void run_block(const LmModel::Impl& m, int l, int pos0, Mat& x, Mat* k_all, Mat* v_all,
+               const RouterConfig& rc, std::span<const int32_t> ids, Work& w, RoutingTrace* trace,
+               Mat* moe_input) {
+    const LmConfig& c = m.cfg;
+    const LmBlock& b = m.blocks[l];
+    const LmPackedBlock& pb = packed_weights(m).blocks[static_cast<size_t>(l)];
+    const int n = static_cast<int>(x.rows());
+    const int d = c.d_model;
+    lm_ops::rmsnorm(x, b.attn_norm, c.norm_eps, w.h);
+    matmul_packed(w.h, pb.wqkv, w.qkv);  // (n, 3 d_model): q | k | v
+    auto q = w.qkv.leftCols(d);
+    auto k = w.qkv.middleCols(d, d);
+    auto v = w.qkv.rightCols(d);
+    lm_ops::rope(q, c.n_heads, pos0, m.rope_cos, m.rope_sin);
+    lm_ops::rope(k, c.n_heads, pos0, m.rope_cos, m.rope_sin);
+    w.att.resize(n, d);
+    if (k_all) {
+        k_all->middleRows(pos0, n) = k;
+        v_all->middleRows(pos0, n) = v;
+        lm_ops::attention(q, *k_all, *v_all, c.n_heads, pos0, w.att);
+    } else {
+        lm_ops::attention(q, k, v, c.n_heads, pos0, w.att);
+    }
+    matmul_packed(w.att, pb.wo, w.y);
+    x += w.y;
+    lm_ops::rmsnorm(x, b.ffn_norm, c.norm_eps, w.h);
+    if (b.moe) {
+        b.moe->forward(w.h, rc, ids, w.y, *trace);
+        if (moe_input) *moe_input = w.h;
+    } else {
+        matmul_packed(w.h, pb.w1, w.ff_pre);
+        matmul_packed(w.h, pb.w3, w.ff_lin);
+        w.ff_pre = w.ff_pre.unaryExpr([](float t) { return silu(t); }).cwiseProduct(w.ff_lin);
+        matmul_packed(w.ff_pre, pb.w2, w.y);
+    }
+    x += w.y;
 }
 
 }  // namespace
@@ -442,30 +541,19 @@ void LmModel::forward(std::span<const uint8_t> bytes, const LmRunOptions& opt, L
     out.traces.clear();
     out.trace_layer.clear();
     out.moe_inputs.clear();
-    Mat h, q, k, v, att(n, c.d_model), y;
+    Work w;
     for (int l = 0; l < c.n_layers; ++l) {
-        const LmBlock& b = m.blocks[l];
-        lm_ops::rmsnorm(x, b.attn_norm, c.norm_eps, h);
-        q.noalias() = h * b.wq.transpose();
-        k.noalias() = h * b.wk.transpose();
-        v.noalias() = h * b.wv.transpose();
-        lm_ops::rope(q, c.n_heads, 0, m.rope_cos, m.rope_sin);
-        lm_ops::rope(k, c.n_heads, 0, m.rope_cos, m.rope_sin);
-        lm_ops::attention(q, k, v, c.n_heads, 0, att);
-        x.noalias() += att * b.wo.transpose();
-        lm_ops::rmsnorm(x, b.ffn_norm, c.norm_eps, h);
-        if (b.moe) {
-            out.traces.emplace_back();
+        RoutingTrace* trace = nullptr;
+        Mat* moe_input = nullptr;
+        if (m.blocks[l].moe) {
+            trace = &out.traces.emplace_back();
             out.trace_layer.push_back(l);
-            b.moe->forward(h, rc, ids, y, out.traces.back());
-            if (opt.keep_moe_inputs) out.moe_inputs.push_back(h);
-        } else {
-            lm_ops::swiglu(h, b.w1, b.w3, b.w2, y);
+            if (opt.keep_moe_inputs) moe_input = &out.moe_inputs.emplace_back();
         }
-        x += y;
+        run_block(m, l, 0, x, nullptr, nullptr, rc, ids, w, trace, moe_input);
     }
-    lm_ops::rmsnorm(x, m.final_norm, c.norm_eps, h);
-    out.logits.noalias() = h * m.head_weight().transpose();
+    lm_ops::rmsnorm(x, m.final_norm, c.norm_eps, w.h);
+    matmul_packed(w.h, packed_weights(m).head, out.logits);
 }
 
 // [SECTION] Step (KV cache)
@@ -489,31 +577,17 @@ void LmModel::step(State& st, uint8_t byte, const LmRunOptions& opt, Vec& logits
     const int32_t id = byte;
     Mat x = m.tok_emb.row(byte);  // (1, d_model)
     if (traces) traces->clear();
-    Mat h, q, att(1, c.d_model), y, kv;
+    Work w;
     RoutingTrace local;
     for (int l = 0; l < c.n_layers; ++l) {
-        const LmBlock& b = m.blocks[l];
-        lm_ops::rmsnorm(x, b.attn_norm, c.norm_eps, h);
-        q.noalias() = h * b.wq.transpose();
-        lm_ops::rope(q, c.n_heads, st.pos, m.rope_cos, m.rope_sin);
-        kv.noalias() = h * b.wk.transpose();
-        lm_ops::rope(kv, c.n_heads, st.pos, m.rope_cos, m.rope_sin);
-        st.k_cache[l].row(st.pos) = kv.row(0);
-        kv.noalias() = h * b.wv.transpose();
-        st.v_cache[l].row(st.pos) = kv.row(0);
-        lm_ops::attention(q, st.k_cache[l], st.v_cache[l], c.n_heads, st.pos, att);
-        x.noalias() += att * b.wo.transpose();
-        lm_ops::rmsnorm(x, b.ffn_norm, c.norm_eps, h);
-        if (b.moe) {
-            RoutingTrace& tr = traces ? traces->emplace_back() : local;
-            b.moe->forward(h, rc, std::span<const int32_t>(&id, 1), y, tr);
-        } else {
-            lm_ops::swiglu(h, b.w1, b.w3, b.w2, y);
-        }
-        x += y;
+        RoutingTrace* trace = nullptr;
+        if (m.blocks[l].moe) trace = traces ? &traces->emplace_back() : &local;
+        run_block(m, l, st.pos, x, &st.k_cache[l], &st.v_cache[l], rc, std::span<const int32_t>(&id, 1), w,
+                  trace, nullptr);
     }
-    lm_ops::rmsnorm(x, m.final_norm, c.norm_eps, h);
-    logits = (h * m.head_weight().transpose()).transpose();
+    lm_ops::rmsnorm(x, m.final_norm, c.norm_eps, w.h);
+    matmul_packed(w.h, packed_weights(m).head, w.y);
+    logits = w.y.row(0).transpose();
     ++st.pos;
 }
 

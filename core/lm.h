@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/backend.h"
 #include "core/moe_layer.h"
 #include "core/routing.h"
 #include "core/tensor.h"
@@ -67,6 +68,10 @@ public:
     const LmConfig& config() const;
     int64_t n_params() const;
 
+    // Where the MoE layers run (core/backend.h); attention, norms and the head stay on the CPU.
+    // The model is tiny, so those are a small share of the work (see bench/bench_lm.cpp).
+    void set_backend(const Backend& backend);
+
     // Full-sequence causal forward over bytes (n_tokens <= max_seq, else moe::Error).
     void forward(std::span<const uint8_t> bytes, const LmRunOptions& opt, LmForward& out) const;
 
@@ -104,6 +109,8 @@ struct LmBlock {
     Mat w2;                         // (d_model, d_ff_dense)
 };
 
+struct LmPackedWeights;  // lm.cpp: the projections and the head in core/packed_gemm.h's layout
+
 struct LmModel::Impl {
     LmConfig cfg;
     Mat tok_emb;                    // (vocab, d_model) byte embedding; also the head when tied
@@ -111,6 +118,9 @@ struct LmModel::Impl {
     Vec final_norm;                 // (d_model)
     std::vector<LmBlock> blocks;    // (n_layers)
     Mat rope_cos, rope_sin;         // (max_seq, head_dim / 2) rotary tables
+    // Packed copies for inference, built by the first forward()/step() after a weight change;
+    // lm_tensor_data() drops them (as MoeLayer::mutable_weights() drops the experts' packs).
+    mutable std::shared_ptr<const LmPackedWeights> packed;
     const Mat& head_weight() const { return cfg.tie_embeddings ? tok_emb : head; }
 };
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include "core/error.h"
@@ -51,7 +52,90 @@ void write_text(const std::string& path, const std::string& text) {
     f << text;
 }
 
+// An independent forward for the fast one to agree with: plain Eigen products straight from the
+// unpacked weights, q, k and v apart, the full (n, n) attention matrix masked with -inf.
+Mat reference_logits(const LmModel& model, const std::vector<uint8_t>& bytes, const RouterConfig& rc) {
+    const LmModel::Impl& m = model.impl();
+    const LmConfig& c = m.cfg;
+    const int n = static_cast<int>(bytes.size()), d = c.d_model, hd = d / c.n_heads;
+    std::vector<int32_t> ids(bytes.begin(), bytes.end());
+    Mat x(n, d);
+    for (int t = 0; t < n; ++t) x.row(t) = m.tok_emb.row(bytes[static_cast<size_t>(t)]);
+    for (int l = 0; l < c.n_layers; ++l) {
+        const LmBlock& b = m.blocks[static_cast<size_t>(l)];
+        Mat h, y;
+        lm_ops::rmsnorm(x, b.attn_norm, c.norm_eps, h);
+        Mat q = h * b.wq.transpose(), k = h * b.wk.transpose(), v = h * b.wv.transpose();
+        lm_ops::rope(q, c.n_heads, 0, m.rope_cos, m.rope_sin);
+        lm_ops::rope(k, c.n_heads, 0, m.rope_cos, m.rope_sin);
+        Mat att(n, d);
+        for (int head = 0; head < c.n_heads; ++head) {
+            Mat s = q.middleCols(head * hd, hd) * k.middleCols(head * hd, hd).transpose() / std::sqrt(static_cast<float>(hd));
+            for (int i = 0; i < n; ++i)
+                for (int j = i + 1; j < n; ++j) s(i, j) = -std::numeric_limits<float>::infinity();
+            for (int i = 0; i < n; ++i) {
+                s.row(i) = (s.row(i).array() - s.row(i).maxCoeff()).exp().matrix();
+                s.row(i) /= s.row(i).sum();
+            }
+            att.middleCols(head * hd, hd) = s * v.middleCols(head * hd, hd);
+        }
+        x += att * b.wo.transpose();
+        lm_ops::rmsnorm(x, b.ffn_norm, c.norm_eps, h);
+        if (b.moe) {
+            RoutingTrace tr;
+            b.moe->forward(h, rc, ids, y, tr);
+        } else {
+            lm_ops::swiglu(h, b.w1, b.w3, b.w2, y);
+        }
+        x += y;
+    }
+    Mat h;
+    lm_ops::rmsnorm(x, m.final_norm, c.norm_eps, h);
+    return h * m.head_weight().transpose();
+}
+
 }  // namespace
+
+TEST(Lm, ForwardMatchesAPlainEigenReference) {
+    // Sizes that are not multiples of the packed kernel's 16 columns or 6 rows, text longer
+    // than one 32-row attention block, both layer kinds, one and two threads.
+    LmConfig c = small_config(2);
+    c.d_model = c.moe.d_model = 24;
+    c.n_heads = 3;
+    c.max_seq = 80;
+    for (int n_threads : {1, 2}) {
+        omp_set_num_threads(n_threads);
+        const LmModel m = LmModel::init(c, 11);
+        const std::vector<uint8_t> text = bytes_of(std::string(
+            "Mixture of experts: 8 experts, top-2. Der Router waehlt; el router elige. int main(void) { }"));
+        const std::vector<uint8_t> head(text.begin(), text.begin() + 77);
+        LmRunOptions opt;
+        opt.router = m.config().router;
+        LmForward fast;
+        m.forward(head, opt, fast);
+        const Mat want = reference_logits(m, head, opt.router);
+        EXPECT_LT((fast.logits - want).cwiseAbs().maxCoeff(), 1e-4f) << n_threads << " thread(s)";
+    }
+    omp_set_num_threads(1);
+}
+
+TEST(Lm, WritingWeightsThroughTheTensorTableIsSeenByTheNextForward) {
+    // The forward multiplies packed copies; lm_tensor_data() must drop them, or a trainer's
+    // update (or a test's perturbation) would be silently ignored.
+    LmModel m = LmModel::init(small_config(2), 12);
+    const std::vector<uint8_t> text = bytes_of("packed weights");
+    LmRunOptions opt;
+    opt.router = m.config().router;
+    LmForward before, after;
+    m.forward(text, opt, before);
+    const std::vector<LmTensorInfo> infos = lm_tensor_infos(m.config());
+    const std::vector<float*> data = lm_tensor_data(m.impl());
+    for (size_t i = 0; i < infos.size(); ++i)
+        if (infos[i].name == "blocks.0.wv" || infos[i].name == "blocks.0.w2") data[i][3] += 0.5f;
+    m.forward(text, opt, after);
+    EXPECT_GT((after.logits - before.logits).cwiseAbs().maxCoeff(), 1e-4f);
+    EXPECT_LT((after.logits - reference_logits(m, text, opt.router)).cwiseAbs().maxCoeff(), 1e-4f);
+}
 
 TEST(Lm, StepWithKvCacheMatchesFullForward) {
     for (int moe_every : {1, 2}) {
