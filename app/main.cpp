@@ -62,11 +62,13 @@ struct Options {
     int width = 1280, height = 720;      // --size WxH
     std::string model;                   // --model PATH (default: the built-in model)
     std::string settings;                // --settings FILE instead of ~/.config/moelab/settings.json
+    std::optional<Device> device;        // --device cpu|cuda; default: CUDA when a GPU is usable
 };
 
 constexpr const char* kUsage =
     "usage: moelab [--model PATH] [--settings FILE] [--text T] [--k K] [--scheme NAME]\n"
     "              [--capacity C] [--drop POLICY] [--layer L] [--token I] [--presenter] [--size WxH]\n"
+    "              [--device cpu|cuda]   (default: cuda when a GPU is usable, else cpu)\n"
     "       moelab --screenshot FILE [--frames N] [--timing] [same options]\n"
     "       (screenshots use default settings unless --settings is given, and never save them)\n"
     "schemes: soft topk_mixtral topk_gshard noisy_topk switch gshard_top2 expert_choice hash\n"
@@ -141,6 +143,8 @@ Options parse_args(int argc, char** argv) {
             o.height = h;
         } else if (a == "--model") {
             o.model = value();
+        } else if (a == "--device") {
+            o.device = parse_device(value(), "moelab", a);
         } else if (a == "--settings") {
             o.settings = value();
             if (o.settings.empty()) throw Error("moelab", a, "is empty", "give a settings JSON file");
@@ -438,12 +442,15 @@ void draw_status_bar(App& app, const Snapshot& snap, const Rect& r) {
             ImGui::TextColored(red, "%s", app.view.status.c_str());
             ImGui::SameLine();
         }
-        if (!app.session->model_note().empty()) {
-            ImGui::TextColored(ImVec4(1.0f, 0.8f, 0.3f, 1.0f), "%s", app.session->model_note().c_str());
+        const ImVec4 amber(1.0f, 0.8f, 0.3f, 1.0f);
+        for (const std::string* note : {&app.session->model_note(), &snap.device_note}) {
+            if (note->empty()) continue;
+            ImGui::TextColored(amber, "%s", note->c_str());
             ImGui::SameLine();
         }
-        ImGui::TextDisabled("engine %.1f ms | knob->view %.0f ms | frame %.1f ms%s", snap.compute_ms,
-                            app.view.knob_to_view_ms, app.view.frame_ms, app.session->busy() ? " | computing..." : "");
+        ImGui::TextDisabled("engine %.1f ms on %s | knob->view %.0f ms | frame %.1f ms%s", snap.compute_ms,
+                            device_name(snap.device), app.view.knob_to_view_ms, app.view.frame_ms,
+                            app.session->busy() ? " | computing..." : "");
     }
     ImGui::End();
 }
@@ -586,6 +593,9 @@ void apply_options(const Options& o, ViewState& v) {
     if (o.scheme) v.knobs.router.scheme = *o.scheme;
     if (o.capacity) v.knobs.router.capacity_factor = *o.capacity;
     if (o.drop) v.knobs.router.drop_policy = *o.drop;
+    // "A CUDA backend is used when a GPU is present": asked for, or by default when usable. The
+    // session falls back to the CPU with a note in the status bar when it cannot use it.
+    v.knobs.device = o.device ? *o.device : (device_available(Device::Cuda) ? Device::Cuda : Device::Cpu);
     if (o.layer) v.layer = *o.layer;
     if (o.token) v.cursor = *o.token;
     if (o.presenter) {

@@ -26,18 +26,21 @@ std::string byte_label(int b) {
 int cmd_demo(Args args) {
     ArgParser ap("demo", args);
     if (ap.flag("--help") || ap.flag("-h")) {
-        std::printf("usage: moelab-cli demo [--text TEXT] [--model PATH] [--k K]\n"
-                    "  routes TEXT (default: a sample sentence) through the built-in MoE language model\n");
+        std::printf("usage: moelab-cli demo [--text TEXT] [--model PATH] [--k K] [--device D]\n"
+                    "  routes TEXT (default: a sample sentence) through the built-in MoE language model\n"
+                    "%s", kDeviceHelp);
         return 0;
     }
     const std::string where = "moelab-cli demo";
     const std::string text = ap.value("--text", "The quick brown fox: 3 + 4 = 7. Der Hund, el perro.");
     const std::string path = ap.value("--model", builtin_model_path());
     const int k = ap.int_value("--k", 0);
+    const Device device = device_option(ap);
     ap.finish();
     if (!ap.positional().empty())
         throw Error(where, ap.positional()[0], "is not an option of this command", "use --text \"...\"");
-    const LmModel model = LmModel::load(path);
+    LmModel model = LmModel::load(path);
+    model.set_backend(device_backend(device, where));
     const LmConfig& c = model.config();
     if (text.empty() || static_cast<int>(text.size()) > c.max_seq)
         throw Error(where, "--text", "has " + std::to_string(text.size()) + " bytes", "expected 1.." + std::to_string(c.max_seq));

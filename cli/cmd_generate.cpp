@@ -15,8 +15,9 @@ int cmd_generate(Args args) {
     ArgParser ap("generate", args);
     if (ap.flag("--help") || ap.flag("-h")) {
         std::printf(
-            "usage: moelab-cli generate --prompt TEXT [--n 200] [--temperature 0.8] [--seed 1] [--model PATH]\n"
-            "  --temperature 0 picks the most likely byte every time (greedy)\n");
+            "usage: moelab-cli generate --prompt TEXT [--n 200] [--temperature 0.8] [--seed 1] [--model PATH] [--device D]\n"
+            "  --temperature 0 picks the most likely byte every time (greedy)\n"
+            "%s", kDeviceHelp);
         return 0;
     }
     const std::string where = "moelab-cli generate";
@@ -25,6 +26,7 @@ int cmd_generate(Args args) {
     const float temperature = ap.float_value("--temperature", 0.8f);
     const int seed = ap.int_value("--seed", 1);
     const std::string path = ap.value("--model", builtin_model_path());
+    const Device device = device_option(ap);
     ap.finish();
     if (!ap.positional().empty())
         throw Error(where, ap.positional()[0], "is not an option of this command", "put the text after --prompt");
@@ -33,7 +35,8 @@ int cmd_generate(Args args) {
     if (!(temperature >= 0.0f && temperature <= 10.0f))
         throw Error(where, "--temperature", "is " + std::to_string(temperature), "expected 0..10 (0 = greedy)");
 
-    const LmModel model = LmModel::load(path);
+    LmModel model = LmModel::load(path);
+    model.set_backend(device_backend(device, where));
     const int max_seq = model.config().max_seq;
     LmRunOptions opt;
     opt.router = model.config().router;

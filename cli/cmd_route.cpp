@@ -33,14 +33,14 @@ void print_usage() {
         "usage: moelab-cli route [--n-experts 8] [--k 2] [--scheme topk_mixtral] [--capacity 1.25]\n"
         "                        [--drop dropless|position|score] [--tokens 16] [--d-model 64]\n"
         "                        [--d-ff 128] [--seed 0] [--input hidden.safetensors]\n"
-        "                        [--activation swiglu|gelu] [--shared 0] [--out trace]\n"
+        "                        [--activation swiglu|gelu] [--shared 0] [--out trace] [--device D]\n"
         "       moelab-cli route --model PATH|builtin --text \"...\" [--scheme S] [--k K]\n"
-        "                        [--capacity C] [--drop D] [--seed S] [--out trace]\n"
+        "                        [--capacity C] [--drop D] [--seed S] [--out trace] [--device D]\n"
         "Routes random hidden states (seeded), the (n_tokens, d_model) matrix in --input, or the\n"
         "bytes of --text through the language model's every MoE layer, and writes\n"
         "<out>.json, <out>.pairs.csv and <out>.experts.csv. Schemes:");
     for (int i = 0; i < kNumSchemes; ++i) std::printf(" %s", scheme_name(static_cast<Scheme>(i)));
-    std::printf("\n");
+    std::printf("\n%s", kDeviceHelp);
 }
 
 // [SECTION] Options
@@ -122,6 +122,7 @@ int route_layer(ArgParser& ap, const std::string& out) {
     const bool d_model_given = given(ap, "--d-model");
     int d_model = ranged(ap, "--d-model", 64, 1, 4096);
     int n_tokens = ranged(ap, "--tokens", 16, 1, 100000);
+    const Device device = device_option(ap);
     ap.finish();
     if (!ap.positional().empty()) throw Error(kWhere, ap.positional()[0], "is not an option of route", "see moelab-cli route --help");
 
@@ -161,6 +162,7 @@ int route_layer(ArgParser& ap, const std::string& out) {
     lc.activation = act == "gelu" ? Activation::GELU : Activation::SwiGLU;
     validate(rc, n_tokens);  // a clear error before any work (K > N, BASE with T not a multiple of N, ...)
     MoeLayer layer(lc, init_moe_layer(lc, rc.seed));
+    layer.set_backend(device_backend(device, kWhere));
 
     std::vector<int32_t> ids(static_cast<size_t>(n_tokens));
     for (int t = 0; t < n_tokens; ++t) ids[static_cast<size_t>(t)] = t;  // Hash routing hashes the position
@@ -189,7 +191,7 @@ int route_model(ArgParser& ap, const std::string& out) {
     const bool has_text = given(ap, "--text");
     const std::string text = ap.value("--text", "");
     if (!has_text || text.empty()) throw Error(kWhere, "--text", "is missing or empty", "--model needs --text \"some text\"");
-    const LmModel model = LmModel::load(path);
+    LmModel model = LmModel::load(path);
     const LmConfig& cfg = model.config();
     if (given(ap, "--n-experts")) {
         const int n = ap.int_value("--n-experts", cfg.moe.n_experts);
@@ -199,6 +201,7 @@ int route_model(ArgParser& ap, const std::string& out) {
     }
     LmRunOptions opt;
     opt.router = read_router(ap, cfg.router);
+    const Device device = device_option(ap);
     ap.finish();
     if (!ap.positional().empty()) throw Error(kWhere, ap.positional()[0], "is not an option of route", "see moelab-cli route --help");
     if (static_cast<int>(text.size()) > cfg.max_seq)
@@ -206,6 +209,7 @@ int route_model(ArgParser& ap, const std::string& out) {
                     "shorten the text");
     validate(opt.router, static_cast<int>(text.size()));
 
+    model.set_backend(device_backend(device, kWhere));
     const std::vector<uint8_t> bytes(text.begin(), text.end());
     LmForward fwd;
     model.forward(bytes, opt, fwd);

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/backend.h"
+
 namespace moe::cli {
 
 using Args = std::span<const std::string>;
@@ -31,6 +33,13 @@ struct ArgParser {
     std::string command;
     std::vector<std::string> rest;
 };
+
+// --device cpu|cuda (default cpu), read before finish(). device_backend() is that device's
+// backend, or the CPU's after printing on stderr why the device cannot be used.
+Device device_option(ArgParser& ap);
+const Backend& device_backend(Device wanted, const std::string& where);
+inline constexpr const char* kDeviceHelp =
+    "  --device D        cpu or cuda: where the MoE layers run (falls back to cpu with a message)\n";
 
 int cmd_demo(Args args);
 int cmd_params(Args args);

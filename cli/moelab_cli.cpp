@@ -82,6 +82,17 @@ void ArgParser::finish() {
     }
 }
 
+Device device_option(ArgParser& ap) {
+    return parse_device(ap.value("--device", "cpu"), "moelab-cli " + ap.command, "--device");
+}
+
+const Backend& device_backend(Device wanted, const std::string& where) {
+    std::string why;
+    const Device d = usable_device(wanted, &why);
+    if (!why.empty()) std::fprintf(stderr, "%s: --device: %s\n", where.c_str(), why.c_str());
+    return backend_for(d);
+}
+
 }  // namespace moe::cli
 
 int main(int argc, char** argv) {

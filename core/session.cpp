@@ -1,6 +1,5 @@
 // The session: the model, the text, the knobs, and a worker thread that runs them.
 //
-// [SECTION] Devices
 // [SECTION] Worker state
 // [SECTION] One run
 // [SECTION] Session
@@ -23,35 +22,8 @@
 #include "core/backend.h"
 #include "core/error.h"
 
-#ifdef MOE_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
 
 namespace moe {
-
-// [SECTION] Devices
-const char* device_name(Device d) {
-    switch (d) {
-        case Device::Cpu: return "CPU";
-        case Device::Cuda: return "CUDA";
-    }
-    return "?";
-}
-
-bool device_available(Device d) {
-    switch (d) {
-        case Device::Cpu: return true;
-        case Device::Cuda: {
-#ifdef MOE_HAVE_CUDA
-            int n_devices = 0;
-            return cudaGetDeviceCount(&n_devices) == cudaSuccess && n_devices > 0;
-#else
-            return false;
-#endif
-        }
-    }
-    return false;
-}
 
 // [SECTION] Worker state
 struct Session::Impl {
@@ -79,6 +51,7 @@ struct Session::Impl {
 
     // Worker-only state (no lock needed: only the worker thread touches it).
     Device device = Device::Cpu;         // the backend the MoE layers run on now
+    std::string device_failure;          // set once the GPU failed mid-run; CUDA is not retried
     std::vector<Vec> loaded_bias;        // (n_moe_layers) each (n_experts), as loaded
 
     explicit Impl(LmModel m) : model(std::move(m)) {}
@@ -86,7 +59,9 @@ struct Session::Impl {
     std::shared_ptr<Snapshot> run(const std::string& text, const SessionKnobs& knobs);
     std::vector<MoeLayer*> moe_layers();
     void apply_bias_requests(int steps, bool reset, const Snapshot& shown, float gamma);
-    void use_device(Device d);
+    // Moves the MoE layers to `wanted`, or to the CPU when it is not available (the reason goes
+    // to *why). Returns the device the layers are on now.
+    Device use_device(Device wanted, std::string* why);
 };
 
 // The model's MoE layers in trace order. Only the worker mutates through these pointers.
@@ -108,17 +83,17 @@ void Session::Impl::apply_bias_requests(int steps, bool reset, const Snapshot& s
             update_expert_bias(layers[l]->mutable_weights().expert_bias, shown.forward.traces[l], gamma);
 }
 
-void Session::Impl::use_device(Device d) {
-    if (d == device) return;
-    if (!device_available(d))
-        throw Error("session", "device", device_name(d),
-                    "not available: this build has no CUDA backend (MOE_CUDA=OFF) or no GPU was found; use CPU");
-    const Backend* backend = &cpu_backend();
-#ifdef MOE_HAVE_CUDA
-    if (d == Device::Cuda) backend = &cuda_backend();
-#endif
-    for (MoeLayer* layer : moe_layers()) layer->set_backend(*backend);
-    device = d;
+Device Session::Impl::use_device(Device wanted, std::string* why) {
+    Device d = usable_device(wanted, why);
+    if (d == Device::Cuda && !device_failure.empty()) {
+        d = Device::Cpu;
+        *why = device_failure;
+    }
+    if (d != device) {
+        model.set_backend(backend_for(d));
+        device = d;
+    }
+    return d;
 }
 
 namespace {
@@ -147,7 +122,7 @@ std::shared_ptr<Snapshot> Session::Impl::run(const std::string& text, const Sess
     if (knobs.router.n_experts != cfg.moe.n_experts)
         throw Error("session", "router.n_experts", std::to_string(knobs.router.n_experts),
                     "the model has " + std::to_string(cfg.moe.n_experts) + " experts");
-    use_device(knobs.device);
+    snap->device = use_device(knobs.device, &snap->device_note);
 
     if (n_tokens > 0) {
         validate(knobs.router, static_cast<int>(n_tokens));
@@ -155,9 +130,19 @@ std::shared_ptr<Snapshot> Session::Impl::run(const std::string& text, const Sess
         opt.router = knobs.router;
         // The session's toggle is the one the UI shows; it overrides whatever the router had.
         opt.router.shared_experts = knobs.shared_experts;
+        const std::span<const uint8_t> bytes(snap->tokens.data(), snap->tokens.size());
         const auto t0 = std::chrono::steady_clock::now();
-        model.forward(std::span<const uint8_t>(snap->tokens.data(), snap->tokens.size()), opt,
-                      snap->forward);
+        try {
+            model.forward(bytes, opt, snap->forward);
+        } catch (const std::exception& e) {
+            // The knobs were validated above, so a failure on the GPU is the GPU's (driver,
+            // memory): say so once, stay on the CPU for the rest of the session, and rerun.
+            if (snap->device != Device::Cuda) throw;
+            device_failure = std::string("the CUDA backend failed (") + e.what() + "); running on the CPU";
+            snap->device = use_device(Device::Cpu, &snap->device_note);
+            snap->device_note = device_failure;
+            model.forward(bytes, opt, snap->forward);
+        }
         snap->compute_ms =
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     }

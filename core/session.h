@@ -13,19 +13,16 @@
 #include <string>
 #include <vector>
 
+#include "core/backend.h"
 #include "core/lm.h"
 #include "core/routing.h"
 
 namespace moe {
 
-enum class Device : int { Cpu = 0, Cuda };
-const char* device_name(Device d);
-bool device_available(Device d);   // Cuda: built with MOE_CUDA and a GPU + driver present
-
 struct SessionKnobs {
     RouterConfig router;         // K, scheme, capacity, drop policy, noise, jitter, bias step, seed
     bool shared_experts = true;  // run the model's shared experts (if it has any); sets router.shared_experts
-    Device device = Device::Cpu;
+    Device device = Device::Cpu; // asked for; the run falls back to the CPU when it cannot use it
 };
 
 struct Snapshot {
@@ -38,6 +35,8 @@ struct Snapshot {
     std::vector<std::vector<int>> cumulative_load;  // (n_moe_layers, n_experts) kept load summed over runs since reset
     std::vector<Vec> expert_bias;    // (n_moe_layers) each (n_experts): the selection bias SigmoidBias used
     double compute_ms = 0.0;         // engine time of this run
+    Device device = Device::Cpu;     // where the MoE layers of this run really ran
+    std::string device_note;         // non-empty: why that is not the device asked for
     std::string error;               // non-empty: the last request failed; this is the last good result
 };
 

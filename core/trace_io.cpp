@@ -177,7 +177,10 @@ std::string trace_pairs_csv(const RoutingTrace& t, const TraceContext& ctx) {
         if (!ctx.token_ids.empty()) out += std::to_string(ctx.token_ids[static_cast<size_t>(p.token)]);
         out += ",";
         if (!ctx.token_text.empty()) out += csv_text(ctx.token_text[static_cast<size_t>(p.token)]);
-        out += "," + std::to_string(p.expert) + "," + std::to_string(p.rank) + "," + num(p.gate) + "," + num(p.score) + "," + (p.dropped ? "1" : "0") + "\n";
+        // Appends only: GCC 12 warns (-Wrestrict, a false positive) on "," + std::string&&.
+        for (const std::string& field : {std::to_string(p.expert), std::to_string(p.rank), num(p.gate), num(p.score)})
+            out.append(",").append(field);
+        out += p.dropped ? ",1\n" : ",0\n";
     }
     return out;
 }

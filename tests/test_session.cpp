@@ -277,17 +277,62 @@ TEST(Session, SharedExpertsTogglePassesThrough) {
     EXPECT_EQ((s.latest()->forward.logits - on->forward.logits).cwiseAbs().maxCoeff(), 0.0f);
 }
 
-TEST(Session, UnavailableDeviceIsAnErrorNotACrash) {
-    if (device_available(Device::Cuda)) GTEST_SKIP() << "a CUDA device is present";
+TEST(Session, UnavailableDeviceFallsBackToTheCpuWithANote) {
+    if (device_available(Device::Cuda)) GTEST_SKIP() << "a CUDA device is present: no fallback to test";
     Session s(tiny_model_path());
     s.set_text("abc");
     s.wait_idle();
+    const std::shared_ptr<const Snapshot> cpu = s.latest();
+    EXPECT_EQ(cpu->device, Device::Cpu);
+    EXPECT_TRUE(cpu->device_note.empty()) << cpu->device_note;
     SessionKnobs k = s.default_knobs();
     k.device = Device::Cuda;
     s.set_knobs(k);
     s.wait_idle();
-    EXPECT_NE(s.latest()->error.find("CUDA"), std::string::npos) << s.latest()->error;
-    EXPECT_EQ(s.latest()->tokens.size(), 3u);
+    const std::shared_ptr<const Snapshot> fell = s.latest();
+    EXPECT_TRUE(fell->error.empty()) << fell->error;
+    EXPECT_EQ(fell->device, Device::Cpu);
+    EXPECT_NE(fell->device_note.find("CUDA"), std::string::npos) << fell->device_note;
+    EXPECT_NE(fell->device_note.find("CPU"), std::string::npos) << fell->device_note;
+    EXPECT_EQ(fell->tokens.size(), 3u);
+    EXPECT_EQ((fell->forward.logits - cpu->forward.logits).cwiseAbs().maxCoeff(), 0.0f);
+}
+
+TEST(Session, CudaRunsTheSameModelAsTheCpu) {
+    if (!device_available(Device::Cuda))
+        GTEST_SKIP() << "no CUDA device: " << device_unavailable_reason(Device::Cuda);
+    Session s(tiny_model_path());
+    s.set_text("The quick brown fox: 3 + 4 = 7.");
+    s.wait_idle();
+    const std::shared_ptr<const Snapshot> cpu = s.latest();
+    SessionKnobs k = s.default_knobs();
+    k.device = Device::Cuda;
+    s.set_knobs(k);
+    s.wait_idle();
+    const std::shared_ptr<const Snapshot> gpu = s.latest();
+    ASSERT_TRUE(gpu->error.empty()) << gpu->error;
+    EXPECT_EQ(gpu->device, Device::Cuda) << gpu->device_note;
+    EXPECT_LT((gpu->forward.logits - cpu->forward.logits).cwiseAbs().maxCoeff(), 1e-3f);
+    for (size_t l = 0; l < cpu->forward.traces.size(); ++l)
+        EXPECT_EQ(gpu->forward.traces[l].expert_load, cpu->forward.traces[l].expert_load) << "layer " << l;
+}
+
+TEST(Device, ParseNamesTheFieldOnABadValue) {
+    EXPECT_EQ(parse_device("cpu", "t", "--device"), Device::Cpu);
+    EXPECT_EQ(parse_device("CUDA", "t", "--device"), Device::Cuda);
+    try {
+        parse_device("tpu", "moelab-cli generate", "--device");
+        FAIL() << "no throw";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("--device"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("tpu"), std::string::npos) << e.what();
+    }
+    std::string why = "stale";
+    EXPECT_EQ(usable_device(Device::Cpu, &why), Device::Cpu);
+    EXPECT_TRUE(why.empty());
+    const Device d = usable_device(Device::Cuda, &why);
+    EXPECT_EQ(d == Device::Cuda, device_available(Device::Cuda));
+    EXPECT_EQ(why.empty(), device_available(Device::Cuda)) << why;
 }
 
 TEST(Session, MissingModelFileThrows) {

@@ -115,15 +115,16 @@ void draw_controls(PanelContext& ctx) {
         if (!available) ImGui::BeginDisabled();
         if (ImGui::RadioButton(device_name(dev), device == d)) v.knobs.device = dev;
         if (!available) ImGui::EndDisabled();
-        if (!available)
-            teach("Not available: this build has no CUDA backend (MOE_CUDA=OFF) or no GPU and driver were found.");
+        if (!available) teach(("Not available: " + device_unavailable_reason(dev) + ".").c_str());
         if (d == 0) ImGui::SameLine();
     }
 
     ImGui::Spacing();
     if (ImGui::Button("reset knobs")) {
         const int keep_layer = v.layer;
+        const Device keep_device = v.knobs.device;  // the routing resets, not where it runs
         v.knobs = ctx.session.default_knobs();
+        v.knobs.device = keep_device;
         v.layer = keep_layer;
     }
     teach("Back to the routing the model was trained with.");
