@@ -5,12 +5,21 @@
 //     The GUI catches it and shows it without closing; the CLI prints it and exits non-zero.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
 
 namespace moe {
+
+// Values inside error messages: integers as they are, reals with %g ("0.001", "1e+30").
+inline std::string num(int64_t v) { return std::to_string(v); }
+inline std::string fnum(double v) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%g", v);
+    return b;
+}
 
 class Error : public std::runtime_error {
 public:

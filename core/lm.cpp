@@ -24,15 +24,6 @@
 
 namespace moe {
 
-namespace {
-std::string num(int64_t v) { return std::to_string(v); }
-std::string fnum(double v) {
-    char b[64];
-    std::snprintf(b, sizeof b, "%g", v);
-    return b;
-}
-}  // namespace
-
 // [SECTION] Config
 void validate(const LmConfig& cfg) {
     const char* where = "LmConfig";

@@ -24,12 +24,6 @@
 namespace moe {
 
 namespace {
-std::string num(int64_t v) { return std::to_string(v); }
-std::string fnum(double v) {
-    char b[64];
-    std::snprintf(b, sizeof b, "%g", v);
-    return b;
-}
 float sigmoidf(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 }  // namespace
 

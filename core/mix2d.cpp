@@ -15,6 +15,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/rng.h"
 
 namespace moe {
 
@@ -186,13 +187,6 @@ Mix2dConfig apply_balance(Mix2dConfig cfg, Mix2dBalance balance) {
 
 // [SECTION] Helpers
 namespace {
-
-uint64_t splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
 
 void fill_normal(float* p, Eigen::Index n, float std, std::mt19937_64& rng) {
     std::normal_distribution<float> nd(0.0f, std);

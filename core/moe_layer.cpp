@@ -16,6 +16,7 @@
 
 #include "core/backend.h"
 #include "core/error.h"
+#include "core/rng.h"
 
 namespace moe {
 
@@ -37,36 +38,12 @@ float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 namespace {
 
-// A tiny, portable random stream (splitmix64 + Box-Muller): std::normal_distribution differs
-// between standard libraries, and a seeded init must give the same weights everywhere.
-struct Rng {
-    uint64_t state;
-    explicit Rng(uint64_t seed) : state(seed) {}
-    uint64_t next() {
-        uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-    }
-    double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }  // [0, 1)
-    void fill_normal(float* out, int64_t n, float stddev) {
-        for (int64_t i = 0; i < n; i += 2) {
-            const double u1 = 1.0 - uniform();  // (0, 1]: log stays finite
-            const double u2 = uniform();
-            const double r = std::sqrt(-2.0 * std::log(u1)) * stddev;
-            out[i] = static_cast<float>(r * std::cos(2.0 * std::numbers::pi * u2));
-            if (i + 1 < n) out[i + 1] = static_cast<float>(r * std::sin(2.0 * std::numbers::pi * u2));
-        }
-    }
-};
-
 // Independent stream per (seed, tensor index): weights do not depend on the thread count.
 uint64_t mix(uint64_t seed, uint64_t index) {
     Rng r(seed ^ (index * 0xd1b54a32d192ed03ULL + 0x8cb92ba72f3d8dd7ULL));
     return r.next();
 }
 
-std::string num(int64_t v) { return std::to_string(v); }
 
 int d_ff_shared_of(const MoeLayerConfig& cfg) { return cfg.d_ff_shared > 0 ? cfg.d_ff_shared : cfg.d_ff; }
 

@@ -23,6 +23,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/rng.h"
 
 namespace moe {
 
@@ -218,37 +219,6 @@ int effective_k(const RouterConfig& cfg) {
 // [SECTION] Helpers (PRNG, top-K, groups, softmax)
 namespace {
 
-// splitmix64: tiny, fast, and identical on every platform (std distributions are not).
-struct Rng {
-    uint64_t state;
-    explicit Rng(uint64_t seed) : state(seed) {}
-    uint64_t next() {
-        uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    }
-    double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }  // [0, 1)
-    double normal() {  // Box-Muller, both outputs used: the noise path draws one per logit
-        if (has_spare) {
-            has_spare = false;
-            return spare;
-        }
-        const double u1 = 1.0 - uniform();  // (0, 1]
-        const double u2 = uniform();
-        const double r = std::sqrt(-2.0 * std::log(u1));
-        spare = r * std::sin(6.283185307179586 * u2);
-        has_spare = true;
-        return r * std::cos(6.283185307179586 * u2);
-    }
-    double spare = 0.0;
-    bool has_spare = false;
-};
-
-uint64_t mix64(uint64_t x) {
-    Rng r(x);
-    return r.next();
-}
 
 // Distinct stream per purpose, so turning on noise does not change GShard's coin flips.
 constexpr uint64_t kNoiseStream = 0x6E6F697365ull;
@@ -364,8 +334,8 @@ void route_token_choice(const RouterConfig& cfg, const RouteExtras& ex, RoutingT
     const int k = tr.k;
     const float rs = cfg.routed_scaling;
     Scratch s(cfg);
-    Rng noise_rng(mix64(cfg.seed ^ kNoiseStream));
-    Rng gshard_rng(mix64(cfg.seed ^ kGShardStream));
+    Rng noise_rng(splitmix64(cfg.seed ^ kNoiseStream));
+    Rng gshard_rng(splitmix64(cfg.seed ^ kGShardStream));
     Mat balanced;  // (n_tokens, n_experts) Sinkhorn only
     if (cfg.scheme == Scheme::Sinkhorn) {
         // exp(h - max) per row (the row normalisation removes the per-row shift), then alternate
@@ -442,7 +412,7 @@ void route_token_choice(const RouterConfig& cfg, const RouteExtras& ex, RoutingT
                     int e = -1;
                     for (uint64_t attempt = 0; attempt < 64 && e < 0; ++attempt) {
                         const uint64_t hv =
-                            mix64(cfg.seed ^ kHashStream ^ mix64(id ^ mix64((uint64_t(j) << 32) | attempt)));
+                            splitmix64(cfg.seed ^ kHashStream ^ splitmix64(id ^ splitmix64((uint64_t(j) << 32) | attempt)));
                         const int cand = static_cast<int>(hv % static_cast<uint64_t>(n));
                         if (std::find(pick, pick + j, cand) == pick + j) e = cand;
                     }

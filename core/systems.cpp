@@ -16,10 +16,6 @@
 
 namespace moe {
 
-namespace {
-std::string num(long long v) { return std::to_string(v); }
-}  // namespace
-
 // [SECTION] Expert placement and all-to-all traffic
 const char* placement_name(Placement p) {
     switch (p) {
