@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <random>
 
 #include "core/error.h"
@@ -127,29 +129,27 @@ TEST(Traffic, BadInputsThrow) {
     EXPECT_THROW(all_to_all_traffic(tr, place_experts(4, 2, Placement::Contiguous), 16, 0), Error);
 }
 
-TEST(ComputeSweep, PositiveTimesGrowingWithT) {
+TEST(ComputeSweep, MeasuresEveryPointAndChartsIt) {
     ComputeSweepConfig cfg;
     cfg.layer.d_model = 32;
     cfg.layer.d_ff = 32;
     cfg.layer.n_experts = 4;
     cfg.k = 2;
-    cfg.batch_sizes = {1, 16, 256};  // x16 steps: per-call overhead cannot hide the growth
+    cfg.batch_sizes = {1, 16, 256};
     cfg.reps = 3;
     const ComputeSweep s = measure_compute_sweep(cfg);
     ASSERT_EQ(s.points.size(), 3u);
     EXPECT_EQ(s.dense_total_d_ff, 4 * 32);
     EXPECT_EQ(s.dense_active_d_ff, 2 * 32);
     EXPECT_GT(s.moe_total_params, s.moe_active_params);
+    // Only that every time was measured: whether they grow with T is a speed question, which
+    // belongs to the benchmarks (a loaded CI machine made T=16 look slower than T=256 once).
     for (size_t i = 0; i < s.points.size(); ++i) {
         const ComputeSweepPoint& p = s.points[i];
         EXPECT_EQ(p.n_tokens, cfg.batch_sizes[i]);
-        EXPECT_GT(p.moe_ms, 0.0);
-        EXPECT_GT(p.dense_total_ms, 0.0);
-        EXPECT_GT(p.dense_active_ms, 0.0);
-        if (i > 0) {
-            EXPECT_GT(p.moe_ms, s.points[i - 1].moe_ms);
-            EXPECT_GT(p.dense_total_ms, s.points[i - 1].dense_total_ms);
-            EXPECT_GT(p.dense_active_ms, s.points[i - 1].dense_active_ms);
+        for (double ms : {p.moe_ms, p.dense_total_ms, p.dense_active_ms}) {
+            EXPECT_GT(ms, 0.0);
+            EXPECT_TRUE(std::isfinite(ms));
         }
     }
     const LineChart c = compute_sweep_chart(s);
