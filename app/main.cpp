@@ -694,7 +694,7 @@ int run(int argc, char** argv) {
             }
         opt = parse_args(argc, argv);
     } catch (const Error& e) {
-        std::fprintf(stderr, "moelab: %s\n%s", e.what(), kUsage);
+        std::fprintf(stderr, "%s\n%s", e.what(), kUsage);  // e names "moelab" already
         return 2;
     }
 
