@@ -285,6 +285,10 @@ void draw_router(PanelContext& ctx) {
     if (!(max_p > 0.0f)) max_p = 1.0f;
     int hovered_expert = -1;
     const ImVec2 mouse = ImGui::GetMousePos();
+    // Two layers: arcs behind (channel 0), boxes and labels in front (channel 1), so an arc to
+    // the right column passes behind the left column's boxes instead of hiding one.
+    dl->ChannelsSplit(2);
+    dl->ChannelsSetCurrent(1);
     for (int e = 0; e < n_experts; ++e) {
         const RoutedPair* pr = nullptr;
         for (const RoutedPair& p : pairs)
@@ -410,8 +414,10 @@ void draw_router(PanelContext& ctx) {
         const float prog = smoothstep01(grow * 1.3f - 0.3f * static_cast<float>(p.rank) /
                                                            std::max(1.0f, static_cast<float>(pairs.size())));
         const float thick = std::clamp(1.5f + 9.0f * p.gate, 1.5f, 12.0f);
+        dl->ChannelsSetCurrent(0);
         if (p.dropped) {
             const ImVec2 tip = draw_arc(dl, r_out, target, prog, ArcStyle{kColorDropped, std::max(2.5f, thick * 0.6f), true});
+            dl->ChannelsSetCurrent(1);  // the cross sits on the box's edge, in front
             if (prog >= 1.0f) cross(dl, ImVec2(target.x - fs * 0.2f, target.y), fs * 0.45f, kColorDropped, 3.5f);
             (void)tip;
         } else {
@@ -423,16 +429,22 @@ void draw_router(PanelContext& ctx) {
             }
         }
         // Gate labels for the first few ranks (Soft routing has N of them; 8 is enough to read).
+        // A tag on the arc's last stretch, right before the box it enters, in that expert's row:
+        // rows never share a tag, and a right-column tag sits in the gap between the columns
+        // instead of on top of a left-column box.
+        dl->ChannelsSetCurrent(1);
         if (p.rank < 8 && prog > 0.6f) {
-            const float dx = (target.x - r_out.x) * 0.5f;
-            const ImVec2 at = bezier(r_out, ImVec2(r_out.x + dx, r_out.y), ImVec2(target.x - dx, target.y), target, 0.72f);
             char gl[32];
-            if (p.dropped) std::snprintf(gl, sizeof gl, "%.2f dropped", p.gate);
-            else std::snprintf(gl, sizeof gl, "%.2f", p.gate);
+            // Dropped: the number in red; the red X and the legend say the rest, and a wider tag
+            // would cover the left column's boxes.
+            std::snprintf(gl, sizeof gl, "%.2f", p.gate);
+            const float w = font->CalcTextSizeA(fs * 0.95f, FLT_MAX, 0.0f, gl).x;
+            const ImVec2 at(target.x - w * 0.5f - 5.0f - (p.dropped ? fs * 0.7f : 0.0f), target.y);  // clear of the X
             plate_text(dl, font, fs * 0.95f, at, p.dropped ? kColorDropped : IM_COL32(255, 255, 255, 255), gl);
         }
     }
     (void)n_kept;
+    dl->ChannelsMerge();
 
     // Sum node and output.
     dl->AddCircleFilled(sum_c, sum_r, IM_COL32(50, 50, 66, 255));
