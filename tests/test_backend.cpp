@@ -34,25 +34,14 @@
 #include "core/error.h"
 #include "core/moe_layer.h"
 #include "core/routing.h"
+#include "test_util.h"
 
 namespace moe {
 namespace {
 
 // [SECTION] Helpers
-Mat random_mat(int rows, int cols, uint64_t seed, float scale = 1.0f) {
-    // xorshift: every case reproducible on its own, independent of Eigen's global stream.
-    Mat m(rows, cols);  // (rows, cols)
-    uint64_t s = seed * 0x9e3779b97f4a7c15ULL + 1;
-    for (int64_t i = 0; i < m.size(); ++i) {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        m.data()[i] = scale * (static_cast<float>(s % 20001) / 10000.0f - 1.0f);
-    }
-    return m;
-}
-
-Vec random_vec(int n, uint64_t seed, float scale = 1.0f) { return random_mat(1, n, seed, scale).row(0).transpose(); }
+using test::random_mat;
+using test::random_vec;
 
 float max_rel_err(const Mat& got, const Mat& want) {
     if (got.rows() != want.rows() || got.cols() != want.cols()) return 1e30f;

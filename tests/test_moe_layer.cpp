@@ -14,23 +14,14 @@
 #include "core/error.h"
 #include "core/moe_layer.h"
 #include "core/routing.h"
+#include "test_util.h"
 
 namespace moe {
 namespace {
 
 // [SECTION] Helpers
-Mat random_mat(int rows, int cols, uint64_t seed, float scale = 1.0f) {
-    // Not Mat::Random: its stream is global state; this keeps every case reproducible alone.
-    Mat m(rows, cols);
-    uint64_t s = seed * 0x9e3779b97f4a7c15ULL + 1;
-    for (int64_t i = 0; i < m.size(); ++i) {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        m.data()[i] = scale * (static_cast<float>(s % 20001) / 10000.0f - 1.0f);
-    }
-    return m;
-}
+using test::random_mat;
+using test::random_vec;
 
 std::vector<int32_t> token_ids_for(int n_tokens) {
     std::vector<int32_t> ids(n_tokens);
@@ -68,12 +59,12 @@ MoeLayerWeights randomised_biases(MoeLayerConfig cfg, MoeLayerWeights w, uint64_
     for (auto* group : {&w.experts, &w.shared})
         for (ExpertWeights& e : *group) {
             if (!cfg.expert_biases) break;
-            e.b1 = random_mat(1, static_cast<int>(e.w1.rows()), seed++, 0.5f).row(0).transpose();
-            e.b2 = random_mat(1, cfg.d_model, seed++, 0.5f).row(0).transpose();
+            e.b1 = random_vec(static_cast<int>(e.w1.rows()), seed++, 0.5f);
+            e.b2 = random_vec(cfg.d_model, seed++, 0.5f);
         }
-    if (cfg.router_bias) w.b_router = random_mat(1, cfg.n_experts, seed++).row(0).transpose();
+    if (cfg.router_bias) w.b_router = random_vec(cfg.n_experts, seed++);
     w.w_noise = random_mat(cfg.n_experts, cfg.d_model, seed++, 0.3f);
-    w.expert_bias = random_mat(1, cfg.n_experts, seed++, 0.2f).row(0).transpose();
+    w.expert_bias = random_vec(cfg.n_experts, seed++, 0.2f);
     return w;
 }
 
