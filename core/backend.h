@@ -87,7 +87,7 @@ std::vector<const Backend*> available_backends();
 // with a working driver at run time; everything falls back to the CPU otherwise.
 enum class Device : int { Cpu = 0, Cuda };
 const char* device_name(Device d);                   // "CPU", "CUDA"
-bool device_available(Device d);                     // never throws
+bool device_available(Device d);                     // never throws; CUDA is asked once per process
 // Why `d` is not available ("this build has no CUDA backend (configure with -DMOE_CUDA=ON)",
 // "no CUDA device or driver was found"); empty when it is.
 std::string device_unavailable_reason(Device d);

@@ -275,8 +275,8 @@ const Backend& cpu_backend() {
 std::vector<const Backend*> available_backends() {
     std::vector<const Backend*> all{&cpu_backend()};
 #ifdef MOE_HAVE_CUDA
-    // Built with CUDA is not the same as having a GPU: list it only when a device answers.
-    if (cuda_device_usable()) all.push_back(&cuda_backend());
+    // Built with CUDA is not the same as having a GPU: list it only when a device answered.
+    if (device_available(Device::Cuda)) all.push_back(&cuda_backend());
 #endif
     return all;
 }
@@ -293,7 +293,10 @@ const char* device_name(Device d) {
 std::string device_unavailable_reason(Device d) {
     if (d == Device::Cpu) return "";
 #ifdef MOE_HAVE_CUDA
-    if (cuda_device_usable()) return "";
+    // Asked once per process: the app asks every frame and the session every run, and a GPU
+    // does not come and go while moelab runs (the first driver query also costs the most).
+    static const bool usable = cuda_device_usable();
+    if (usable) return "";
     return "no CUDA device or driver was found";
 #else
     return "this build has no CUDA backend (configure with -DMOE_CUDA=ON where nvcc is installed)";
