@@ -7,7 +7,7 @@
 #include <string>
 
 #include "app/panels.h"
-#include "core/plot.h"
+#include "core/teach/plot.h"
 
 namespace moe::app {
 

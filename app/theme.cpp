@@ -8,12 +8,12 @@
 
 #include <cstdio>
 
-#include "core/palette.h"
+#include "core/teach/palette.h"
 
 namespace moe::app {
 
 // [SECTION] Expert colours
-// One palette for the app and the exporters (core/palette.h), so expert 3 looks the same on
+// One palette for the app and the exporters (core/teach/palette.h), so expert 3 looks the same on
 // screen and in a saved PNG or SVG.
 
 ImU32 expert_color(int expert, float alpha) {

@@ -4,7 +4,7 @@
 
 #include <imgui.h>
 
-#include "core/palette.h"
+#include "core/teach/palette.h"
 
 namespace moe::app {
 
@@ -14,7 +14,7 @@ namespace moe::app {
 ImU32 expert_color(int expert, float alpha = 1.0f);
 ImVec4 expert_color_vec(int expert, float alpha = 1.0f);
 
-// Reserved colours, never an expert's (core/palette.h says why): the app and the exporters agree.
+// Reserved colours, never an expert's (core/teach/palette.h says why): the app and the exporters agree.
 constexpr ImU32 to_imu32(Rgba c) { return IM_COL32(c.r, c.g, c.b, c.a); }
 inline constexpr ImU32 kColorDropped = to_imu32(::moe::kColorDropped);  // pure red: overflow / dropped
 inline constexpr ImU32 kColorShared = to_imu32(::moe::kColorShared);    // near-white: shared, always on

@@ -2,7 +2,7 @@
 //   - cuBLAS dense FFN GEMMs with the same active FLOPs (width K * d_ff, device-resident), the
 //     ceiling for the experts' math: vs_dense = dense time / MoE time (1.0 = dispatch is free);
 //   - the same layer on the CPU backend (shapes up to the app's sizes): vs_cpu = CPU / GPU time.
-// Shapes: core/bench_cases.h plus large ones (T 8192, d_model 4096, N 64, K 8).
+// Shapes: core/engine/bench_cases.h plus large ones (T 8192, d_model 4096, N 64, K 8).
 // Only compiled with MOE_CUDA=ON; without a device every benchmark reports the reason and skips.
 //
 // [SECTION] Setup   [SECTION] Benchmarks   [SECTION] Registration
@@ -15,13 +15,13 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"
-#include "core/backend_cuda.h"
-#include "core/bench_cases.h"
+#include "core/engine/backend.h"
+#include "core/cuda/backend_cuda.h"
+#include "core/engine/bench_cases.h"
 #include "core/cuda/cuda_ops.h"
 #include "core/error.h"
-#include "core/moe_layer.h"
-#include "core/routing.h"
+#include "core/engine/moe_layer.h"
+#include "core/engine/routing.h"
 
 namespace moe {
 namespace {

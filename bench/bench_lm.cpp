@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "core/lm.h"
+#include "core/models/lm.h"
 
 namespace {
 

@@ -8,7 +8,7 @@
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
-#include "core/mix2d.h"
+#include "core/models/mix2d.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// MoE layer speed, as ratios to baselines measured in the same run (core/bench_cases.h shapes).
+// MoE layer speed, as ratios to baselines measured in the same run (core/engine/bench_cases.h shapes).
 //
 // [SECTION] Baselines   FMA peak per thread count; dense Eigen FFN with the same active FLOPs
 // [SECTION] MoE layer   forward, with the dispatch stages timed apart
@@ -27,9 +27,9 @@
 #include <string>
 #include <vector>
 
-#include "core/bench_cases.h"
-#include "core/moe_layer.h"
-#include "core/routing.h"
+#include "core/engine/bench_cases.h"
+#include "core/engine/moe_layer.h"
+#include "core/engine/routing.h"
 
 namespace {
 

@@ -6,9 +6,9 @@
 
 #include "commands.h"
 #include "core/error.h"
-#include "core/export.h"
-#include "core/lm.h"
-#include "core/routing.h"
+#include "core/teach/export.h"
+#include "core/models/lm.h"
+#include "core/engine/routing.h"
 
 namespace moe::cli {
 

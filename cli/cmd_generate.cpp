@@ -7,7 +7,7 @@
 
 #include "commands.h"
 #include "core/error.h"
-#include "core/lm.h"
+#include "core/models/lm.h"
 
 namespace moe::cli {
 

@@ -6,7 +6,7 @@
 
 #include "commands.h"
 #include "core/error.h"
-#include "core/lesson.h"
+#include "core/teach/lesson.h"
 
 namespace moe::cli {
 

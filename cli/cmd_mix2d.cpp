@@ -6,7 +6,7 @@
 
 #include "commands.h"
 #include "core/error.h"
-#include "core/mix2d.h"
+#include "core/models/mix2d.h"
 
 namespace moe::cli {
 

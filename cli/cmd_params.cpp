@@ -1,11 +1,11 @@
 // moelab-cli params: total vs active parameters, FLOPs per token and memory of a real model,
-// read from its Hugging Face config.json (core/params.h).
+// read from its Hugging Face config.json (core/teach/params.h).
 #include <cstdio>
 #include <string>
 
 #include "commands.h"
 #include "core/error.h"
-#include "core/params.h"
+#include "core/teach/params.h"
 
 namespace moe::cli {
 

@@ -1,6 +1,6 @@
 // moelab-cli route: route hidden states through one MoE layer (random or from a safetensors
 // file) or text through the tiny MoE language model, print what the router did, and write the
-// trace as JSON and CSV (core/trace_io.h).
+// trace as JSON and CSV (core/io/trace_io.h).
 //
 // [SECTION] Options
 // [SECTION] Summary printing
@@ -15,12 +15,12 @@
 
 #include "commands.h"
 #include "core/error.h"
-#include "core/file_io.h"
-#include "core/lm.h"
-#include "core/moe_layer.h"
-#include "core/routing.h"
-#include "core/safetensors.h"
-#include "core/trace_io.h"
+#include "core/io/file_io.h"
+#include "core/models/lm.h"
+#include "core/engine/moe_layer.h"
+#include "core/engine/routing.h"
+#include "core/io/safetensors.h"
+#include "core/io/trace_io.h"
 
 namespace moe::cli {
 

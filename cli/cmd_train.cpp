@@ -1,4 +1,4 @@
-// moelab-cli train: trains the tiny byte-level MoE language model (core/lm_train.h).
+// moelab-cli train: trains the tiny byte-level MoE language model (core/models/lm_train.h).
 #include <omp.h>
 #include <unistd.h>
 
@@ -10,11 +10,11 @@
 #include <string>
 
 #include "commands.h"
-#include "core/corpus.h"
+#include "core/models/corpus.h"
 #include "core/error.h"
-#include "core/file_io.h"
-#include "core/lm.h"
-#include "core/lm_train.h"
+#include "core/io/file_io.h"
+#include "core/models/lm.h"
+#include "core/models/lm_train.h"
 
 namespace moe::cli {
 

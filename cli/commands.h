@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/backend.h"
+#include "core/engine/backend.h"
 
 namespace moe::cli {
 

@@ -19,7 +19,7 @@
 #include <thread>
 #include <utility>
 
-#include "core/backend.h"
+#include "core/engine/backend.h"
 #include "core/error.h"
 
 

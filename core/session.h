@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"
-#include "core/lm.h"
-#include "core/routing.h"
+#include "core/engine/backend.h"
+#include "core/models/lm.h"
+#include "core/engine/routing.h"
 
 namespace moe {
 

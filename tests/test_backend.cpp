@@ -1,4 +1,4 @@
-// Every backend op against the reference, case by case, on the table of core/bench_cases.h.
+// Every backend op against the reference, case by case, on the table of core/engine/bench_cases.h.
 //   - The CPU backend against plain Eigen formulas (always runs: this is what a machine without
 //     a GPU checks).
 //   - Every other usable backend (CUDA when built with MOE_CUDA=ON and a device is present)
@@ -28,12 +28,12 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"
-#include "core/backend_cuda.h"
-#include "core/bench_cases.h"
+#include "core/engine/backend.h"
+#include "core/cuda/backend_cuda.h"
+#include "core/engine/bench_cases.h"
 #include "core/error.h"
-#include "core/moe_layer.h"
-#include "core/routing.h"
+#include "core/engine/moe_layer.h"
+#include "core/engine/routing.h"
 #include "test_util.h"
 
 namespace moe {

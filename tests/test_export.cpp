@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "core/error.h"
-#include "core/export.h"
-#include "core/file_io.h"
-#include "core/routing.h"
+#include "core/teach/export.h"
+#include "core/io/file_io.h"
+#include "core/engine/routing.h"
 
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
@@ -142,7 +142,7 @@ TEST(ExportLoad, PngHasBarsInExpertColoursAndOverflowInRed) {
     const Decoded d = decode(export_bytes(p, load_csv(tr), ExportFormat::Png));
     ASSERT_EQ(d.w, p.width);
     ASSERT_EQ(d.h, p.height);
-    // Layout of core/plot.cpp: plot area x in [72, width-150] (a legend is shown), y in [44, height-56].
+    // Layout of core/teach/plot.cpp: plot area x in [72, width-150] (a legend is shown), y in [44, height-56].
     const float L = 72, R = static_cast<float>(p.width - 150), B = static_cast<float>(p.height - 56), T = 44;
     int max_wanted = tr.capacity;
     for (int w : tr.expert_wanted) max_wanted = std::max(max_wanted, w);

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "core/error.h"
-#include "core/file_io.h"
-#include "core/lesson.h"
-#include "core/lm.h"
+#include "core/io/file_io.h"
+#include "core/teach/lesson.h"
+#include "core/models/lm.h"
 
 namespace moe {
 namespace {

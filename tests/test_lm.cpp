@@ -11,8 +11,8 @@
 #include <string>
 
 #include "core/error.h"
-#include "core/lm.h"
-#include "core/safetensors.h"
+#include "core/models/lm.h"
+#include "core/io/safetensors.h"
 
 using namespace moe;
 

@@ -12,8 +12,8 @@
 #include <cstdio>
 #include <random>
 
-#include "core/corpus.h"
-#include "core/lm.h"
+#include "core/models/corpus.h"
+#include "core/models/lm.h"
 
 using namespace moe;
 

@@ -10,8 +10,8 @@
 #include <random>
 
 #include "core/error.h"
-#include "core/lm.h"
-#include "core/lm_train.h"
+#include "core/models/lm.h"
+#include "core/models/lm_train.h"
 
 using namespace moe;
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "core/mix2d.h"
+#include "core/models/mix2d.h"
 
 namespace moe {
 

@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"
-#include "core/bench_cases.h"
+#include "core/engine/backend.h"
+#include "core/engine/bench_cases.h"
 #include "core/error.h"
-#include "core/moe_layer.h"
-#include "core/routing.h"
+#include "core/engine/moe_layer.h"
+#include "core/engine/routing.h"
 #include "test_util.h"
 
 namespace moe {

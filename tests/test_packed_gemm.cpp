@@ -1,9 +1,9 @@
-// core/packed_gemm.h against Eigen: every shape class of the kernel (row tails of 1-5, column
+// core/engine/packed_gemm.h against Eigen: every shape class of the kernel (row tails of 1-5, column
 // tails, depth over one 256-deep block), and the same bits whatever the thread count.
 #include <gtest/gtest.h>
 #include <omp.h>
 
-#include "core/packed_gemm.h"
+#include "core/engine/packed_gemm.h"
 
 using namespace moe;
 

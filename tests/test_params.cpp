@@ -1,11 +1,11 @@
-// Parameter and compute counter (core/params.h) against published model sizes and hand counts.
+// Parameter and compute counter (core/teach/params.h) against published model sizes and hand counts.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/error.h"
-#include "core/params.h"
+#include "core/teach/params.h"
 
 namespace {
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "core/palette.h"
-#include "core/plot.h"
+#include "core/teach/palette.h"
+#include "core/teach/plot.h"
 
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION

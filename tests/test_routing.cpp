@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "core/routing.h"
+#include "core/engine/routing.h"
 
 namespace moe {
 namespace {

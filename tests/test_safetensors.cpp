@@ -1,4 +1,4 @@
-// safetensors reader/writer (core/safetensors.h) and file_io (core/file_io.h).
+// safetensors reader/writer (core/io/safetensors.h) and file_io (core/io/file_io.h).
 // Every format rule gets a hand-made malformed file, built here byte by byte.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -11,8 +11,8 @@
 #include <string>
 
 #include "core/error.h"
-#include "core/file_io.h"
-#include "core/safetensors.h"
+#include "core/io/file_io.h"
+#include "core/io/safetensors.h"
 
 namespace {
 

@@ -1,6 +1,6 @@
 // core/systems: expert placement, all-to-all traffic on hand-made traces against hand counts and
 // the MOE_REFERENCE §6 formula, and the memory-vs-compute sweep's shape (no speed ratios).
-#include "core/systems.h"
+#include "core/teach/systems.h"
 
 #include <gtest/gtest.h>
 

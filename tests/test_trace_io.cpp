@@ -1,4 +1,4 @@
-// Trace export (core/trace_io.h): every output is parsed back and compared with the trace.
+// Trace export (core/io/trace_io.h): every output is parsed back and compared with the trace.
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "core/error.h"
-#include "core/file_io.h"
-#include "core/routing.h"
-#include "core/trace_io.h"
+#include "core/io/file_io.h"
+#include "core/engine/routing.h"
+#include "core/io/trace_io.h"
 
 namespace {
 

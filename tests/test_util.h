@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-#include "core/tensor.h"
+#include "core/engine/tensor.h"
 
 namespace moe::test {
 

@@ -1,7 +1,7 @@
 // Counters: a MoE model's size is not its per-token cost. For the loaded model: total vs active
 // parameters, FLOPs per token against a dense model of the same total size, memory resident vs
 // used per token. Then the gallery of famous models (assets/configs/*.json), counted the same way
-// by core/params.h.
+// by core/teach/params.h.
 //
 // [SECTION] Counting the loaded model
 // [SECTION] Gallery
@@ -22,8 +22,8 @@
 #include "app/panels/viz_common.h"
 #include "app/theme.h"
 #include "core/error.h"
-#include "core/lm.h"
-#include "core/params.h"
+#include "core/models/lm.h"
+#include "core/teach/params.h"
 
 namespace moe::app {
 

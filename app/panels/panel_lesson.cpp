@@ -20,7 +20,7 @@
 #include "app/panels_lab.h"
 #include "app/theme.h"
 #include "core/error.h"
-#include "core/lesson.h"
+#include "core/teach/lesson.h"
 
 namespace moe::app {
 

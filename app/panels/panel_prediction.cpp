@@ -12,7 +12,7 @@
 #include "app/panels.h"
 #include "app/panels/viz_common.h"
 #include "app/theme.h"
-#include "core/lm.h"
+#include "core/models/lm.h"
 
 namespace moe::app {
 

@@ -27,8 +27,8 @@
 #include "app/panels_lab.h"
 #include "app/theme.h"
 #include "core/error.h"
-#include "core/export.h"
-#include "core/systems.h"
+#include "core/teach/export.h"
+#include "core/teach/systems.h"
 
 namespace moe::app {
 

@@ -1,4 +1,4 @@
-// Training lab: the 2D mixture of experts (core/mix2d.h) trains live, a few steps per frame within
+// Training lab: the 2D mixture of experts (core/models/mix2d.h) trains live, a few steps per frame within
 // a time budget, the plane coloured by the router's top expert; loss, load CV and per-expert load
 // curves; balancing toggles and the collapse / cure presets. Below, a short live fine-tune of the
 // LM on the user's text, on a COPY of the model (loaded again from its file) in a background
@@ -25,9 +25,9 @@
 #include "app/panels_lab.h"
 #include "app/theme.h"
 #include "core/error.h"
-#include "core/export.h"
-#include "core/lm_train.h"
-#include "core/mix2d.h"
+#include "core/teach/export.h"
+#include "core/models/lm_train.h"
+#include "core/models/mix2d.h"
 
 namespace moe::app {
 

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "app/panels.h"
-#include "core/routing.h"
+#include "core/engine/routing.h"
 #include "core/session.h"
 
 namespace moe::app {

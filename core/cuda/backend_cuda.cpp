@@ -1,6 +1,6 @@
-// CudaBackend: every op of core/backend.h on the GPU (cuBLAS SGEMM for the router and the
+// CudaBackend: every op of core/engine/backend.h on the GPU (cuBLAS SGEMM for the router and the
 // experts, kernels for gather, activations and a deterministic combine), plus the GPU routing
-// helpers of core/backend_cuda.h. Expert weights stay resident on the device in
+// helpers of core/cuda/backend_cuda.h. Expert weights stay resident on the device in
 // CudaPackedExperts; activations are copied in and out per call (fine at the app's sizes).
 //
 // [SECTION] Helpers   [SECTION] Packed experts   [SECTION] Backend   [SECTION] Routing helpers
@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"
-#include "core/backend_cuda.h"
+#include "core/engine/backend.h"
+#include "core/cuda/backend_cuda.h"
 #include "core/cuda/cuda_ops.h"
 #include "core/error.h"
 

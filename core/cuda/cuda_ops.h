@@ -4,7 +4,7 @@
 // and the runtime's message; nothing here aborts, also with no GPU or no driver.
 //
 // [SECTION] Device   [SECTION] Buffers   [SECTION] Ops   [SECTION] Routing kernels
-// Row-major everywhere, row = token, weights (out, in), as core/tensor.h.
+// Row-major everywhere, row = token, weights (out, in), as core/engine/tensor.h.
 #pragma once
 
 #include <cstddef>
