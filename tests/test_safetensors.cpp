@@ -68,8 +68,33 @@ TEST(SafetensorsRules, HeaderMustStartWithBrace) {
 }
 
 TEST(SafetensorsRules, HeaderNotAJsonObject) {
-    expect_rule(make_file("{\"a\": ", ""), {"not a JSON object"});
-    expect_rule(make_file("{} x", ""), {"not a JSON object"});
+    expect_rule(make_file("{\"a\": ", ""), {"not valid JSON"});
+    expect_rule(make_file("{} x", ""), {"not valid JSON"});
+}
+
+// Issue 15, hole 1: a number too large for a double threw nlohmann's out_of_range (406).
+TEST(SafetensorsRules, NumberTooLargeForADouble) {
+    expect_rule(make_file(R"({"a":1e999})", ""), {"header", "not valid JSON"});
+    expect_rule(make_file(R"({"w":{"dtype":"F32","shape":[1e999],"data_offsets":[0,4]}})", zeros(4)), {"header", "not valid JSON"});
+}
+
+// Issue 15, hole 2: a shape or data_offsets entry nested 10,000 deep (20 KB) overflowed the
+// stack in the dump() of the error message. Now the nesting is refused before parsing.
+TEST(SafetensorsRules, DeepNestingIsRefusedBeforeParsing) {
+    const std::string deep = std::string(10000, '[') + std::string(10000, ']');
+    expect_rule(make_file(R"({"w":{"dtype":"F32","shape":)" + deep + R"(,"data_offsets":[0,4]}})", zeros(4)), {"header", "more than 64 deep"});
+    expect_rule(make_file(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[)" + deep + R"(,4]}})", zeros(4)), {"more than 64 deep"});
+    // Brackets inside strings are text, not nesting.
+    const std::string h = R"({"__metadata__":{"note":")" + std::string(200, '[') + R"("}})";
+    EXPECT_EQ(moe::parse_safetensors(make_file(h, ""), "ok").metadata.at("note"), std::string(200, '['));
+    // A shape entry that is an array is named briefly, not dumped.
+    expect_rule(make_file(R"({"w":{"dtype":"F32","shape":[[[1]]],"data_offsets":[0,4]}})", zeros(4)), {"shape entry an array of 1"});
+}
+
+TEST(SafetensorsRules, RankAndElementCaps) {
+    expect_rule(make_file(R"({"w":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1],"data_offsets":[0,4]}})", zeros(4)), {"tensor 'w'", "9 dimensions"});
+    // 2^35 U8 elements: no 64-bit overflow, but over the per-tensor cap.
+    expect_rule(make_file(R"({"w":{"dtype":"U8","shape":[34359738368],"data_offsets":[0,34359738368]}})", ""), {"tensor 'w'", "over the cap"});
 }
 
 TEST(SafetensorsRules, TrailingSpacePaddingIsAllowed) {

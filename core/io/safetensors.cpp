@@ -15,6 +15,8 @@
 
 #include "core/error.h"
 #include "core/io/file_io.h"
+#include "core/io/json_input.h"
+#include "core/io/limits.h"
 
 namespace moe {
 
@@ -193,14 +195,12 @@ SafeTensorsFile parse_safetensors(std::string_view bytes, const std::string& whe
         }
         return true;
     };
-    json h;
-    try {
-        h = json::parse(header.begin(), header.end(), cb);
-    } catch (const json::parse_error& e) {
-        throw Error(where, "header", std::string("is not a JSON object: ") + e.what(), "the header is one JSON object");
-    }
+    const json h = parse_json_input(header, where, "header", "the header is one JSON object", cb);
     if (!h.is_object()) throw Error(where, "header", "is not a JSON object", "the header is one JSON object");
     if (!duplicate.empty()) throw Error(where, "header", "has the duplicate key '" + duplicate + "'", "every key must appear once");
+
+    if (h.size() > kMaxTensors)
+        throw Error(where, "header", "lists " + std::to_string(h.size()) + " tensors, over the cap of " + std::to_string(kMaxTensors), "the file is corrupt");
 
     SafeTensorsFile out;
     std::vector<Entry> entries;
@@ -223,12 +223,14 @@ SafeTensorsFile parse_safetensors(std::string_view bytes, const std::string& whe
         if (esize == 0) throw Error(where, field, "has unknown dtype '" + dtype + "'", "one of " + known_dtypes());
 
         if (!v.contains("shape") || !v.at("shape").is_array()) throw Error(where, field, "shape is missing or not an array", "expected a list of non-negative integers");
+        if (v.at("shape").size() > kMaxTensorRank)
+            throw Error(where, field, "shape has " + std::to_string(v.at("shape").size()) + " dimensions", "at most " + std::to_string(kMaxTensorRank));
         SafeTensor t;
         t.dtype = dtype;
         uint64_t numel = 1;
         for (const json& d : v.at("shape")) {
             if (!d.is_number_integer() || (d.is_number_integer() && !d.is_number_unsigned() && d.get<int64_t>() < 0))
-                throw Error(where, field, "shape entry " + d.dump() + " is not a non-negative integer", "shape entries are non-negative integers");
+                throw Error(where, field, "shape entry " + json_shown(d) + " is not a non-negative integer", "shape entries are non-negative integers");
             const uint64_t dim = d.get<uint64_t>();
             if (dim > static_cast<uint64_t>(INT64_MAX) || __builtin_mul_overflow(numel, dim, &numel))
                 throw Error(where, field, "shape product overflows 64 bits", "the shape is corrupt");
@@ -237,13 +239,15 @@ SafeTensorsFile parse_safetensors(std::string_view bytes, const std::string& whe
         uint64_t nbytes = 0;
         if (__builtin_mul_overflow(numel, static_cast<uint64_t>(esize), &nbytes) || numel > static_cast<uint64_t>(INT64_MAX))
             throw Error(where, field, "shape product overflows 64 bits in bytes", "the shape is corrupt");
+        if (numel > kMaxTensorElements)
+            throw Error(where, field, std::to_string(numel) + " elements is over the cap of " + std::to_string(kMaxTensorElements), "the shape is corrupt");
 
         if (!v.contains("data_offsets") || !v.at("data_offsets").is_array() || v.at("data_offsets").size() != 2)
             throw Error(where, field, "data_offsets is not [begin, end]", "expected two non-negative integers");
         const json& off = v.at("data_offsets");
         for (const json& o : off)
             if (!o.is_number_unsigned())
-                throw Error(where, field, "data_offsets entry " + o.dump() + " is not a non-negative integer", "expected data_offsets [begin, end]");
+                throw Error(where, field, "data_offsets entry " + json_shown(o) + " is not a non-negative integer", "expected data_offsets [begin, end]");
         const uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
         if (begin > end) throw Error(where, field, "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "] has begin > end", "expected begin <= end");
         if (end - begin != nbytes)

@@ -7,8 +7,9 @@
 //
 // Rules enforced (each violation throws moe::Error naming the file, the tensor and the rule):
 //   file at least 8 bytes; header size at most kMaxHeaderBytes and inside the file; header is
-//   valid UTF-8, starts with '{', is one JSON object (trailing spaces allowed as padding); no
-//   duplicate keys; known dtype; shape entries non-negative integers; shape product does not
+//   valid UTF-8, starts with '{', is one JSON object (trailing spaces allowed as padding) nested
+//   at most kMaxJsonDepth deep, with numbers a double can hold; no duplicate keys; at most
+//   kMaxTensors tensors of rank <= kMaxTensorRank and <= kMaxTensorElements elements; known dtype; shape entries non-negative integers; shape product does not
 //   overflow; data_offsets = [begin, end] with begin <= end; end - begin == product * dtype size;
 //   offsets sorted, contiguous, non-overlapping, starting at 0 and covering the whole data
 //   buffer exactly (file length == 8 + N + last end).
@@ -21,10 +22,9 @@
 #include <vector>
 
 #include "core/engine/tensor.h"
+#include "core/io/limits.h"  // kMaxHeaderBytes and the other caps
 
 namespace moe {
-
-inline constexpr uint64_t kMaxHeaderBytes = 100u << 20;  // 100 MB, as the reference implementation
 
 struct SafeTensor {
     std::string dtype;           // as stored: "F32", "F16", "BF16", "F64", "I64", ..., "F8_E4M3"

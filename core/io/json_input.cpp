@@ -1,0 +1,48 @@
+#include "core/io/json_input.h"
+
+#include "core/error.h"
+#include "core/io/limits.h"
+
+namespace moe {
+
+void check_json_depth(std::string_view text, const std::string& where, const std::string& field) {
+    int depth = 0;
+    bool in_string = false, escaped = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+            continue;
+        }
+        if (c == '"') in_string = true;
+        else if (c == '[' || c == '{') {
+            if (++depth > kMaxJsonDepth)
+                throw Error(where, field, "nests arrays and objects more than " + std::to_string(kMaxJsonDepth) + " deep (at byte " + std::to_string(i) + ")",
+                            "real files nest a few levels; the file is corrupt or hostile");
+        } else if (c == ']' || c == '}') {
+            --depth;  // unbalanced brackets are the parser's to report
+        }
+    }
+}
+
+nlohmann::json parse_json_input(std::string_view text, const std::string& where, const std::string& field, const std::string& hint,
+                                const nlohmann::json::parser_callback_t& cb) {
+    check_json_depth(text, where, field);
+    try {
+        return nlohmann::json::parse(text.begin(), text.end(), cb);
+    } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range 406 for 1e999
+        throw Error(where, field, std::string("is not valid JSON: ") + e.what(), hint);
+    }
+}
+
+std::string json_shown(const nlohmann::json& v) {
+    if (v.is_array()) return "an array of " + std::to_string(v.size());
+    if (v.is_object()) return "an object";
+    std::string s = v.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);  // ASCII: no raw bytes in messages
+    if (s.size() > 40) s = s.substr(0, 37) + "...";
+    return s;
+}
+
+}  // namespace moe

@@ -1,0 +1,28 @@
+// JSON read from outside (safetensors headers, model configs, HF config.json): parsed under the
+// limits of core/io/limits.h, every failure a moe::Error. Two rules the fuzzers taught us:
+//   - nesting is capped before parsing: dump(), copies and comparisons of a json recurse, so a
+//     10,000-deep array in any field overflows the stack the first time it is shown or copied;
+//   - every nlohmann exception becomes moe::Error, not only parse_error: a number too large for
+//     a double ("1e999") throws out_of_range (406) from the parser.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+namespace moe {
+
+// Throws moe::Error(where, field, ...) when arrays and objects in `text` nest deeper than
+// kMaxJsonDepth. Brackets inside strings do not count. Linear, no allocation.
+void check_json_depth(std::string_view text, const std::string& where, const std::string& field);
+
+// check_json_depth, then nlohmann::json::parse(text, cb) with every library exception turned
+// into moe::Error(where, field, "is not valid JSON: ...", hint).
+nlohmann::json parse_json_input(std::string_view text, const std::string& where, const std::string& field,
+                                const std::string& hint, const nlohmann::json::parser_callback_t& cb = nullptr);
+
+// A JSON value for an error message: scalars as JSON, cut to about 40 characters; containers
+// described ("an array of 3", "an object"), never dumped (dump() recurses).
+std::string json_shown(const nlohmann::json& v);
+
+}  // namespace moe

@@ -1,0 +1,40 @@
+// The one table of input limits (issue 15): every reader of outside input checks against these,
+// so a hostile or corrupt file gives a moe::Error instead of a crash, a hang or a runaway
+// allocation. Each cap is far above anything real and far below what would hurt; a reader that
+// needs a different bound says why next to its check.
+#pragma once
+
+#include <cstdint>
+
+namespace moe {
+
+// --- JSON (safetensors headers, model configs, HF config.json, lessons, tokenizer.json) ---
+// Nesting depth of arrays and objects. nlohmann's parser is iterative, but dump(), copies and
+// comparisons recurse, so a 10,000-deep array overflows the stack. Real files nest < 10 deep.
+inline constexpr int kMaxJsonDepth = 64;
+// Bytes of a config-sized JSON file (model .json, HF config.json, lesson, settings).
+inline constexpr uint64_t kMaxConfigBytes = 1u << 20;  // 1 MB
+
+// --- safetensors ---
+inline constexpr uint64_t kMaxHeaderBytes = 100u << 20;  // 100 MB, as the reference implementation
+inline constexpr uint64_t kMaxTensors = 1u << 20;        // tensors in one file (Mixtral-8x7B has ~1,000)
+inline constexpr uint64_t kMaxTensorRank = 8;            // dims per shape
+// Elements in one tensor: 2^34 (64 GiB as F32) is beyond any single weight of a real checkpoint.
+inline constexpr uint64_t kMaxTensorElements = uint64_t{1} << 34;
+
+// --- model configs (the built-in byte LM's .json and HF config.json) ---
+// Every integer hyperparameter is a JSON integer in [lo, hi]; these are the his.
+inline constexpr int64_t kMaxModelDim = 1 << 16;      // d_model, d_ff, head dims
+inline constexpr int64_t kMaxModelLayers = 1 << 10;   // n_layers
+inline constexpr int64_t kMaxExperts = 1 << 12;       // n_experts (DeepSeek-V3 has 256)
+inline constexpr int64_t kMaxVocab = 1 << 22;         // vocab_size (4 M; the largest real ones are ~260 k)
+inline constexpr int64_t kMaxContext = 1 << 24;       // max_position_embeddings / context
+// A capacity factor above this is dropless in all but name (capacity >= T for any T we route).
+inline constexpr double kMaxCapacityFactor = 1e6;
+
+// --- text and lessons ---
+inline constexpr int64_t kMaxTextTokens = 1 << 20;     // tokens routed in one text
+inline constexpr int64_t kMaxLessonTrainSteps = 20000;  // training steps one lesson may ask for, all steps together
+inline constexpr int64_t kMaxLessonExperts = 64;        // experts a lesson knob may set
+
+}  // namespace moe
