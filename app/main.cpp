@@ -316,7 +316,7 @@ void update_fonts(App& app) {
 // [SECTION] Engine sync
 void push_requests(App& app) {
     ViewState& v = app.view;
-    v.knobs.router.n_experts = app.session->model().config().moe.n_experts;  // a model property, not a knob
+    v.knobs.router.n_experts = app.session->model().info().moe.n_experts;  // a model property, not a knob
     if (!app.sent_any || !same_knobs(v.knobs, app.sent_knobs)) {
         app.session->set_knobs(v.knobs);
         app.sent_knobs = v.knobs;
@@ -733,7 +733,7 @@ int run(int argc, char** argv) {
         if (!app.view.status.empty()) std::fprintf(stderr, "moelab: %s\n", app.view.status.c_str());
     }
     // Settings may come from another model: the expert count is the loaded model's.
-    app.view.knobs.router.n_experts = session->model().config().moe.n_experts;
+    app.view.knobs.router.n_experts = session->model().info().moe.n_experts;
     apply_options(opt, app.view);
 
     glfwSetErrorCallback(glfw_error);

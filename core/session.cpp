@@ -21,13 +21,14 @@
 
 #include "core/engine/backend.h"
 #include "core/error.h"
+#include "core/models/lm.h"
 
 
 namespace moe {
 
 // [SECTION] Worker state
 struct Session::Impl {
-    LmModel model;
+    std::unique_ptr<Model> model;
     std::string path;
     std::string note;
 
@@ -53,8 +54,12 @@ struct Session::Impl {
     Device device = Device::Cpu;         // the backend the MoE layers run on now
     std::string device_failure;          // set once the GPU failed mid-run; CUDA is not retried
     std::vector<Vec> loaded_bias;        // (n_moe_layers) each (n_experts), as loaded
+    // The trained routing's loss is the same until the tokens or the weights change: kept here.
+    std::vector<TokenId> trained_tokens;
+    double trained_loss = 0.0;
+    bool trained_valid = false;
 
-    explicit Impl(LmModel m) : model(std::move(m)) {}
+    explicit Impl(std::unique_ptr<Model> m) : model(std::move(m)) {}
     void loop();
     std::shared_ptr<Snapshot> run(const std::string& text, const SessionKnobs& knobs);
     std::vector<MoeLayer*> moe_layers();
@@ -65,15 +70,11 @@ struct Session::Impl {
 };
 
 // The model's MoE layers in trace order. Only the worker mutates through these pointers.
-std::vector<MoeLayer*> Session::Impl::moe_layers() {
-    std::vector<MoeLayer*> layers;
-    for (LmBlock& b : model.impl().blocks)
-        if (b.moe) layers.push_back(b.moe.get());
-    return layers;
-}
+std::vector<MoeLayer*> Session::Impl::moe_layers() { return model->moe_layers(); }
 
 void Session::Impl::apply_bias_requests(int steps, bool reset, const Snapshot& shown, float gamma) {
     std::vector<MoeLayer*> layers = moe_layers();
+    if (reset || steps > 0) trained_valid = false;
     if (reset)
         for (size_t l = 0; l < layers.size() && l < loaded_bias.size(); ++l)
             layers[l]->mutable_weights().expert_bias = loaded_bias[l];
@@ -90,7 +91,7 @@ Device Session::Impl::use_device(Device wanted, std::string* why) {
         *why = device_failure;
     }
     if (d != device) {
-        model.set_backend(backend_for(d));
+        model->set_backend(backend_for(d));
         device = d;
     }
     return d;
@@ -98,9 +99,9 @@ Device Session::Impl::use_device(Device wanted, std::string* why) {
 
 namespace {
 
-std::vector<std::vector<int>> zero_load(const LmConfig& cfg) {
-    return std::vector<std::vector<int>>(static_cast<size_t>(n_moe_layers(cfg)),
-                                         std::vector<int>(static_cast<size_t>(cfg.moe.n_experts), 0));
+std::vector<std::vector<int>> zero_load(const ModelInfo& info) {
+    return std::vector<std::vector<int>>(info.moe_layer_index.size(),
+                                         std::vector<int>(static_cast<size_t>(info.moe.n_experts), 0));
 }
 
 }  // namespace
@@ -108,32 +109,36 @@ std::vector<std::vector<int>> zero_load(const LmConfig& cfg) {
 // [SECTION] One run
 // Runs without the lock; reads only the model (const) and its arguments.
 std::shared_ptr<Snapshot> Session::Impl::run(const std::string& text, const SessionKnobs& knobs) {
-    const LmConfig& cfg = model.config();
+    const ModelInfo& info = model->info();
     auto snap = std::make_shared<Snapshot>();
     snap->text = text;
     snap->n_bytes_total = text.size();
     snap->knobs = knobs;
     snap->knobs.router.shared_experts = knobs.shared_experts;  // what this run really used
-    // Bytes are the tokens: any bytes are valid input; only the length is limited.
-    const size_t n_tokens = std::min(text.size(), static_cast<size_t>(cfg.max_seq));
-    snap->tokens.assign(reinterpret_cast<const uint8_t*>(text.data()),
-                        reinterpret_cast<const uint8_t*>(text.data()) + n_tokens);
+    // Typed text may be longer than the context: the first max_seq tokens are routed.
+    std::vector<TokenId> ids = model->tokenizer().encode(text, false);
+    snap->n_tokens_total = ids.size();
+    if (ids.size() > static_cast<size_t>(info.max_seq)) ids.resize(static_cast<size_t>(info.max_seq));
+    snap->tokens = std::move(ids);
+    snap->token_text.reserve(snap->tokens.size());
+    for (TokenId id : snap->tokens) snap->token_text.push_back(model->tokenizer().token_bytes(id));
+    const size_t n_tokens = snap->tokens.size();
 
-    if (knobs.router.n_experts != cfg.moe.n_experts)
+    if (knobs.router.n_experts != info.moe.n_experts)
         throw Error("session", "router.n_experts", std::to_string(knobs.router.n_experts),
-                    "the model has " + std::to_string(cfg.moe.n_experts) + " experts");
+                    "the model has " + std::to_string(info.moe.n_experts) + " experts");
     snap->device = use_device(knobs.device, &snap->device_note);
 
     if (n_tokens > 0) {
         validate(knobs.router, static_cast<int>(n_tokens));
-        LmRunOptions opt;
+        ModelRunOptions opt;
         opt.router = knobs.router;
         // The session's toggle is the one the UI shows; it overrides whatever the router had.
         opt.router.shared_experts = knobs.shared_experts;
-        const std::span<const uint8_t> bytes(snap->tokens.data(), snap->tokens.size());
+        const std::span<const TokenId> tokens(snap->tokens);
         const auto t0 = std::chrono::steady_clock::now();
         try {
-            model.forward(bytes, opt, snap->forward);
+            model->forward(tokens, opt, snap->forward);
         } catch (const std::exception& e) {
             // The knobs were validated above, so a failure on the GPU is the GPU's (driver,
             // memory): say so once, stay on the CPU for the rest of the session, and rerun.
@@ -141,10 +146,21 @@ std::shared_ptr<Snapshot> Session::Impl::run(const std::string& text, const Sess
             device_failure = std::string("the CUDA backend failed (") + e.what() + "); running on the CPU";
             snap->device = use_device(Device::Cpu, &snap->device_note);
             snap->device_note = device_failure;
-            model.forward(bytes, opt, snap->forward);
+            model->forward(tokens, opt, snap->forward);
         }
         snap->compute_ms =
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        snap->loss_nats = next_token_loss(snap->forward.logits, tokens);
+        if (!trained_valid || trained_tokens != snap->tokens) {
+            ModelRunOptions trained;
+            trained.router = info.trained_router;
+            ModelForward ref;
+            model->forward(tokens, trained, ref);
+            trained_loss = next_token_loss(ref.logits, tokens);
+            trained_tokens = snap->tokens;
+            trained_valid = true;
+        }
+        snap->trained_loss_nats = trained_loss;
     }
     for (MoeLayer* layer : moe_layers()) snap->expert_bias.push_back(layer->weights().expert_bias);
     return snap;
@@ -203,23 +219,45 @@ void Session::Impl::loop() {
 }
 
 // [SECTION] Session
-Session::Session(const std::string& model_path) {
-    std::string path = model_path.empty() ? builtin_model_path() : model_path;
-    std::string note;
-    std::unique_ptr<Impl> impl;
-    if (model_path.empty() && !std::filesystem::exists(path)) {
-        // Honest fallback while the trained weights are absent: same architecture, random weights.
-        impl = std::make_unique<Impl>(LmModel::init(LmConfig{}, kFallbackSeed));
-        note = "built-in model missing: untrained random weights (" + path + " not found)";
-    } else {
-        impl = std::make_unique<Impl>(LmModel::load(path));
+namespace {
+
+}  // namespace
+
+struct Session::Opened {
+    std::unique_ptr<Model> model;
+    std::string path, note;
+};
+
+Session::Opened Session::open(const std::string& model_path) {
+    Opened o;
+    if (!model_path.empty()) {
+        o.path = model_path;
+        o.model = open_model(model_path);
+        return o;
     }
+    o.path = builtin_model_path();
+    if (std::filesystem::exists(o.path)) {
+        o.model = open_model(o.path);
+    } else {
+        // Honest fallback while the trained weights are absent: same architecture, random weights.
+        o.note = "built-in model missing: untrained random weights (" + o.path + " not found)";
+        o.model = random_builtin_model(kFallbackSeed);
+    }
+    return o;
+}
+
+Session::Session(const std::string& model_path) : Session(open(model_path)) {}
+
+Session::Session(Opened opened) : Session(std::move(opened.model), std::move(opened.path), std::move(opened.note)) {}
+
+Session::Session(std::unique_ptr<Model> model, std::string path, std::string note) {
+    MOE_ASSERT(model != nullptr, "a session needs a model");
+    auto impl = std::make_unique<Impl>(std::move(model));
     impl->path = std::move(path);
     impl->note = std::move(note);
     impl->wanted_knobs = SessionKnobs{};
-    impl->wanted_knobs.router = impl->model.config().router;
-    impl->wanted_knobs.router.n_experts = impl->model.config().moe.n_experts;
-    impl->cumulative = zero_load(impl->model.config());
+    impl->wanted_knobs.router = impl->model->info().trained_router;
+    impl->cumulative = zero_load(impl->model->info());
     for (MoeLayer* layer : impl->moe_layers()) impl->loaded_bias.push_back(layer->weights().expert_bias);
     auto first = std::make_shared<Snapshot>();
     first->knobs = impl->wanted_knobs;
@@ -239,14 +277,13 @@ Session::~Session() {
     impl_->worker.join();
 }
 
-const LmModel& Session::model() const { return impl_->model; }
+const Model& Session::model() const { return *impl_->model; }
 const std::string& Session::model_path() const { return impl_->path; }
 const std::string& Session::model_note() const { return impl_->note; }
 
 SessionKnobs Session::default_knobs() const {
     SessionKnobs k;
-    k.router = impl_->model.config().router;
-    k.router.n_experts = impl_->model.config().moe.n_experts;
+    k.router = impl_->model->info().trained_router;
     return k;
 }
 
@@ -270,7 +307,7 @@ void Session::set_knobs(const SessionKnobs& knobs) {
 
 void Session::reset_cumulative() {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->cumulative = zero_load(impl_->model.config());
+    impl_->cumulative = zero_load(impl_->model->info());
     // Publish at once so the load bars drop to zero even when nothing else changes.
     auto snap = std::make_shared<Snapshot>(*impl_->latest);
     snap->cumulative_load = impl_->cumulative;

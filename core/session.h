@@ -14,8 +14,9 @@
 #include <vector>
 
 #include "core/engine/backend.h"
-#include "core/models/lm.h"
 #include "core/engine/routing.h"
+#include "core/models/model.h"
+#include "core/text/tokenizer.h"
 
 namespace moe {
 
@@ -28,10 +29,17 @@ struct SessionKnobs {
 struct Snapshot {
     uint64_t generation = 0;         // increases with every finished run
     std::string text;                // the full text the user gave (any bytes)
-    std::vector<uint8_t> tokens;     // (n_tokens) the bytes actually routed
-    size_t n_bytes_total = 0;        // text length; tokens.size() < this when it was truncated
+    std::vector<TokenId> tokens;     // (n_tokens) the token ids actually routed (bytes for the byte LM)
+    std::vector<std::string> token_text;  // (n_tokens) the bytes each token stands for (Tokenizer::token_bytes)
+    size_t n_bytes_total = 0;        // text length in bytes
+    size_t n_tokens_total = 0;       // tokens the text encodes to; tokens.size() < this when it was truncated
     SessionKnobs knobs;              // what this snapshot was computed with
-    LmForward forward;               // logits and one trace per MoE layer
+    ModelForward forward;            // logits and one trace per MoE layer
+    // The real effect of the knobs: mean next-token cross-entropy on the text (nats/token; NaN
+    // under 2 tokens) under these knobs, and under the model's trained routing (knobs.router =
+    // the model's trained_router, shared experts on, the current selection biases).
+    double loss_nats = 0.0;
+    double trained_loss_nats = 0.0;
     std::vector<std::vector<int>> cumulative_load;  // (n_moe_layers, n_experts) kept load summed over runs since reset
     std::vector<Vec> expert_bias;    // (n_moe_layers) each (n_experts): the selection bias SigmoidBias used
     double compute_ms = 0.0;         // engine time of this run
@@ -42,24 +50,26 @@ struct Snapshot {
 
 class Session {
 public:
-    // Loads the model (throws moe::Error when it cannot). An empty path means the built-in
-    // model (builtin_model_path()); only that one falls back to random weights when missing.
+    // Opens the model (open_model(), core/models/model.h; throws moe::Error when it cannot). An
+    // empty path means the built-in model; only that one falls back to random weights when missing.
     explicit Session(const std::string& model_path);
+    // Runs a model opened elsewhere (the app opens models off the UI thread). `note` as model_note().
+    Session(std::unique_ptr<Model> model, std::string path, std::string note = {});
     ~Session();
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
     // The config is fixed; only the worker changes weights (the expert biases), so the UI
     // should read weights from snapshots, not from here, while the session runs.
-    const LmModel& model() const;
+    const Model& model() const;
     const std::string& model_path() const;
 
     // Empty when the model loaded from its file. When the built-in model file is missing the
-    // session runs LmModel::init(LmConfig{}, kFallbackSeed) and this says so plainly.
+    // session runs random_builtin_model(kFallbackSeed) and this says so plainly.
     const std::string& model_note() const;
     static constexpr uint64_t kFallbackSeed = 1;
 
-    // Knobs matching the model: its trained routing, n_experts fixed to the model's.
+    // Knobs matching the model: its trained routing (ModelInfo::trained_router).
     SessionKnobs default_knobs() const;
 
     void set_text(std::string text);          // non-blocking
@@ -76,6 +86,9 @@ public:
 
     struct Impl;
 private:
+    struct Opened;
+    static Opened open(const std::string& model_path);
+    explicit Session(Opened opened);
     std::unique_ptr<Impl> impl_;
 };
 

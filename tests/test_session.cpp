@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/models/lm.h"
 #include "core/session.h"
 
 namespace moe {
@@ -266,7 +267,8 @@ TEST(Session, SharedExpertsTogglePassesThrough) {
     opt.router = s.default_knobs().router;
     opt.router.shared_experts = false;
     LmForward want;
-    ref.forward(std::span<const uint8_t>(off->tokens.data(), off->tokens.size()), opt, want);
+    const std::vector<uint8_t> bytes(off->tokens.begin(), off->tokens.end());
+    ref.forward(bytes, opt, want);
     EXPECT_LT((off->forward.logits - want.logits).cwiseAbs().maxCoeff(), 1e-5f);  // other thread count
 
     // And back on: the first result again.

@@ -97,7 +97,7 @@ void draw_controls(PanelContext& ctx) {
     const int n_layers = std::max(1, static_cast<int>(ctx.snap.forward.traces.size()));
     if (ImGui::SliderInt("layer", &layer, 0, n_layers - 1, "%d", ImGuiSliderFlags_AlwaysClamp)) v.layer = layer;
     teach("Which MoE layer the router, heatmap and load views show. Deeper layers specialise differently.");
-    const bool has_shared = ctx.session.model().config().moe.n_shared > 0;
+    const bool has_shared = ctx.session.model().info().moe.n_shared > 0;
     if (!has_shared) ImGui::BeginDisabled();
     ImGui::Checkbox("shared experts", &v.knobs.shared_experts);
     if (!has_shared) ImGui::EndDisabled();

@@ -22,7 +22,7 @@
 #include "app/panels/viz_common.h"
 #include "app/theme.h"
 #include "core/error.h"
-#include "core/models/lm.h"
+#include "core/models/model.h"
 #include "core/teach/params.h"
 
 namespace moe::app {
@@ -31,30 +31,12 @@ namespace {
 
 // [SECTION] Counting the loaded model
 
-// The loaded byte-level LM described as a ModelConfig, so it is counted by exactly the same rules
-// as Mixtral or DeepSeek-V3. `k` is the routed experts per token under the current knobs.
-ModelConfig model_config_of(const LmConfig& lm, int64_t k, bool shared_on) {
-    ModelConfig c;
-    c.source = "loaded moelab model";
-    c.model_type = "moelab";
-    c.vocab_size = lm.vocab;
-    c.d_model = lm.d_model;
-    c.n_layers = lm.n_layers;
-    c.tied_embeddings = lm.tie_embeddings;
-    c.attention = AttentionKind::MHA;
-    c.n_heads = lm.n_heads;
-    c.n_kv_heads = lm.n_heads;
-    c.head_dim = lm.n_heads > 0 ? lm.d_model / lm.n_heads : 0;
-    c.gated_ffn = lm.moe.activation == Activation::SwiGLU;
-    c.d_ff_dense = lm.d_ff_dense;
-    c.d_ff_expert = lm.moe.d_ff;
-    c.n_experts = lm.moe.n_experts;
-    c.k = std::clamp<int64_t>(k, 0, lm.moe.n_experts);
-    c.n_shared = shared_on ? lm.moe.n_shared : 0;
-    c.d_ff_shared = lm.moe.d_ff_shared > 0 ? lm.moe.d_ff_shared : lm.moe.d_ff;
-    c.router_bias = lm.moe.router_bias;
-    c.moe_layer.resize(static_cast<size_t>(std::max(0, lm.n_layers)));
-    for (int i = 0; i < lm.n_layers; ++i) c.moe_layer[static_cast<size_t>(i)] = is_moe_layer(lm, i);
+// The loaded model as the parameter counter describes it (ModelInfo::counted), at the current K
+// and with shared experts on or off, so it is counted by exactly the same rules as Mixtral or DeepSeek-V3.
+ModelConfig model_config_of(const ModelInfo& info, int64_t k, bool shared_on) {
+    ModelConfig c = info.counted;
+    c.k = std::clamp<int64_t>(k, 0, c.n_experts);
+    if (!shared_on) c.n_shared = 0;
     return c;
 }
 
@@ -149,8 +131,7 @@ void compare_bar(const char* label, double value, double full, ImU32 col, const 
 // [SECTION] Tabs
 
 void draw_loaded_model(PanelContext& ctx, const LoadedCount& lc, int64_t k, const char* k_note, bool shared_on) {
-    const LmModel& model = ctx.session.model();
-    const LmConfig& lm = model.config();
+    const ModelInfo& lm = ctx.session.model().info();
     ImGui::TextUnformatted("The loaded model");
     teach("A Mixture-of-Experts model stores every expert but runs only K of them per token. So it has "
           "two sizes: the total (what must sit in memory) and the active part (what one token costs). "
@@ -175,7 +156,7 @@ void draw_loaded_model(PanelContext& ctx, const LoadedCount& lc, int64_t k, cons
         ImGui::PopFont();
         ImGui::TextWrapped("%d of %d experts per token (K = %lld)%s, %d MoE of %d layers", static_cast<int>(k), lm.moe.n_experts,
                     static_cast<long long>(k), lm.moe.n_shared > 0 ? (shared_on ? " + shared always on" : ", shared switched off") : "",
-                    n_moe_layers(lm), lm.n_layers);
+                    static_cast<int>(lm.moe_layer_index.size()), lm.n_layers);
         if (k_note != nullptr) {
             ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
             ImGui::TextWrapped("%s", k_note);
@@ -213,7 +194,7 @@ void draw_loaded_model(PanelContext& ctx, const LoadedCount& lc, int64_t k, cons
         compare_bar("read per token", active * r.bytes_per_param, lc.full.resident_bytes, IM_COL32(86, 180, 233, 255), m2);
 
         char n1[32];
-        human_count(static_cast<double>(model.n_params()), n1, sizeof n1);
+        human_count(static_cast<double>(ctx.session.model().n_params()), n1, sizeof n1);
         ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
         ImGui::TextWrapped("Weights in the file: %s (also counts the noisy-router projection and routing state, "
                            "which a model card leaves out).", n1);
@@ -297,8 +278,8 @@ void draw_gallery() {
 void draw_counters(PanelContext& ctx) {
     const Snapshot& snap = ctx.snap;
     const ViewState& view = ctx.view;
-    const LmModel& model = ctx.session.model();
-    const LmConfig& lm = model.config();
+    const Model& model = ctx.session.model();
+    const ModelInfo& lm = model.info();
     const char* why = nullptr;
     const RoutingTrace* tr = drawable_trace(snap, view.layer, &why);
     const char* k_note = nullptr;

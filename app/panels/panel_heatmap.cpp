@@ -47,6 +47,7 @@ void draw_heatmap(PanelContext& ctx) {
     const RoutingTrace& tr = *trp;
     const int n_tokens = tr.n_tokens, n_experts = tr.n_experts;
     const int cur = clamped_cursor(view, n_tokens);
+    const std::vector<uint8_t> byte_view = byte_tokens(snap);
     const bool sigmoid = tr.scheme == Scheme::SigmoidBias || tr.scheme == Scheme::Base;
     // Scale to the largest value present: with 64 experts a uniform softmax is 1/64, which on a
     // 0..1 scale would be one flat dark colour.
@@ -121,7 +122,7 @@ void draw_heatmap(PanelContext& ctx) {
         const float y0 = origin.y + cell_h * static_cast<float>(t);
         // A character's lead byte shows the character; its other bytes (and stray bytes) their hex.
         char rl[24];
-        const uint8_t* tb = snap.tokens.data() + t;
+        const uint8_t* tb = byte_view.data() + t;
         const int clen = utf8_char_len(tb, static_cast<size_t>(n_tokens - t));
         if (clen >= 2) {
             std::snprintf(rl, sizeof rl, "%3d %.*s", t, clen, reinterpret_cast<const char*>(tb));
@@ -168,7 +169,7 @@ void draw_heatmap(PanelContext& ctx) {
             }
             if (mouse.x >= x_cells && e >= 0 && e < n_experts) {
                 ImGui::BeginTooltip();
-                ImGui::Text("token %d: %s", t, token_label(snap.tokens, t).c_str());
+                ImGui::Text("token %d: %s", t, token_label(byte_view, t).c_str());
                 ImGui::TextColored(expert_color_vec(e), "expert E%d", e);
                 ImGui::Text("%s = %.4f", sigmoid ? "s" : "p", tr.probs(t, e));
                 const RoutedPair* pr = nullptr;

@@ -53,7 +53,7 @@ void draw_prediction(PanelContext& ctx) {
 
     {
         char head[128];
-        std::snprintf(head, sizeof head, "After token %d, \"%s\", the model expects:", cur, token_glyph(snap.tokens, cur).c_str());
+        std::snprintf(head, sizeof head, "After token %d, \"%s\", the model expects:", cur, token_glyph(byte_tokens(snap), cur).c_str());
         text_wrapped_before_teach(head);
     }
     teach("The model reads the text up to the current token and scores all 256 possible next bytes. "

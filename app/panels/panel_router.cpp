@@ -170,8 +170,7 @@ void draw_router(PanelContext& ctx) {
     const int n_experts = tr.n_experts;
     const int cur = clamped_cursor(view, tr.n_tokens);
     const auto pairs = tr.token_pairs(cur);
-    const LmConfig& cfg = ctx.session.model().config();
-    const int n_shared = cfg.moe.n_shared;
+    const int n_shared = ctx.session.model().info().moe.n_shared;
     const bool shared_on = snap.knobs.shared_experts && n_shared > 0;
     const int block = view.layer < static_cast<int>(snap.forward.trace_layer.size())
                           ? snap.forward.trace_layer[static_cast<size_t>(view.layer)] : view.layer;
@@ -236,7 +235,7 @@ void draw_router(PanelContext& ctx) {
     dl->AddRect(tok0, tok1, IM_COL32(255, 255, 255, 230), 6.0f, 0, 2.0f);
     {
         std::string detail;
-        const std::string glyph = token_glyph(snap.tokens, cur, &detail);
+        const std::string glyph = token_glyph(byte_tokens(snap), cur, &detail);
         text_fit(dl, big, big_fs, tok_w - 8.0f, ImVec2((tok0.x + tok1.x) * 0.5f, mid_y - big_fs * 0.15f),
                  IM_COL32(255, 255, 255, 255), glyph.c_str());
         char idx[32];

@@ -190,7 +190,7 @@ void draw_parallel(PanelContext& ctx, SystemsUi& s) {
     const char* dtypes[] = {kDtypes[0].name, kDtypes[1].name, kDtypes[2].name};
     ImGui::Combo("dtype", &s.dtype, dtypes, 3);
 
-    const int d_model = ctx.session.model().config().d_model;
+    const int d_model = ctx.session.model().info().d_model;
     const ExpertPlacement pl = place_experts(n_experts, s.devices, static_cast<Placement>(s.placement));
     const AllToAllTraffic a = all_to_all_traffic(*tr, pl, d_model, kDtypes[s.dtype].bytes);
     draw_devices(*tr, pl, a);
@@ -214,8 +214,8 @@ void draw_parallel(PanelContext& ctx, SystemsUi& s) {
     ImGui::SameLine();
     ImGui::TextUnformatted(" heatmap:");
     ImGui::SameLine();
-    export_buttons("heatmap", "heatmap", [&] { return heatmap_plot(*tr, ctx.snap.tokens, "Gate probabilities"); },
-                   [&] { return heatmap_csv(*tr, ctx.snap.tokens); }, s.status);
+    export_buttons("heatmap", "heatmap", [&] { return heatmap_plot(*tr, byte_tokens(ctx.snap), "Gate probabilities"); },
+                   [&] { return heatmap_csv(*tr, byte_tokens(ctx.snap)); }, s.status);
 }
 
 // [SECTION] Memory vs compute
@@ -270,7 +270,7 @@ void draw_memory_compute(PanelContext& ctx, SystemsUi& s) {
     ImGui::BeginDisabled(busy);
     if (ImGui::Button(busy ? "measuring..." : "Measure on this machine")) {
         ComputeSweepConfig cfg;
-        const LmConfig& mc = ctx.session.model().config();
+        const ModelInfo& mc = ctx.session.model().info();
         cfg.layer = mc.moe;
         cfg.k = std::clamp(ctx.view.knobs.router.k, 1, mc.moe.n_experts);
         cfg.reps = 2;

@@ -11,7 +11,7 @@ namespace moe::app {
 void draw_text_input(PanelContext& ctx) {
     ViewState& v = ctx.view;
     const Snapshot& snap = ctx.snap;
-    const int max_seq = ctx.session.model().config().max_seq;
+    const int max_seq = ctx.session.model().info().max_seq;
     const size_t n_wanted = v.text_input.size();
 
     if (n_wanted > static_cast<size_t>(max_seq))

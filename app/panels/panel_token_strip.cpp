@@ -131,7 +131,8 @@ void draw_token_strip(PanelContext& ctx) {
     float cursor_y = 0.0f;  // top of the current token's line, relative to origin
 
     float x = 0.0f, y = 0.0f;
-    const uint8_t* bytes = snap.tokens.data();
+    const std::vector<uint8_t> byte_view = byte_tokens(snap);
+    const uint8_t* bytes = byte_view.data();
     for (int t = 0; t < n_tokens;) {
         const int glen = utf8_char_len(bytes + t, static_cast<size_t>(n_tokens - t));
         const int n_in = glen >= 2 ? glen : 1;
@@ -235,7 +236,7 @@ void draw_token_strip(PanelContext& ctx) {
             view.playing = false;
         }
         ImGui::BeginTooltip();
-        ImGui::Text("Token %d: %s", hovered_token, token_label(snap.tokens, hovered_token).c_str());
+        ImGui::Text("Token %d: %s", hovered_token, token_label(byte_view, hovered_token).c_str());
         if (tr != nullptr) {
             const auto pairs = tr->token_pairs(hovered_token);
             if (pairs.empty()) ImGui::TextDisabled("no expert picked this token (it passes through the residual)");

@@ -105,11 +105,13 @@ struct LmTune {
         // session's weights are never shared with this thread.
         const std::string path = session.model_path();
         const bool fallback = !session.model_note().empty();
-        const LmConfig cfg = session.model().config();
         const int n_steps = steps;
-        worker = std::thread([this, path, fallback, cfg, n_steps, text = std::move(text)]() mutable {
+        worker = std::thread([this, path, fallback, n_steps, text = std::move(text)]() mutable {
             try {
-                LmModel model = fallback ? LmModel::init(cfg, Session::kFallbackSeed) : LmModel::load(path);
+                // The lab trains the byte LM (lm_train.h): a model of another kind fails to load here
+                // with the reason shown in the lab.
+                LmModel model = fallback ? LmModel::init(LmConfig{}, Session::kFallbackSeed) : LmModel::load(path);
+                const LmConfig& cfg = model.config();
                 TrainConfig tc;
                 tc.steps = n_steps;
                 tc.batch = 4;

@@ -122,6 +122,16 @@ inline int utf8_char_len(const uint8_t* p, size_t n_left) {
     return len;
 }
 
+// The byte view of the tokens these panels draw: the bytes of the byte LM's tokens exactly; for
+// another tokenizer, the first byte of each token's text (the BPE-piece strip replaces this).
+inline std::vector<uint8_t> byte_tokens(const Snapshot& snap) {
+    std::vector<uint8_t> bytes;
+    bytes.reserve(snap.token_text.size());
+    for (const std::string& piece : snap.token_text)
+        bytes.push_back(piece.empty() ? uint8_t{0} : static_cast<uint8_t>(piece[0]));
+    return bytes;
+}
+
 // Token t for people. Returns the glyph: the whole character when t starts or sits inside a
 // valid multi-byte UTF-8 character, else byte_label(). *detail (if given) gets "byte 2 of 2, <80>"
 // for a byte inside a character, empty otherwise.

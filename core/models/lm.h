@@ -17,6 +17,7 @@
 #include "core/engine/moe_layer.h"
 #include "core/engine/routing.h"
 #include "core/engine/tensor.h"
+#include "core/models/model.h"
 
 namespace moe {
 
@@ -38,20 +39,10 @@ void validate(const LmConfig& cfg);             // throws moe::Error naming the 
 bool is_moe_layer(const LmConfig& cfg, int layer);
 int n_moe_layers(const LmConfig& cfg);
 
-// Everything one full-sequence forward produces that the app, the CLI and the tests read.
-struct LmForward {
-    Mat logits;                         // (n_tokens, vocab) next-byte logits at every position
-    std::vector<RoutingTrace> traces;   // (n_moe_layers) one per MoE layer, in layer order
-    std::vector<int> trace_layer;       // (n_moe_layers) transformer layer index of each trace
-    std::vector<Mat> moe_inputs;        // (n_moe_layers) each (n_tokens, d_model): the normed FFN input the router saw
-};
-
-// Options of one forward: the routing knobs the app turns live. `router` replaces the trained
-// routing for every MoE layer (its n_experts must equal the model's).
-struct LmRunOptions {
-    RouterConfig router;
-    bool keep_moe_inputs = false;  // fill LmForward::moe_inputs
-};
+// One forward's results and options are the model interface's (core/models/model.h): the byte
+// LM is one implementation of it (core/models/byte_lm_model.cpp).
+using LmForward = ModelForward;
+using LmRunOptions = ModelRunOptions;
 
 class LmModel {
 public:
