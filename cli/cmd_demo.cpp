@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/models/lm.h"
+#include "core/models/model.h"
 
 namespace moe::cli {
 
@@ -21,13 +22,20 @@ std::string byte_label(int b) {
     std::snprintf(buf, sizeof buf, "x%02X", b);
     return buf;
 }
+
+// A token as a short label: a one-byte token as byte_label(), a longer one as its text.
+std::string token_label(const Tokenizer& tok, TokenId id) {
+    const std::string bytes = tok.token_bytes(id);
+    return bytes.size() == 1 ? byte_label(static_cast<uint8_t>(bytes[0])) : bytes;
+}
 }  // namespace
 
 int cmd_demo(Args args) {
     ArgParser ap("demo", args);
     if (ap.flag("--help") || ap.flag("-h")) {
         std::printf("usage: moelab-cli demo [--text TEXT] [--model PATH] [--k K] [--device D]\n"
-                    "  routes TEXT (default: a sample sentence) through the built-in MoE language model\n"
+                    "  routes TEXT (default: a sample sentence) through the built-in MoE language model or the\n"
+                    "  model at PATH (a moelab model file or a Hugging Face model folder)\n"
                     "%s", kDeviceHelp);
         return 0;
     }
@@ -39,25 +47,26 @@ int cmd_demo(Args args) {
     ap.finish();
     if (!ap.positional().empty())
         throw Error(where, ap.positional()[0], "is not an option of this command", "use --text \"...\"");
-    LmModel model = LmModel::load(path);
-    model.set_backend(device_backend(device, where));
-    const LmConfig& c = model.config();
-    if (text.empty() || static_cast<int>(text.size()) > c.max_seq)
-        throw Error(where, "--text", "has " + std::to_string(text.size()) + " bytes", "expected 1.." + std::to_string(c.max_seq));
-    LmRunOptions opt;
-    opt.router = c.router;
+    std::unique_ptr<Model> model = open_model(path);
+    model->set_backend(device_backend(device, where));
+    const ModelInfo& c = model->info();
+    const Tokenizer& tok = model->tokenizer();
+    const std::vector<TokenId> bytes = tok.encode(text, false);
+    if (bytes.empty() || static_cast<int>(bytes.size()) > c.max_seq)
+        throw Error(where, "--text", "has " + std::to_string(bytes.size()) + " tokens", "expected 1.." + std::to_string(c.max_seq));
+    ModelRunOptions opt;
+    opt.router = c.trained_router;
     if (k != 0) opt.router.k = k;  // validated by the forward pass
-    LmForward out;
-    const std::vector<uint8_t> bytes(text.begin(), text.end());
-    model.forward(bytes, opt, out);
+    ModelForward out;
+    model->forward(bytes, opt, out);
 
     std::printf("model %s: %d layers, %d experts per MoE layer, routing %s K=%d, %d shared expert(s)\n",
                 path.c_str(), c.n_layers, c.moe.n_experts, scheme_name(opt.router.scheme), opt.router.k, c.moe.n_shared);
-    std::printf("text: \"%s\"\n\nbyte ", text.c_str());
+    std::printf("text: \"%s\"\n\n%s ", text.c_str(), tok.name() == "byte" ? "byte" : "token");
     for (size_t i = 0; i < out.traces.size(); ++i) std::printf("| layer %-2d experts (gate)     ", out.trace_layer[i]);
     std::printf("\n");
     for (int t = 0; t < static_cast<int>(bytes.size()); ++t) {
-        std::printf("%-4s ", byte_label(bytes[t]).c_str());
+        std::printf("%-4s ", token_label(tok, bytes[t]).c_str());
         for (const RoutingTrace& tr : out.traces) {
             std::string cell;
             for (const RoutedPair& p : tr.token_pairs(t)) {
@@ -69,15 +78,15 @@ int cmd_demo(Args args) {
         }
         std::printf("\n");
     }
-    std::printf("\nexpert load per layer (bytes routed to each expert):\n");
+    std::printf("\nexpert load per layer (%s routed to each expert):\n", tok.name() == "byte" ? "bytes" : "tokens");
     for (size_t i = 0; i < out.traces.size(); ++i) {
         std::printf("  layer %d:", out.trace_layer[i]);
         for (int load : out.traces[i].expert_load) std::printf(" %3d", load);
         std::printf("   load CV %.2f\n", out.traces[i].stats.load_cv);
     }
-    std::printf("\nnext byte after \"%s\":", text.c_str());
+    std::printf("\nnext %s after \"%s\":", tok.name() == "byte" ? "byte" : "token", text.c_str());
     const RowVec last = out.logits.row(out.logits.rows() - 1);
-    for (const auto& [b, p] : top_next_bytes(last, 5)) std::printf("  '%s' %.1f%%", byte_label(b).c_str(), 100.0 * p);
+    for (const auto& [b, p] : top_next_bytes(last, 5)) std::printf("  '%s' %.1f%%", token_label(tok, b).c_str(), 100.0 * p);
     std::printf("\n");
     return 0;
 }

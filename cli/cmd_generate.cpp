@@ -1,4 +1,4 @@
-// moelab-cli generate: sample text from the byte-level MoE language model with a KV cache.
+// moelab-cli generate: sample text from a model (the built-in byte LM by default) with a KV cache.
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/models/lm.h"
+#include "core/models/model.h"
 
 namespace moe::cli {
 
@@ -16,7 +17,8 @@ int cmd_generate(Args args) {
     if (ap.flag("--help") || ap.flag("-h")) {
         std::printf(
             "usage: moelab-cli generate --prompt TEXT [--n 200] [--temperature 0.8] [--seed 1] [--model PATH] [--device D]\n"
-            "  --temperature 0 picks the most likely byte every time (greedy)\n"
+            "  --temperature 0 picks the most likely token every time (greedy)\n"
+            "  --model PATH: a moelab model file or a Hugging Face model folder (default: the built-in model)\n"
             "%s", kDeviceHelp);
         return 0;
     }
@@ -31,51 +33,54 @@ int cmd_generate(Args args) {
     if (!ap.positional().empty())
         throw Error(where, ap.positional()[0], "is not an option of this command", "put the text after --prompt");
     if (prompt.empty()) throw Error(where, "--prompt", "is missing or empty", "for example --prompt \"The \"");
-    if (n < 0 || n > 100000) throw Error(where, "--n", "is " + std::to_string(n), "expected 0..100000 bytes");
+    if (n < 0 || n > 100000) throw Error(where, "--n", "is " + std::to_string(n), "expected 0..100000 tokens");
     if (!(temperature >= 0.0f && temperature <= 10.0f))
         throw Error(where, "--temperature", "is " + std::to_string(temperature), "expected 0..10 (0 = greedy)");
 
-    LmModel model = LmModel::load(path);
-    model.set_backend(device_backend(device, where));
-    const int max_seq = model.config().max_seq;
-    LmRunOptions opt;
-    opt.router = model.config().router;
+    std::unique_ptr<Model> model = open_model(path);
+    model->set_backend(device_backend(device, where));
+    const Tokenizer& tok = model->tokenizer();
+    const int max_seq = model->info().max_seq;
+    const int vocab = model->info().vocab;
+    ModelRunOptions opt;
+    opt.router = model->info().trained_router;
     std::mt19937_64 rng(static_cast<uint64_t>(seed));
-    std::string text = prompt;
-    std::unique_ptr<LmModel::State> st = model.new_state();
+    std::vector<TokenId> text = tok.encode(prompt, false);
+    if (text.empty()) throw Error(where, "--prompt", "encodes to no tokens", "give some text");
+    std::unique_ptr<ModelState> st = model->new_state();
     Vec logits;
     // Feeds the last part of the text into a fresh state: used at the start and whenever the
-    // context (max_seq bytes) is full, keeping the most recent half.
-    int pos = 0;  // bytes in the state's context
+    // context (max_seq tokens) is full, keeping the most recent half.
+    int pos = 0;  // tokens in the state's context
     auto refill = [&](size_t keep) {
-        st = model.new_state();
+        st = model->new_state();
         const size_t from = text.size() > keep ? text.size() - keep : 0;
-        for (size_t i = from; i < text.size(); ++i) model.step(*st, static_cast<uint8_t>(text[i]), opt, logits);
+        for (size_t i = from; i < text.size(); ++i) model->step(*st, text[i], opt, logits);
         pos = static_cast<int>(text.size() - from);
     };
     refill(static_cast<size_t>(max_seq));
     std::printf("%s", prompt.c_str());
     std::fflush(stdout);
-    std::vector<double> p(256);
+    std::vector<double> p(static_cast<size_t>(vocab));
     for (int i = 0; i < n; ++i) {
         int next = 0;
         if (temperature == 0.0f) {
             logits.maxCoeff(&next);
         } else {
             const float mx = logits.maxCoeff();
-            for (int b = 0; b < 256; ++b) p[b] = std::exp((logits(b) - mx) / temperature);
+            for (int b = 0; b < vocab; ++b) p[static_cast<size_t>(b)] = std::exp((logits(b) - mx) / temperature);
             std::discrete_distribution<int> pick(p.begin(), p.end());
             next = pick(rng);
         }
-        const char c = static_cast<char>(next);
-        text += c;
-        std::fputc(c, stdout);
+        text.push_back(next);
+        const std::string piece = tok.token_bytes(next);
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
         std::fflush(stdout);
         if (i + 1 == n) break;
         if (pos >= max_seq) {
             refill(static_cast<size_t>(max_seq / 2));
         } else {
-            model.step(*st, static_cast<uint8_t>(next), opt, logits);
+            model->step(*st, next, opt, logits);
             ++pos;
         }
     }

@@ -8,6 +8,8 @@
 // [SECTION] Model mode
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -17,6 +19,7 @@
 #include "core/error.h"
 #include "core/io/file_io.h"
 #include "core/models/lm.h"
+#include "core/models/model.h"
 #include "core/engine/moe_layer.h"
 #include "core/engine/routing.h"
 #include "core/io/safetensors.h"
@@ -34,11 +37,15 @@ void print_usage() {
         "                        [--drop dropless|position|score] [--tokens 16] [--d-model 64]\n"
         "                        [--d-ff 128] [--seed 0] [--input hidden.safetensors]\n"
         "                        [--activation swiglu|gelu] [--shared 0] [--out trace] [--device D]\n"
-        "       moelab-cli route --model PATH|builtin --text \"...\" [--scheme S] [--k K]\n"
-        "                        [--capacity C] [--drop D] [--seed S] [--out trace] [--device D]\n"
+        "       moelab-cli route --model PATH|DIR|builtin (--text \"...\" | --token-ids 1,2,3) [--scheme S]\n"
+        "                        [--k K] [--capacity C] [--drop D] [--seed S] [--out trace]\n"
+        "                        [--logits logits.npy] [--device D]\n"
         "Routes random hidden states (seeded), the (n_tokens, d_model) matrix in --input, or the\n"
-        "bytes of --text through the language model's every MoE layer, and writes\n"
-        "<out>.json, <out>.pairs.csv and <out>.experts.csv. Schemes:");
+        "tokens of --text (or --token-ids) through a model's every MoE layer, and writes\n"
+        "<out>.json (with token_ids and token_text), <out>.pairs.csv and <out>.experts.csv; with\n"
+        "--logits the (n_tokens, vocab) FP32 logits as a NumPy .npy file. With a model it prints\n"
+        "the text's loss (nats/token, perplexity) under these knobs and under the trained routing.\n"
+        "Schemes:");
     for (int i = 0; i < kNumSchemes; ++i) std::printf(" %s", scheme_name(static_cast<Scheme>(i)));
     std::printf("\n%s", kDeviceHelp);
 }
@@ -104,8 +111,6 @@ void print_summary(const RoutingTrace& t, const char* title) {
                 t.stats.load_cv, t.stats.max_over_mean, t.stats.n_dropped, t.stats.n_pairs, 100.0 * t.stats.frac_dropped,
                 t.stats.n_tokens_unrouted, t.stats.aux_loss);
 }
-
-std::string byte_text(uint8_t b) { return std::string(1, static_cast<char>(b)); }
 
 // [SECTION] Layer mode
 int route_layer(ArgParser& ap, const std::string& out) {
@@ -183,46 +188,118 @@ int route_layer(ArgParser& ap, const std::string& out) {
 }
 
 // [SECTION] Model mode
+// "1,2,3" -> ids; each must be a non-negative integer (the model checks them against its vocabulary).
+std::vector<TokenId> parse_token_ids(const std::string& text) {
+    std::vector<TokenId> ids;
+    size_t i = 0;
+    while (i <= text.size()) {
+        const size_t comma = std::min(text.find(',', i), text.size());
+        const std::string item = text.substr(i, comma - i);
+        char* end = nullptr;
+        const long long v = item.empty() ? -1 : std::strtoll(item.c_str(), &end, 10);
+        if (item.empty() || *end != '\0' || v < 0 || v > 2147483647)
+            throw Error(kWhere, "--token-ids", "item " + std::to_string(ids.size()) + " is '" + item + "'",
+                        "expected comma-separated non-negative integers, e.g. --token-ids 1,2,3");
+        ids.push_back(static_cast<TokenId>(v));
+        if (ids.size() > 1000000) throw Error(kWhere, "--token-ids", "has over 1000000 ids", "shorten the input");
+        i = comma + 1;
+    }
+    return ids;
+}
+
+// A (rows, cols) FP32 matrix as a NumPy .npy file (format version 1.0, little-endian, C order).
+std::string npy_bytes(ConstMatRef m) {
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(m.rows()) + ", " +
+                         std::to_string(m.cols()) + "), }";
+    // magic (6) + version (2) + header length (2) + header, padded with spaces to a multiple of 64, ending in '\n'.
+    const size_t unpadded = 10 + header.size() + 1;
+    header += std::string((64 - unpadded % 64) % 64, ' ') + "\n";
+    std::string out("\x93NUMPY\x01\x00", 8);
+    out.push_back(static_cast<char>(header.size() & 0xff));
+    out.push_back(static_cast<char>(header.size() >> 8));
+    out += header;
+    const size_t data_at = out.size();
+    out.resize(data_at + static_cast<size_t>(m.size()) * sizeof(float));
+    for (Eigen::Index r = 0; r < m.rows(); ++r)  // Eigen::Ref may carry an outer stride: copy row by row
+        std::memcpy(out.data() + data_at + static_cast<size_t>(r * m.cols()) * sizeof(float), m.row(r).data(),
+                    static_cast<size_t>(m.cols()) * sizeof(float));
+    return out;
+}
+
 int route_model(ArgParser& ap, const std::string& out) {
     for (const char* layer_only : {"--input", "--tokens", "--d-model", "--d-ff", "--activation", "--shared"})
         if (given(ap, layer_only)) throw Error(kWhere, layer_only, "does not apply with --model", "the model fixes its own sizes");
     std::string path = ap.value("--model", "");
     if (path == "builtin") path = builtin_model_path();
     const bool has_text = given(ap, "--text");
+    const bool has_ids = given(ap, "--token-ids");
     const std::string text = ap.value("--text", "");
-    if (!has_text || text.empty()) throw Error(kWhere, "--text", "is missing or empty", "--model needs --text \"some text\"");
-    LmModel model = LmModel::load(path);
-    const LmConfig& cfg = model.config();
+    const std::string ids_text = ap.value("--token-ids", "");
+    const std::string logits_path = ap.value("--logits", "");
+    if (has_text == has_ids) throw Error(kWhere, has_text ? "--token-ids" : "--text", has_text ? "is given with --text" : "is missing",
+                                         "--model needs exactly one of --text \"some text\" or --token-ids 1,2,3");
+    if (has_text && text.empty()) throw Error(kWhere, "--text", "is empty", "--model needs --text \"some text\"");
+    std::unique_ptr<Model> model = open_model(path);
+    const ModelInfo& info = model->info();
     if (given(ap, "--n-experts")) {
-        const int n = ap.int_value("--n-experts", cfg.moe.n_experts);
-        if (n != cfg.moe.n_experts)
-            throw Error(kWhere, "--n-experts", "is " + std::to_string(n) + " but the model has " + std::to_string(cfg.moe.n_experts) + " experts",
+        const int n = ap.int_value("--n-experts", info.moe.n_experts);
+        if (n != info.moe.n_experts)
+            throw Error(kWhere, "--n-experts", "is " + std::to_string(n) + " but the model has " + std::to_string(info.moe.n_experts) + " experts",
                         "leave it out with --model");
     }
-    LmRunOptions opt;
-    opt.router = read_router(ap, cfg.router);
+    ModelRunOptions opt;
+    opt.router = read_router(ap, info.trained_router);
     const Device device = device_option(ap);
     ap.finish();
     if (!ap.positional().empty()) throw Error(kWhere, ap.positional()[0], "is not an option of route", "see moelab-cli route --help");
-    if (static_cast<int>(text.size()) > cfg.max_seq)
-        throw Error(kWhere, "--text", "is " + std::to_string(text.size()) + " bytes, over the model's context of " + std::to_string(cfg.max_seq),
+    const Tokenizer& tok = model->tokenizer();
+    const std::vector<TokenId> ids = has_text ? tok.encode(text, false) : parse_token_ids(ids_text);
+    const char* input_flag = has_text ? "--text" : "--token-ids";
+    if (ids.empty()) throw Error(kWhere, input_flag, "encodes to no tokens", "give some text");
+    if (static_cast<int>(ids.size()) > info.max_seq)
+        throw Error(kWhere, input_flag, "is " + std::to_string(ids.size()) + " tokens, over the model's context of " + std::to_string(info.max_seq),
                     "shorten the text");
-    validate(opt.router, static_cast<int>(text.size()));
+    for (size_t i = 0; i < ids.size(); ++i)
+        if (ids[i] >= info.vocab)
+            throw Error(kWhere, input_flag, "token " + std::to_string(i) + " is id " + std::to_string(ids[i]),
+                        "expected ids below the model's vocabulary of " + std::to_string(info.vocab));
+    validate(opt.router, static_cast<int>(ids.size()));
 
-    model.set_backend(device_backend(device, kWhere));
-    const std::vector<uint8_t> bytes(text.begin(), text.end());
-    LmForward fwd;
-    model.forward(bytes, opt, fwd);
+    model->set_backend(device_backend(device, kWhere));
+    ModelForward fwd;
+    model->forward(ids, opt, fwd);
+    // The real effect of the knobs: the text's loss under them, next to the trained routing's.
+    const double loss = next_token_loss(fwd.logits, ids);
+    ModelRunOptions trained;
+    trained.router = info.trained_router;
+    ModelForward ref;
+    model->forward(ids, trained, ref);
+    const double trained_loss = next_token_loss(ref.logits, ids);
 
     TraceContext ctx;
-    for (uint8_t b : bytes) {
-        ctx.token_ids.push_back(b);
-        ctx.token_text.push_back(byte_text(b));
+    for (TokenId id : ids) {
+        ctx.token_ids.push_back(id);
+        ctx.token_text.push_back(tok.token_bytes(id));
     }
-    ctx.extra = {{"command", "route"}, {"model", path}, {"text", text}, {"capacity_factor", opt.router.capacity_factor},
-                 {"drop", drop_policy_name(opt.router.drop_policy)}, {"seed", opt.router.seed}};
+    ctx.extra = {{"command", "route"}, {"model", path}, {"capacity_factor", opt.router.capacity_factor},
+                 {"drop", drop_policy_name(opt.router.drop_policy)}, {"seed", opt.router.seed}, {"k", opt.router.k},
+                 {"trained_k", info.trained_router.k}, {"trained_scheme", scheme_name(info.trained_router.scheme)}};
+    if (has_text) ctx.extra["text"] = text;
+    if (std::isfinite(loss)) {
+        ctx.extra["loss_nats_per_token"] = loss;
+        ctx.extra["perplexity"] = std::exp(loss);
+        ctx.extra["trained_loss_nats_per_token"] = trained_loss;
+        ctx.extra["trained_perplexity"] = std::exp(trained_loss);
+    }
     ctx.include_matrices = true;
-    write_file_atomic(out + ".json", traces_to_json(fwd.traces, fwd.trace_layer, ctx).dump(1) + "\n");
+    nlohmann::json doc = traces_to_json(fwd.traces, fwd.trace_layer, ctx);
+    doc["token_ids"] = ctx.token_ids;
+    nlohmann::json texts = nlohmann::json::array();
+    // Token text is bytes; JSON wants UTF-8: a token holding part of a character is written with
+    // its bytes replaced (nlohmann's replace handler), as the trace format does for token_text.
+    for (const std::string& t : ctx.token_text) texts.push_back(t);
+    doc["token_text"] = texts;
+    write_file_atomic(out + ".json", doc.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     std::string pairs, experts;
     for (size_t i = 0; i < fwd.traces.size(); ++i) {
         TraceContext lctx = ctx;
@@ -239,7 +316,13 @@ int route_model(ArgParser& ap, const std::string& out) {
     }
     write_file_atomic(out + ".pairs.csv", pairs);
     write_file_atomic(out + ".experts.csv", experts);
-    std::printf("wrote %s.json, %s.pairs.csv, %s.experts.csv (%zu MoE layers)\n", out.c_str(), out.c_str(), out.c_str(), fwd.traces.size());
+    if (!logits_path.empty()) write_file_atomic(logits_path, npy_bytes(fwd.logits));
+    if (std::isfinite(loss))
+        std::printf("loss %.4f nats/token (perplexity %.2f) with %s K = %d; trained routing (%s K = %d): %.4f nats/token (perplexity %.2f)\n",
+                    loss, std::exp(loss), scheme_name(opt.router.scheme), effective_k(opt.router),
+                    scheme_name(info.trained_router.scheme), info.trained_router.k, trained_loss, std::exp(trained_loss));
+    std::printf("wrote %s.json, %s.pairs.csv, %s.experts.csv (%zu MoE layers)%s%s\n", out.c_str(), out.c_str(), out.c_str(),
+                fwd.traces.size(), logits_path.empty() ? "" : ", ", logits_path.c_str());
     return 0;
 }
 
