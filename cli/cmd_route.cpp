@@ -165,7 +165,7 @@ int route_layer(ArgParser& ap, const std::string& out) {
     lc.n_experts = n_experts;
     lc.n_shared = n_shared;
     lc.activation = act == "gelu" ? Activation::GELU : Activation::SwiGLU;
-    validate(rc, n_tokens);  // a clear error before any work (K > N, BASE with T not a multiple of N, ...)
+    validate(rc, n_tokens);  // a clear error before any work (K > N, capacity_factor out of range, ...)
     MoeLayer layer(lc, init_moe_layer(lc, rc.seed));
     layer.set_backend(device_backend(device, kWhere));
 

@@ -22,6 +22,7 @@
 
 #include "core/error.h"
 #include "core/engine/routing.h"
+#include "core/io/limits.h"
 
 namespace moe {
 namespace {
@@ -498,10 +499,12 @@ TEST(RoutingStats, UniformRoutingHasAuxLossOne) {
     EXPECT_NEAR(route(ec, random_logits(16, 8, 5)).stats.aux_loss, 1.0f, 1e-5);  // f = 1/N always
 }
 
+// Issue 15, hole 3: Sinkhorn at T = 0 did pointer arithmetic on the null 0 x N matrix (UBSan).
 TEST(RoutingStats, EmptyBatchGivesEmptyValidTrace) {
-    for (Scheme s : kAllSchemes) {
+    for (Scheme s : kAllSchemes)
+    for (DropPolicy pol : {DropPolicy::Dropless, DropPolicy::Position, DropPolicy::Score}) {
         RouterConfig cfg = make_cfg(s, 4, 2);
-        cfg.drop_policy = DropPolicy::Position;
+        cfg.drop_policy = pol;
         const RoutingTrace tr = route(cfg, Mat(0, 4));
         EXPECT_EQ(tr.n_tokens, 0) << scheme_name(s);
         EXPECT_TRUE(tr.pairs.empty());
@@ -680,7 +683,10 @@ void check_invariants(const InvariantCase& c, uint32_t seed) {
         for (int e = 0; e < n; ++e) EXPECT_EQ(tr.expert_load[e], cap);
     }
     if (c.scheme == Scheme::Base) {
-        for (int e = 0; e < n; ++e) EXPECT_EQ(tr.expert_load[e], c.n_tokens / n);
+        for (int e = 0; e < n; ++e) {
+            EXPECT_LE(tr.expert_load[e], (c.n_tokens + n - 1) / n);
+            if (c.n_tokens % n == 0) EXPECT_EQ(tr.expert_load[e], c.n_tokens / n);
+        }
     }
     // Same seed, same trace.
     const Routed again = route_random(cfg, c.n_tokens, seed);
@@ -756,9 +762,10 @@ TEST(RoutingInvariants, SinkhornIterationsBalanceTheLoad) {
 }
 
 // [SECTION] BASE against brute force
+// Every assignment with at most ceil(T/N) tokens per expert (T/N when N divides T).
 double brute_force_best(const Mat& h, int n_experts) {
     const int n_tokens = static_cast<int>(h.rows());
-    const int cap = n_tokens / n_experts;
+    const int cap = (n_tokens + n_experts - 1) / n_experts;
     std::vector<int> assign(n_tokens, 0), load(n_experts, 0);
     double best = -1e30;
     std::function<void(int, double)> rec = [&](int t, double sum) {
@@ -778,7 +785,9 @@ double brute_force_best(const Mat& h, int n_experts) {
 }
 
 TEST(RoutingBase, OptimumEqualsBruteForce) {
-    for (auto [n_tokens, n_experts] : {std::pair{4, 2}, std::pair{6, 3}, std::pair{8, 4}, std::pair{6, 2}}) {
+    // The last four have T % N != 0 (issue 13 item 2): BASE routes every token at any T.
+    for (auto [n_tokens, n_experts] : {std::pair{4, 2}, std::pair{6, 3}, std::pair{8, 4}, std::pair{6, 2},
+                                       std::pair{5, 2}, std::pair{7, 3}, std::pair{4, 3}, std::pair{1, 4}}) {
         for (uint32_t seed = 0; seed < 25; ++seed) {
             // Coarse integer-ish logits create many ties, where a wrong augmenting path shows.
             Mat h = random_logits(n_tokens, n_experts, seed * 7 + n_tokens, 2.0f);
@@ -788,7 +797,12 @@ TEST(RoutingBase, OptimumEqualsBruteForce) {
             for (const RoutedPair& p : tr.pairs) sum += h(p.token, p.expert);
             EXPECT_NEAR(sum, brute_force_best(h, n_experts), 1e-4)
                 << "T=" << n_tokens << " N=" << n_experts << " seed " << seed;
-            for (int e = 0; e < n_experts; ++e) EXPECT_EQ(tr.expert_load[e], n_tokens / n_experts);
+            ASSERT_EQ(tr.pairs.size(), static_cast<size_t>(n_tokens));
+            EXPECT_EQ(tr.capacity, (n_tokens + n_experts - 1) / n_experts);
+            for (int e = 0; e < n_experts; ++e) {
+                EXPECT_LE(tr.expert_load[e], tr.capacity);
+                if (n_tokens % n_experts == 0) EXPECT_EQ(tr.expert_load[e], n_tokens / n_experts);
+            }
         }
     }
 }
@@ -886,7 +900,7 @@ TEST(RoutingValidate, EveryKnobAtItsExtremes) {
     c.routed_scaling = 0.0f;
     expect_field(c, 16, "routed_scaling");
     c = make_cfg(Scheme::Base, 8, 1);
-    expect_field(c, 12, "n_tokens");
+    EXPECT_NO_THROW(validate(c, 12));  // any T since issue 13: capacity ceil(T/N)
     EXPECT_NO_THROW(validate(c, 16));
     c = ok;
     expect_field(c, -1, "n_tokens");
@@ -945,8 +959,37 @@ TEST(RoutingValidate, RouteChecksItsInputs) {
     ex.expert_bias = &nan_bias;
     expect_route_field(sb, h, ex, "expert_bias");
 
-    const RouterConfig base = make_cfg(Scheme::Base, 4, 1);
-    expect_route_field(base, h, {}, "n_tokens");  // T = 3 not a multiple of N = 4
+    const RoutingTrace base = route(make_cfg(Scheme::Base, 4, 1), h);  // T = 3, N = 4: every token, one per expert
+    EXPECT_EQ(base.capacity, 1);
+    EXPECT_EQ(base.stats.n_pairs, 3);
+    EXPECT_EQ(base.stats.n_dropped, 0);
+}
+
+// Issue 15, hole 4: capacity factors of 3e9 (switch, score priority) and 1e30 overflowed the
+// float-to-int cast of the capacity. Now validate() caps the factor, and the capacity is
+// clamped in double before the cast, so the largest accepted factor routes like dropless.
+TEST(RoutingValidate, HugeCapacityFactorIsAnErrorOrDropless) {
+    const Mat h = random_logits(64, 8, 3);
+    for (float cf : {3e9f, 1e30f, std::numeric_limits<float>::infinity()}) {
+        for (DropPolicy pol : {DropPolicy::Score, DropPolicy::Position, DropPolicy::Dropless}) {
+            RouterConfig c = make_cfg(Scheme::Switch, 8, 1);
+            c.drop_policy = pol;
+            c.capacity_factor = cf;
+            expect_route_field(c, h, {}, "capacity_factor");
+        }
+        RouterConfig ec = make_cfg(Scheme::ExpertChoice, 8, 1);
+        ec.capacity_factor = cf;
+        expect_route_field(ec, h, {}, "capacity_factor");
+    }
+    RouterConfig c = make_cfg(Scheme::Switch, 8, 1);
+    c.drop_policy = DropPolicy::Score;
+    c.capacity_factor = kMaxCapacityFactor;
+    const RoutingTrace tr = route(c, h);
+    EXPECT_EQ(tr.capacity, 64);  // T * K: no more can be asked of any expert
+    EXPECT_EQ(tr.stats.n_dropped, 0);
+    RouterConfig ec = make_cfg(Scheme::ExpertChoice, 8, 1);
+    ec.capacity_factor = kMaxCapacityFactor;
+    EXPECT_EQ(route(ec, h).capacity, 64);  // every expert takes every token
 }
 
 // [SECTION] Gradients

@@ -23,6 +23,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/io/limits.h"
 #include "core/engine/rng.h"
 
 namespace moe {
@@ -132,8 +133,9 @@ bool uses_cfg_k(Scheme s) {
 }
 
 // Capacity is a per-(T, K, N) integer; the tolerance keeps 1.1f * 10 / 11 from rounding up to 2.
-int ceil_tolerant(double x) {
-    return static_cast<int>(std::ceil(x - 1e-6 * std::max(1.0, std::fabs(x))));
+// Clamped to hi in double before the cast: a capacity factor of 3e9 would overflow int (UB).
+int ceil_tolerant(double x, int hi) {
+    return static_cast<int>(std::min(std::ceil(x - 1e-6 * std::max(1.0, std::fabs(x))), static_cast<double>(hi)));
 }
 
 }  // namespace
@@ -160,9 +162,11 @@ void validate(const RouterConfig& cfg, int n_tokens) {
                     "dropless, position or score");
     const bool capacity_matters = cfg.scheme == Scheme::ExpertChoice ||
                                   (is_token_choice(cfg.scheme) && cfg.drop_policy != DropPolicy::Dropless);
-    if (capacity_matters && !(std::isfinite(cfg.capacity_factor) && cfg.capacity_factor > 0.0f))
+    // Checked even where dropless ignores it: a config that says inf is wrong whatever it routes.
+    if (!std::isfinite(cfg.capacity_factor) || cfg.capacity_factor > kMaxCapacityFactor ||
+        (capacity_matters && !(cfg.capacity_factor > 0.0f)))
         throw Error(kWhere, "capacity_factor", "capacity_factor = " + fmt(cfg.capacity_factor),
-                    "a finite number > 0 (1.0-1.25 in training, 2.0 in eval)");
+                    "a number in (0, " + fmt(kMaxCapacityFactor) + "] (1.0-1.25 in training, 2.0 in eval)");
     if (cfg.n_groups < 1)
         throw Error(kWhere, "n_groups", "n_groups = " + std::to_string(cfg.n_groups), "at least 1 (1 = off)");
     if (n % cfg.n_groups != 0)
@@ -198,11 +202,6 @@ void validate(const RouterConfig& cfg, int n_tokens) {
     if (!(std::isfinite(cfg.bias_update_rate) && cfg.bias_update_rate >= 0.0f))
         throw Error(kWhere, "bias_update_rate", "bias_update_rate = " + fmt(cfg.bias_update_rate),
                     "a finite number >= 0 (DeepSeek-V3 uses 0.001)");
-    if (cfg.scheme == Scheme::Base && n_tokens % n != 0)
-        throw Error(kWhere, "n_tokens",
-                    "BASE needs every expert to take exactly T/N tokens, but T = " + std::to_string(n_tokens) +
-                        " is not a multiple of n_experts = " + std::to_string(n),
-                    "a batch whose token count is a multiple of n_experts");
 }
 
 int effective_k(const RouterConfig& cfg) {
@@ -337,7 +336,7 @@ void route_token_choice(const RouterConfig& cfg, const RouteExtras& ex, RoutingT
     Rng noise_rng(splitmix64(cfg.seed ^ kNoiseStream));
     Rng gshard_rng(splitmix64(cfg.seed ^ kGShardStream));
     Mat balanced;  // (n_tokens, n_experts) Sinkhorn only
-    if (cfg.scheme == Scheme::Sinkhorn) {
+    if (cfg.scheme == Scheme::Sinkhorn && n_tokens > 0) {  // T = 0: a 0 x N matrix has no columns to scale
         // exp(h - max) per row (the row normalisation removes the per-row shift), then alternate
         // rows to sum 1 and columns to sum T/N. Double: many iterations of float drift visibly.
         Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> m(n_tokens, n);  // (n_tokens, n_experts)
@@ -456,7 +455,7 @@ namespace {
 void route_expert_choice(const RouterConfig& cfg, RoutingTrace& tr) {
     const int n_tokens = tr.n_tokens;
     const int n = tr.n_experts;
-    const int c = std::min(n_tokens, ceil_tolerant(static_cast<double>(n_tokens) * cfg.capacity_factor / n));
+    const int c = ceil_tolerant(static_cast<double>(n_tokens) * cfg.capacity_factor / n, n_tokens);
     tr.capacity = c;
     // picked[e * c + j]: the j-th token expert e took, best first.
     std::vector<int> picked(static_cast<size_t>(n) * c);
@@ -503,7 +502,9 @@ void route_expert_choice(const RouterConfig& cfg, RoutingTrace& tr) {
 // [SECTION] BASE (balanced assignment)
 namespace {
 
-// Exact maximum-score assignment with every expert taking exactly T/N tokens. Tokens are added
+// Exact maximum-score assignment with every expert taking at most ceil(T/N) tokens: exactly T/N
+// when N divides T (Lewis et al. 2021), and at any other T the best assignment under the
+// smallest capacity that fits every token, so no token is left out. Tokens are added
 // one at a time along a shortest augmenting path (the Hungarian invariant: the partial
 // assignment stays optimal for the tokens placed so far). Paths are found on the N expert nodes:
 // moving some token from expert a to expert b costs min over a's tokens of h(t,a) - h(t,b).
@@ -512,7 +513,7 @@ namespace {
 void route_base(const RouterConfig& cfg, RoutingTrace& tr) {
     const int n_tokens = tr.n_tokens;
     const int n = tr.n_experts;
-    const int cap = n_tokens / n;
+    const int cap = (n_tokens + n - 1) / n;
     tr.capacity = cap;
     const double inf = std::numeric_limits<double>::infinity();
     std::vector<int> assigned(n_tokens, -1);             // (n_tokens) expert of each placed token
@@ -606,7 +607,9 @@ namespace {
 
 void apply_capacity(const RouterConfig& cfg, RoutingTrace& tr) {
     const int n = tr.n_experts;
-    tr.capacity = ceil_tolerant(static_cast<double>(cfg.capacity_factor) * tr.n_tokens * tr.k / n);
+    // More than every pair changes nothing, so the capacity is at most T * K.
+    tr.capacity = ceil_tolerant(static_cast<double>(cfg.capacity_factor) * tr.n_tokens * tr.k / n,
+                                 static_cast<int>(std::min<int64_t>(int64_t{tr.n_tokens} * tr.k, INT32_MAX)));
     std::vector<int> load(n, 0);
     const auto admit = [&](RoutedPair& p) {
         if (load[p.expert] < tr.capacity) ++load[p.expert];

@@ -26,7 +26,7 @@ enum class Scheme : int {
     GShardTop2,    // first = argmax p; second sent with probability min(1, 2 p_2); p1, p2 renormalised
     ExpertChoice,  // each expert takes its top-c tokens by p, c = ceil(T * capacity_factor / N), <= T
     Hash,          // expert = fixed hash of (token id, seed); K hash functions; gate 1 (1/K each if K>1)
-    Base,          // balanced assignment: every expert takes exactly T/N tokens, max sum h; gate sigmoid(h)
+    Base,          // balanced assignment: each expert takes at most ceil(T/N) tokens (T/N when N | T), max sum h; gate sigmoid(h)
     Sinkhorn,      // Sinkhorn-balance exp(h) for cfg.sinkhorn_iters, top-K of that; gate = softmax p of chosen
     SigmoidBias,   // DeepSeek-V3: s = sigmoid(h), top-K of s + b; gate = s_i / sum_chosen s_j * routed_scaling
 };
@@ -67,7 +67,8 @@ struct RouterConfig {
 };
 
 // Throws moe::Error naming the knob, the bad value and what was expected (K = 0, K > N,
-// capacity_factor <= 0, N not divisible by n_groups, BASE with T not a multiple of N, ...).
+// capacity_factor <= 0, not finite or over kMaxCapacityFactor, N not divisible by n_groups,
+// ...). Every scheme accepts n_tokens = 0 and returns an empty trace.
 void validate(const RouterConfig& cfg, int n_tokens);
 
 // The K a scheme really uses (Switch and Base 1, GShardTop2 2, Soft N, ExpertChoice 0 = varies).
