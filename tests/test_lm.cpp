@@ -351,6 +351,75 @@ TEST(Lm, LoadErrorsNameTheFileAndField) {
     std::filesystem::remove(json_path);
 }
 
+// Issue 15, holes 1, 2, 4, 5 and 7: every hostile value in a model's .json is a moe::Error
+// naming the field, never UB in a cast, a stack overflow, or a silently different model.
+TEST(Lm, HostileConfigValuesNameTheField) {
+    const std::string good = lm_config_to_json(small_config());
+    auto field_of = [](const std::string& text) -> std::string {
+        try {
+            lm_config_from_json(text, "m.json");
+        } catch (const Error& e) {
+            EXPECT_EQ(e.where(), "m.json");
+            return e.field();
+        }
+        return "(accepted)";
+    };
+    auto with = [&](const std::string& from, const std::string& to) {
+        std::string s = good;
+        const size_t at = s.find(from);
+        EXPECT_NE(at, std::string::npos) << from;
+        if (at != std::string::npos) s.replace(at, from.size(), to);
+        return s;
+    };
+    EXPECT_EQ(field_of(good), "(accepted)");
+    EXPECT_EQ(field_of(with("\"d_model\": 16", "\"d_model\": 1e30")), "d_model");          // hole 5: UB in get<int>
+    EXPECT_EQ(field_of(with("\"d_model\": 16", "\"d_model\": 4294967312")), "d_model");    // hole 7: was 16 (2^32 + 16)
+    EXPECT_EQ(field_of(with("\"n_experts\": 4", "\"n_experts\": 4294967300")), "moe.n_experts");  // was 4
+    EXPECT_EQ(field_of(with("\"n_layers\": 2", "\"n_layers\": 2.9")), "n_layers");         // was 2
+    EXPECT_EQ(field_of(with("\"n_layers\": 2", "\"n_layers\": true")), "n_layers");
+    EXPECT_EQ(field_of(with("\"norm_eps\": ", "\"norm_eps\": 1e300, \"x\": ")), "norm_eps");  // was inf as a float
+    EXPECT_EQ(field_of(with("\"capacity_factor\": ", "\"capacity_factor\": 1e30, \"x\": ")), "capacity_factor");  // hole 4
+    EXPECT_EQ(field_of(with("\"d_model\": 16", "\"d_model\": 1e999")), "JSON");            // hole 1
+    // Hole 2: 10,000-deep nesting in any field, or a deep "moe" block that used to be copied.
+    const std::string deep = std::string(10000, '[') + std::string(10000, ']');
+    EXPECT_EQ(field_of(with("\"d_model\": 16", "\"d_model\": " + deep)), "JSON");
+    EXPECT_EQ(field_of(with("\"d_model\": 16", "\"d_model\": [[[1]]]")), "d_model");
+    EXPECT_EQ(field_of(with("\"moe\": {", "\"moe\": {\"deep\": " + deep + ", ")), "JSON");
+    EXPECT_EQ(field_of(with("\"moe\": {", "\"moe\": [1], \"x\": {")), "moe");
+}
+
+// Issue 15, hole 6: a 61-byte config with d_model 4096 and 8 layers allocated and randomly
+// filled over 2 GB before the weights were opened. Now the config's total is checked against
+// the file's size first, and the tensors against the table before anything is allocated.
+TEST(Lm, HugeConfigWithSmallWeightsFailsBeforeAllocating) {
+    const LmModel m = LmModel::init(small_config(), 3);
+    const std::string path = temp_path("huge.safetensors");
+    const std::string json_path = temp_path("huge.json");
+    m.save(path);
+    for (const std::string cfg : {std::string(R"({"format":"moelab-lm","d_model":4096,"n_layers":8})"),
+                                  std::string(R"({"format":"moelab-lm","moe":{"d_ff":65536}})")}) {
+        write_text(json_path, cfg);
+        try {
+            LmModel::load(path);
+            FAIL() << cfg;
+        } catch (const Error& e) {
+            EXPECT_EQ(e.where(), path) << e.what();
+            EXPECT_EQ(e.field(), "size") << e.what();
+            EXPECT_NE(e.problem().find("too small"), std::string::npos) << e.what();
+        }
+    }
+    // No weights file at all: the reader names the missing file.
+    write_text(json_path, R"({"format":"moelab-lm","d_model":4096,"n_layers":8})");
+    std::filesystem::remove(path);
+    try {
+        LmModel::load(path);
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("huge.safetensors"), std::string::npos) << e.what();
+    }
+    std::filesystem::remove(json_path);
+}
+
 // Weights stored as F16 (as exported models often are) load through the shared reader; the
 // logits move by no more than the half-precision rounding of the weights allows.
 TEST(Lm, HalfPrecisionWeightsLoad) {

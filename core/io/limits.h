@@ -12,8 +12,9 @@ namespace moe {
 // Nesting depth of arrays and objects. nlohmann's parser is iterative, but dump(), copies and
 // comparisons recurse, so a 10,000-deep array overflows the stack. Real files nest < 10 deep.
 inline constexpr int kMaxJsonDepth = 64;
-// Bytes of a config-sized JSON file (model .json, HF config.json, lesson, settings).
-inline constexpr uint64_t kMaxConfigBytes = 1u << 20;  // 1 MB
+// Bytes of a config-sized JSON file (model .json, HF config.json, lesson). Real ones are a few
+// KB; a config.json with a large id2label table still fits many times over.
+inline constexpr uint64_t kMaxConfigBytes = 16u << 20;  // 16 MB
 
 // --- safetensors ---
 inline constexpr uint64_t kMaxHeaderBytes = 100u << 20;  // 100 MB, as the reference implementation
@@ -22,13 +23,15 @@ inline constexpr uint64_t kMaxTensorRank = 8;            // dims per shape
 // Elements in one tensor: 2^34 (64 GiB as F32) is beyond any single weight of a real checkpoint.
 inline constexpr uint64_t kMaxTensorElements = uint64_t{1} << 34;
 
-// --- model configs (the built-in byte LM's .json and HF config.json) ---
-// Every integer hyperparameter is a JSON integer in [lo, hi]; these are the his.
-inline constexpr int64_t kMaxModelDim = 1 << 16;      // d_model, d_ff, head dims
-inline constexpr int64_t kMaxModelLayers = 1 << 10;   // n_layers
-inline constexpr int64_t kMaxExperts = 1 << 12;       // n_experts (DeepSeek-V3 has 256)
-inline constexpr int64_t kMaxVocab = 1 << 22;         // vocab_size (4 M; the largest real ones are ~260 k)
-inline constexpr int64_t kMaxContext = 1 << 24;       // max_position_embeddings / context
+// --- model configs (HF config.json for the parameter counter, the byte LM's .json) ---
+// Upper bounds no real model reaches, which keep every parameter-count product within reach of
+// a clear 64-bit overflow error rather than nonsense. What is actually allocated is bounded by
+// the weights file's size, not by these.
+inline constexpr int64_t kMaxModelWidth = int64_t{1} << 22;  // hidden sizes, FFN widths, ranks
+inline constexpr int64_t kMaxVocab = int64_t{1} << 24;
+inline constexpr int64_t kMaxLayers = 10000;
+inline constexpr int64_t kMaxHeads = int64_t{1} << 14;
+inline constexpr int64_t kMaxExperts = int64_t{1} << 20;
 // A capacity factor above this is dropless in all but name (capacity >= T for any T we route).
 inline constexpr double kMaxCapacityFactor = 1e6;
 

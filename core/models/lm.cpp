@@ -14,12 +14,15 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <type_traits>
 
 #include "core/error.h"
-#include "core/io/file_io.h"
 #include "core/engine/packed_gemm.h"
+#include "core/io/file_io.h"
+#include "core/io/json_input.h"
 #include "core/io/safetensors.h"
 
 namespace moe {
@@ -78,14 +81,45 @@ json router_to_json(const RouterConfig& r) {
                 {"topk_groups", r.topk_groups}, {"sinkhorn_iters", r.sinkhorn_iters}};
 }
 
+// Every value from the .json is checked for its exact type and range here, so nothing reaches
+// nlohmann's get<T>() that it would convert with undefined behaviour (1e30 to int) or silently
+// wrong (4294967298 to int as 2, 1.9 as 1, 1e300 to float as infinity).
 template <class T>
 T get_field(const json& j, const char* key, T fallback, const std::string& where, const std::string& prefix) {
-    if (!j.contains(key)) return fallback;
-    try {
-        return j.at(key).get<T>();
-    } catch (const std::exception&) {
-        throw Error(where, prefix + key, "has the wrong type: " + j.at(key).dump(), "see docs/MODEL_CARD.md for the config format");
+    const auto it = j.find(key);
+    if (it == j.end()) return fallback;
+    const json& v = *it;
+    const auto wrong = [&](const std::string& expected) {
+        return Error(where, prefix + key, "is " + json_shown(v), expected + "; see docs/MODEL_CARD.md for the config format");
+    };
+    if constexpr (std::is_same_v<T, int>) {
+        if (!v.is_number_integer()) throw wrong("expected an integer");
+        if (v.is_number_unsigned() ? v.get<uint64_t>() > static_cast<uint64_t>(INT32_MAX)
+                                   : (v.get<int64_t>() < INT32_MIN || v.get<int64_t>() > INT32_MAX))
+            throw wrong("expected an integer in 32-bit range");
+        return static_cast<int>(v.get<int64_t>());
+    } else if constexpr (std::is_same_v<T, float>) {
+        if (!v.is_number()) throw wrong("expected a number");
+        const double x = v.get<double>();
+        if (!(std::fabs(x) <= static_cast<double>(std::numeric_limits<float>::max()))) throw wrong("expected a number a float can hold");
+        return static_cast<float>(x);
+    } else if constexpr (std::is_same_v<T, bool>) {
+        if (!v.is_boolean()) throw wrong("expected true or false");
+        return v.get<bool>();
+    } else {
+        static_assert(std::is_same_v<T, std::string>, "config fields are int, float, bool or string");
+        if (!v.is_string()) throw wrong("expected a string");
+        return v.get<std::string>();
     }
+}
+
+// A nested block ("moe", "router") by reference: copying a json recurses.
+const json& get_block(const json& j, const char* key, const std::string& where, const char* expected) {
+    static const json kEmpty = json::object();
+    const auto it = j.find(key);
+    if (it == j.end()) return kEmpty;
+    if (!it->is_object()) throw Error(where, key, "is " + json_shown(*it), expected);
+    return *it;
 }
 }  // namespace
 
@@ -101,12 +135,7 @@ std::string lm_config_to_json(const LmConfig& c) {
 }
 
 LmConfig lm_config_from_json(const std::string& text, const std::string& where) {
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const std::exception& e) {
-        throw Error(where, "JSON", std::string("does not parse: ") + e.what(), "expected the config written by moelab-cli train");
-    }
+    const json j = parse_json_input(text, where, "JSON", "expected the config written by moelab-cli train");
     if (!j.is_object()) throw Error(where, "JSON", "is not an object", "expected the config written by moelab-cli train");
     if (get_field<std::string>(j, "format", "", where, "") != "moelab-lm")
         throw Error(where, "format", "is not \"moelab-lm\"", "expected a config written by moelab-cli train");
@@ -121,8 +150,7 @@ LmConfig lm_config_from_json(const std::string& text, const std::string& where) 
     c.norm_eps = get_field<float>(j, "norm_eps", c.norm_eps, where, "");
     c.rope_theta = get_field<float>(j, "rope_theta", c.rope_theta, where, "");
     c.tie_embeddings = get_field<bool>(j, "tie_embeddings", c.tie_embeddings, where, "");
-    const json m = j.contains("moe") ? j.at("moe") : json::object();
-    if (!m.is_object()) throw Error(where, "moe", "is not an object", "expected {\"d_ff\": ..., \"n_experts\": ...}");
+    const json& m = get_block(j, "moe", where, "expected {\"d_ff\": ..., \"n_experts\": ...}");
     c.moe.d_model = c.d_model;
     c.moe.d_ff = get_field<int>(m, "d_ff", c.moe.d_ff, where, "moe.");
     c.moe.n_experts = get_field<int>(m, "n_experts", c.moe.n_experts, where, "moe.");
@@ -131,8 +159,7 @@ LmConfig lm_config_from_json(const std::string& text, const std::string& where) 
     const std::string act = get_field<std::string>(m, "activation", "swiglu", where, "moe.");
     if (act != activation_name(Activation::SwiGLU))
         throw Error(where, "moe.activation", "is \"" + act + "\"", "the language model uses \"swiglu\" experts");
-    const json r = j.contains("router") ? j.at("router") : json::object();
-    if (!r.is_object()) throw Error(where, "router", "is not an object", "expected {\"scheme\": ..., \"k\": ...}");
+    const json& r = get_block(j, "router", where, "expected {\"scheme\": ..., \"k\": ...}");
     const std::string sname = get_field<std::string>(r, "scheme", scheme_name(c.router.scheme), where, "router.");
     const std::optional<Scheme> sch = scheme_from_name(sname);
     if (!sch) throw Error(where, "router.scheme", "is \"" + sname + "\"", "expected a scheme id such as topk_mixtral");
@@ -343,6 +370,25 @@ void make_rope_tables(LmModel::Impl& m) {
         }
 }
 
+// Zeros of every MoE tensor's shape: init() and load() overwrite them all, so a random fill
+// (init_moe_layer) would only cost time, seconds for a large config.
+MoeLayerWeights zero_moe_weights(const MoeLayerConfig& c) {
+    const auto expert = [&](int d_ff) {
+        ExpertWeights e;
+        e.w1 = Mat::Zero(d_ff, c.d_model);
+        e.w3 = Mat::Zero(d_ff, c.d_model);
+        e.w2 = Mat::Zero(c.d_model, d_ff);
+        return e;
+    };
+    MoeLayerWeights w;
+    w.w_router = Mat::Zero(c.n_experts, c.d_model);
+    w.w_noise = Mat::Zero(c.n_experts, c.d_model);
+    w.expert_bias = Vec::Zero(c.n_experts);
+    for (int e = 0; e < c.n_experts; ++e) w.experts.push_back(expert(c.d_ff));
+    for (int s = 0; s < c.n_shared; ++s) w.shared.push_back(expert(c.d_ff_shared > 0 ? c.d_ff_shared : c.d_ff));
+    return w;
+}
+
 // Allocates every tensor with its shape (zeros, norms at 1).
 std::unique_ptr<LmModel::Impl> allocate(const LmConfig& cfg) {
     auto m = std::make_unique<LmModel::Impl>();
@@ -361,7 +407,7 @@ std::unique_ptr<LmModel::Impl> allocate(const LmConfig& cfg) {
         b.wv = Mat::Zero(d, d);
         b.wo = Mat::Zero(d, d);
         if (is_moe_layer(cfg, l)) {
-            b.moe = std::make_unique<MoeLayer>(cfg.moe, init_moe_layer(cfg.moe, 0));
+            b.moe = std::make_unique<MoeLayer>(cfg.moe, zero_moe_weights(cfg.moe));
         } else {
             b.w1 = Mat::Zero(cfg.d_ff_dense, d);
             b.w3 = Mat::Zero(cfg.d_ff_dense, d);
@@ -608,15 +654,25 @@ LmModel LmModel::load(const std::string& path) {
     const std::string cfg_path = config_path_of(path);
     std::string cfg_text;
     try {
-        cfg_text = read_file(cfg_path, uint64_t{1} << 20);
+        cfg_text = read_file(cfg_path, kMaxConfigBytes);
     } catch (const Error& e) {
         throw Error(cfg_path, "config", e.problem(), "a model is a .safetensors file with its .json config beside it");
     }
     const LmConfig cfg = lm_config_from_json(cfg_text, cfg_path);
-    std::unique_ptr<Impl> m = allocate(cfg);
-    const SafeTensorsFile file = read_safetensors(path);
     const std::vector<LmTensorInfo> infos = lm_tensor_infos(cfg);
-    const std::vector<float*> data = lm_tensor_data(*m);
+
+    // Issue 15: a 61-byte config can ask for billions of parameters. Nothing is allocated for
+    // the model until the file has been read and every tensor checked against the config's
+    // table, and the config's total is bounded by the file first (2 bytes per value at least).
+    int64_t n_values = 0;
+    for (const LmTensorInfo& ti : infos) n_values += int64_t{ti.rows} * ti.cols;  // validate() bounds each layer
+    std::error_code ec;
+    const uintmax_t file_bytes = std::filesystem::file_size(path, ec);
+    if (!ec && static_cast<uintmax_t>(n_values) > file_bytes / 2)
+        throw Error(path, "size", "is " + num(static_cast<int64_t>(file_bytes)) + " bytes, too small for the " + num(n_values) +
+                                      " weights its .json config describes", "the file does not match its .json config");
+    const SafeTensorsFile file = read_safetensors(path);
+    std::vector<const SafeTensor*> found(infos.size());
     for (size_t i = 0; i < infos.size(); ++i) {
         const LmTensorInfo& ti = infos[i];
         const std::string field = tensor_field(ti.name);
@@ -629,13 +685,15 @@ LmModel LmModel::load(const std::string& path) {
                         "expected " + shape_text(want) + " from the .json config");
         if (t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16" && t.dtype != "F64")
             throw Error(path, field, "has dtype " + t.dtype, "expected floating-point weights (F32, F16, BF16 or F64)");
-        const int64_t n = int64_t{ti.rows} * ti.cols;
-        MOE_ASSERT(static_cast<int64_t>(t.data.size()) == n, "the reader checked the byte size against the shape");
-        for (int64_t j = 0; j < n; ++j)
-            if (!std::isfinite(t.data[static_cast<size_t>(j)]))
-                throw Error(path, field, "holds a non-finite value at index " + num(j), "the weights are corrupt; retrain");
-        std::copy(t.data.begin(), t.data.end(), data[i]);
+        MOE_ASSERT(static_cast<int64_t>(t.data.size()) == int64_t{ti.rows} * ti.cols, "the reader checked the byte size against the shape");
+        for (size_t j = 0; j < t.data.size(); ++j)
+            if (!std::isfinite(t.data[j]))
+                throw Error(path, field, "holds a non-finite value at index " + num(static_cast<int64_t>(j)), "the weights are corrupt; retrain");
+        found[i] = &t;
     }
+    std::unique_ptr<Impl> m = allocate(cfg);
+    const std::vector<float*> data = lm_tensor_data(*m);
+    for (size_t i = 0; i < infos.size(); ++i) std::copy(found[i]->data.begin(), found[i]->data.end(), data[i]);
     for (LmBlock& b : m->blocks)
         if (b.moe) b.moe->mutable_weights();  // drop packed copies of the zero init
     return LmModel(std::move(m));
