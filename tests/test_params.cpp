@@ -266,6 +266,26 @@ TEST(ParamsErrors, WrongTypesNegativeAndAbsurd) {
     expect_error(with("\"num_local_experts\": 4", "\"num_local_experts\": [4]"), {"num_local_experts", "array"});
 }
 
+// Issue 15, holes 1 and 2: "vocab_size": 1e999 escaped as nlohmann's out_of_range (406), and a
+// 10,000-deep mlp_only_layers overflowed the stack in the dump() of the error message.
+TEST(ParamsErrors, HostileNumbersAndNesting) {
+    std::string t = kTinyMixtral;
+    auto with = [&](const std::string& from, const std::string& to) {
+        std::string s = t;
+        s.replace(s.find(from), from.size(), to);
+        return s;
+    };
+    expect_error(with("\"vocab_size\": 100", "\"vocab_size\": 1e999"), {"not valid JSON"});
+    expect_error(with("\"vocab_size\": 100", "\"vocab_size\": 1e30"), {"vocab_size", "fraction"});
+    const std::string deep = std::string(10000, '[') + std::string(10000, ']');
+    expect_error(with("\"vocab_size\": 100", "\"mlp_only_layers\": " + deep + ", \"vocab_size\": 100"), {"more than 64 deep"});
+    // Within the depth cap a nested entry is described, not dumped.
+    expect_error(R"({"model_type": "qwen2_moe", "vocab_size": 100, "hidden_size": 16, "num_hidden_layers": 2,
+                    "num_attention_heads": 4, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 8,
+                    "mlp_only_layers": [[[0]]]})",
+                 {"mlp_only_layers", "an array of 1"});
+}
+
 TEST(ParamsErrors, MissingFileNamesThePath) {
     try {
         moe::load_model_config("/nonexistent/dir/config.json");

@@ -14,6 +14,8 @@
 
 #include "core/error.h"
 #include "core/io/file_io.h"
+#include "core/io/json_input.h"
+#include "core/io/limits.h"
 
 namespace moe {
 
@@ -53,13 +55,8 @@ int64_t add(int64_t a, int64_t b, const std::string& where) {
 }
 
 // [SECTION] Field readers
-// Upper bounds that no real model reaches but that keep every product inside 64 bits' reach of
-// a clear overflow error rather than nonsense.
-constexpr int64_t kMaxWidth = int64_t(1) << 22;    // hidden sizes, FFN widths, ranks
-constexpr int64_t kMaxVocab = int64_t(1) << 24;
-constexpr int64_t kMaxLayers = 10000;
-constexpr int64_t kMaxHeads = int64_t(1) << 14;
-constexpr int64_t kMaxExperts = int64_t(1) << 20;
+// The upper bounds are core/io/limits.h's.
+constexpr int64_t kMaxWidth = kMaxModelWidth;
 
 struct Reader {
     const json& j;
@@ -68,9 +65,9 @@ struct Reader {
     bool has(const char* key) const { return j.contains(key) && !j.at(key).is_null(); }
 
     static std::string type_of(const json& v) {
-        if (v.is_number_float()) return "a number with a fraction (" + v.dump() + ")";
-        if (v.is_string()) return "a string (" + v.dump() + ")";
-        if (v.is_boolean()) return std::string("a boolean (") + v.dump() + ")";
+        if (v.is_number_float()) return "a number with a fraction (" + json_shown(v) + ")";
+        if (v.is_string()) return "a string (" + json_shown(v) + ")";
+        if (v.is_boolean()) return std::string("a boolean (") + json_shown(v) + ")";
         if (v.is_array()) return "an array";
         if (v.is_object()) return "an object";
         return v.type_name();
@@ -86,7 +83,7 @@ struct Reader {
         if (!v.is_number_integer())
             throw Error(where, key, "is " + type_of(v), "expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
         if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi))
-            throw Error(where, key, "is " + v.dump() + ", absurdly large", "expected at most " + std::to_string(hi));
+            throw Error(where, key, "is " + json_shown(v) + ", absurdly large", "expected at most " + std::to_string(hi));
         const int64_t x = v.get<int64_t>();
         if (x < lo) throw Error(where, key, "is " + std::to_string(x), "expected at least " + std::to_string(lo));
         if (x > hi) throw Error(where, key, "is " + std::to_string(x) + ", absurdly large", "expected at most " + std::to_string(hi));
@@ -115,7 +112,7 @@ struct Reader {
         if (!v.is_array()) throw Error(where, key, "is " + type_of(v), "expected a list of layer indices");
         for (const json& e : v) {
             if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() >= n_layers)
-                throw Error(where, key, "has the entry " + e.dump(), "expected layer indices in [0, " + std::to_string(n_layers - 1) + "]");
+                throw Error(where, key, "has the entry " + json_shown(e), "expected layer indices in [0, " + std::to_string(n_layers - 1) + "]");
             out.insert(e.get<int64_t>());
         }
         return out;
@@ -340,12 +337,7 @@ json group_json(const ParamGroup& g) {
 }  // namespace
 
 ModelConfig parse_model_config(std::string_view text, const std::string& where) {
-    json j;
-    try {
-        j = json::parse(text.begin(), text.end());
-    } catch (const json::parse_error& e) {
-        throw Error(where, "", "is not valid JSON at " + line_col(text, e.byte), "a Hugging Face config.json is one JSON object");
-    }
+    const json j = parse_json_input(text, where, "", "a Hugging Face config.json is one JSON object");
     if (!j.is_object()) throw Error(where, "", "is JSON but not an object", "a Hugging Face config.json is one JSON object");
 
     const Reader r{j, where};
@@ -378,7 +370,7 @@ ModelConfig parse_model_config(std::string_view text, const std::string& where) 
 }
 
 ModelConfig load_model_config(const std::string& path) {
-    return parse_model_config(read_file(path, 64u << 20), path);
+    return parse_model_config(read_file(path, kMaxConfigBytes), path);
 }
 
 double dtype_bytes(std::string_view dtype, const std::string& where) {
