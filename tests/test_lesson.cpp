@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/io/file_io.h"
+#include "core/io/limits.h"
 #include "core/teach/lesson.h"
 #include "core/models/lm.h"
 
@@ -271,4 +272,21 @@ TEST(ShippedLessons, ExportEachStepsPlots) {
 }
 
 }  // namespace
+// Issue 15 ("also seen on reading"): a lesson could ask for 1,024 experts or 64 x 100,000
+// training steps. The caps are core/io/limits.h's.
+TEST(LessonCaps, ExpertsAndTrainingStepsAreBounded) {
+    EXPECT_TRUE(contains(error_of(with("\"k\": 2}", "\"k\": 2, \"n_experts\": 1024}")), "n_experts")) << error_of(with("\"k\": 2}", "\"k\": 2, \"n_experts\": 1024}"));
+    const std::string mix = R"({"title": "T", "summary": "S", "model": "mix2d", "steps": [)";
+    auto step = [](int n) { return R"({"title": "a", "narrative": "b", "train": {"train_steps": )" + std::to_string(n) + "}}"; };
+    const std::string one_too_many = mix + step(kMaxLessonTrainSteps + 1) + "]}";
+    EXPECT_TRUE(contains(error_of(one_too_many), "steps[0].train.train_steps")) << error_of(one_too_many);
+    EXPECT_EQ(error_of(mix + step(kMaxLessonTrainSteps) + "]}"), "");
+    std::string many = mix;
+    for (int i = 0; i < 3; ++i) many += (i ? "," : "") + step(kMaxLessonTrainSteps / 2);
+    many += "]}";
+    const std::string e = error_of(many);
+    EXPECT_TRUE(contains(e, "steps[2].train.train_steps")) << e;
+    EXPECT_TRUE(contains(e, "in all steps together")) << e;
+}
+
 }  // namespace moe

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/io/limits.h"
 #include "core/teach/export.h"
 #include "core/io/file_io.h"
 #include "core/models/lm.h"
@@ -210,7 +211,7 @@ private:
     // A lesson nests four levels at most; anything far deeper is a broken file, and stopping early
     // keeps the path strings (one per level) from growing quadratically.
     bool too_deep() {
-        if (frames_.size() < 32) return false;
+        if (frames_.size() < static_cast<size_t>(kMaxJsonDepth)) return false;
         error = SaxError{counter_->token_line, frames_.back().path, "is nested too deeply", "a lesson nests objects and arrays only a few levels"};
         return true;
     }
@@ -401,7 +402,7 @@ LessonKnobs parse_knobs(const Checker& c, const std::string& path, const json& j
             c.fail(p("drop_policy"), "unknown drop policy \"" + printable_text(s) + "\"", "one of: " + names);
         }
     }
-    if (const json* v = c.find(j, "n_experts")) k.n_experts = static_cast<int>(c.integer(p("n_experts"), *v, 1, 1024));
+    if (const json* v = c.find(j, "n_experts")) k.n_experts = static_cast<int>(c.integer(p("n_experts"), *v, 1, kMaxLessonExperts));
     if (const json* v = c.find(j, "k")) k.k = static_cast<int>(c.integer(p("k"), *v, 1, 64));
     if (const json* v = c.find(j, "capacity_factor")) k.capacity_factor = c.number(p("capacity_factor"), *v, 0, 64, true);
     if (const json* v = c.find(j, "renormalize")) k.renormalize = c.boolean(p("renormalize"), *v);
@@ -411,8 +412,8 @@ LessonKnobs parse_knobs(const Checker& c, const std::string& path, const json& j
         k.jitter_eps = c.number(p("jitter_eps"), *v, 0, 1, false);
         if (*k.jitter_eps >= 1) c.fail(p("jitter_eps"), "expected a number >= 0 and < 1, got " + shown(*v));
     }
-    if (const json* v = c.find(j, "n_groups")) k.n_groups = static_cast<int>(c.integer(p("n_groups"), *v, 1, 1024));
-    if (const json* v = c.find(j, "topk_groups")) k.topk_groups = static_cast<int>(c.integer(p("topk_groups"), *v, 1, 1024));
+    if (const json* v = c.find(j, "n_groups")) k.n_groups = static_cast<int>(c.integer(p("n_groups"), *v, 1, kMaxLessonExperts));
+    if (const json* v = c.find(j, "topk_groups")) k.topk_groups = static_cast<int>(c.integer(p("topk_groups"), *v, 1, kMaxLessonExperts));
     if (const json* v = c.find(j, "routed_scaling")) k.routed_scaling = c.number(p("routed_scaling"), *v, 0, 100, true);
     if (const json* v = c.find(j, "sinkhorn_iters")) k.sinkhorn_iters = static_cast<int>(c.integer(p("sinkhorn_iters"), *v, 0, 1000));
     if (const json* v = c.find(j, "bias_update_rate")) k.bias_update_rate = c.number(p("bias_update_rate"), *v, 0, 1, false);
@@ -436,7 +437,7 @@ LessonPointer parse_pointer(const Checker& c, const std::string& path, const jso
         c.fail(Checker::at(path, "panel"), "unknown panel \"" + printable_text(s) + "\"", "one of: " + join(names));
     }
     ptr.panel = *panel;
-    if (const json* v = c.find(j, "expert")) ptr.expert = static_cast<int>(c.integer(Checker::at(path, "expert"), *v, 0, 1023));
+    if (const json* v = c.find(j, "expert")) ptr.expert = static_cast<int>(c.integer(Checker::at(path, "expert"), *v, 0, kMaxLessonExperts - 1));
     if (const json* v = c.find(j, "token")) ptr.token = static_cast<int>(c.integer(Checker::at(path, "token"), *v, 0, 100000));
     return ptr;
 }
@@ -444,7 +445,7 @@ LessonPointer parse_pointer(const Checker& c, const std::string& path, const jso
 LessonTrain parse_train(const Checker& c, const std::string& path, const json& j) {
     c.object(path, j, {"train_steps", "balance", "alpha", "z_loss", "reset"});
     LessonTrain t;
-    t.train_steps = static_cast<int>(c.integer(Checker::at(path, "train_steps"), c.require(path, j, "train_steps"), 1, 100000));
+    t.train_steps = static_cast<int>(c.integer(Checker::at(path, "train_steps"), c.require(path, j, "train_steps"), 1, kMaxLessonTrainSteps));
     if (const json* v = c.find(j, "balance")) {
         t.balance = c.text(Checker::at(path, "balance"), *v, 32);
         if (t.balance != "none" && t.balance != "switch" && t.balance != "bias")
@@ -549,6 +550,17 @@ Lesson parse_lesson(std::string_view text, const std::string& where) {
         }
         lesson.steps.push_back(std::move(st));
     }
+    // Each step's train_steps is capped, and so is the sum: 64 steps of the cap each would train
+    // for hours when the lesson is opened.
+    int64_t total_train = 0;
+    for (size_t i = 0; i < lesson.steps.size(); ++i) {
+        if (!lesson.steps[i].train) continue;
+        total_train += lesson.steps[i].train->train_steps;
+        if (total_train > kMaxLessonTrainSteps)
+            c.fail("steps[" + std::to_string(i) + "].train.train_steps",
+                   "brings the lesson's training to " + std::to_string(total_train) + " steps",
+                   "at most " + std::to_string(kMaxLessonTrainSteps) + " in all steps together");
+    }
     return lesson;
 }
 
@@ -556,7 +568,7 @@ Lesson parse_lesson(std::string_view text, const std::string& where) {
 
 Lesson load_lesson(const std::string& path) {
     // Lessons are small; a cap keeps a wrong path to a huge file from being read whole.
-    const std::string text = read_file(path, uint64_t(4) << 20);
+    const std::string text = read_file(path, kMaxConfigBytes);
     Lesson l = parse_lesson(text, path);
     l.path = path;
     return l;
