@@ -9,7 +9,7 @@ pkgs=(
   libgtest-dev libbenchmark-dev               # tests, bench
   libimgui-dev libglfw3-dev libstb-dev        # app (Dear ImGui 1.86 ships the GLFW + OpenGL3 backends)
   libgl-dev libgl1-mesa-dri fonts-dejavu-core # OpenGL (Mesa, software GL works), presenter fonts
-  xvfb xauth                                  # headless window for the app's tests and screenshots
+  xvfb xauth xdotool                          # headless window for the app's tests and screenshots; real input
   fortunes fortunes-de fortunes-es fortunes-ru linux-libc-dev  # the corpus (prose in 4 languages, C)
 )
 missing=()

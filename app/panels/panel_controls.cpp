@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 
+#include "app/layout_dump.h"
 #include "app/panels.h"
 #include "app/theme.h"
 
@@ -34,11 +36,13 @@ void draw_controls(PanelContext& ctx) {
         for (int s = 0; s < kNumSchemes; ++s) {
             const bool selected = s == scheme;
             if (ImGui::Selectable(scheme_label(static_cast<Scheme>(s)), selected)) r.scheme = static_cast<Scheme>(s);
+            dump::item(std::string("scheme option ") + scheme_name(static_cast<Scheme>(s)));
             if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", scheme_tooltip(static_cast<Scheme>(s)));
             if (selected) ImGui::SetItemDefaultFocus();
         }
         ImGui::EndCombo();
     }
+    dump::item("scheme combo");
     teach(scheme_tooltip(r.scheme));
 
     ImGui::SliderInt("K", &r.k, 1, n_experts, "%d", ImGuiSliderFlags_AlwaysClamp);

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "app/layout_dump.h"
 #include "app/panels/viz_common.h"
 #include "app/panels_lab.h"
 #include "app/theme.h"
@@ -56,7 +57,9 @@ void export_buttons(const char* id, const char* stem, const std::function<Plot()
     static const char* kLabel[] = {"PNG", "SVG", "CSV"};
     for (int i = 0; i < 3; ++i) {
         if (i > 0) ImGui::SameLine();
-        if (ImGui::SmallButton(kLabel[i])) {
+        const bool clicked = ImGui::SmallButton(kLabel[i]);
+        dump::item(std::string("export ") + id + " " + kLabel[i]);
+        if (clicked) {
             const std::string dir = export_folder();
             const std::string path = dir + "/" + stem + "." + kExt[i];
             try {

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# End to end: the real moelab window in a real X server (Xvfb), driven by real input events
+# (xdotool: XTEST key presses, mouse moves and clicks), checked through the app's own report of
+# each frame (--dump-layout: panel and widget rectangles, cut text, what the frame showed).
+#
+#   tests/e2e/drive_app.sh BUILD/app/moelab [OUT_DIR]
+#
+# Walks a new teacher's first minutes: the first-run card, K = 4 (the router changes), typing
+# (the token count changes, Esc leaves the box), a scheme clicked in the combo, a lesson opened
+# from the File menu and stepped, presenter mode at 1280x720 with nothing cut, an export button
+# and Ctrl+S (the files exist), undo, Ctrl+Q (settings saved, clean exit). Prints the latency
+# from key press to the first frame that shows the change. Fails on a crash, a hang (every wait
+# has a deadline), a cut label or a missing file. Exit 77 (skip) without Xvfb or xdotool.
+set -uo pipefail
+APP=${1:?usage: drive_app.sh path/to/moelab [out_dir]}
+OUT=${2:-}
+for tool in Xvfb xdotool; do
+  command -v "$tool" > /dev/null || { echo "SKIP: $tool is not installed (bash scripts/install-deps.sh)"; exit 77; }
+done
+[ -x "$APP" ] || { echo "SKIP: $APP was not built (MOE_BUILD_APP=OFF)"; exit 77; }
+
+work=$(mktemp -d /tmp/moelab-e2e.XXXXXX)
+report=$work/layout.txt
+xvfb_pid=""; app_pid=""
+cleanup() {
+  [ -n "$app_pid" ] && kill "$app_pid" 2> /dev/null
+  [ -n "$xvfb_pid" ] && kill "$xvfb_pid" 2> /dev/null
+  wait 2> /dev/null
+  if [ -n "$OUT" ]; then mkdir -p "$OUT" && cp -r "$work"/. "$OUT"/ 2> /dev/null; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*"
+  echo "--- last frame report:"; cat "$report" 2> /dev/null | head -80
+  echo "--- app stderr:"; tail -20 "$work/app.err" 2> /dev/null
+  exit 1
+}
+now_ns() { date +%s%N; }
+
+# A private X server; -displayfd picks a free display number.
+exec 3> "$work/display"
+Xvfb -displayfd 3 -screen 0 1920x1080x24 -nolisten tcp > "$work/xvfb.log" 2>&1 &
+xvfb_pid=$!
+for _ in $(seq 100); do [ -s "$work/display" ] && break; sleep 0.05; done
+[ -s "$work/display" ] || fail "Xvfb did not start: $(cat "$work/xvfb.log")"
+export DISPLAY=:$(head -1 "$work/display")
+
+# A fresh home: the first run, and exports land in $HOME/moelab-exports.
+export HOME=$work/home XDG_CONFIG_HOME=$work/home/.config
+mkdir -p "$HOME"
+start_ns=$(now_ns)
+"$APP" --size 1280x720 --dump-layout "$report" > "$work/app.out" 2> "$work/app.err" &
+app_pid=$!
+
+alive() { kill -0 "$app_pid" 2> /dev/null || fail "the app died (exit $(wait "$app_pid"; echo $?))"; }
+state() { sed -n 's/^state //p' "$report" 2> /dev/null; }
+field() { state | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+# wait_for KEY VALUE [SECONDS]: until the frame on screen shows KEY=VALUE.
+wait_for() {
+  local deadline=$(( $(now_ns) + ${3:-15} * 1000000000 ))
+  while [ "$(field "$1")" != "$2" ]; do
+    alive
+    [ "$(now_ns)" -lt "$deadline" ] || fail "waited ${3:-15} s for $1=$2; the frame shows $1=$(field "$1") (a hang?)"
+    sleep 0.02
+  done
+}
+# wait_not KEY VALUE: until the frame on screen shows KEY with another value.
+wait_not() {
+  local deadline=$(( $(now_ns) + 15 * 1000000000 ))
+  while [ "$(field "$1")" = "$2" ]; do
+    alive
+    [ "$(now_ns)" -lt "$deadline" ] || fail "waited 15 s for $1 to change from $2 (a hang?)"
+    sleep 0.02
+  done
+}
+# wait_item NAME: until a widget of that name is on screen; prints its centre "x y".
+wait_item() {
+  local deadline=$(( $(now_ns) + 10 * 1000000000 )) line
+  while :; do
+    alive
+    line=$(grep -F "item \"$1\" " "$report" 2> /dev/null | head -1)
+    [ -n "$line" ] && break
+    [ "$(now_ns)" -lt "$deadline" ] || fail "no widget \"$1\" on screen after 10 s"
+    sleep 0.02
+  done
+  echo "$line" | awk '{ n = NF; printf "%d %d\n", $(n-3) + $(n-1) / 2, $(n-2) + $n / 2 }'
+}
+click() {
+  local xy
+  wait_item "$1" > /dev/null || exit 1
+  sleep 0.15  # a popup is placed in its second frame: click where it settled
+  xy=$(wait_item "$1") || exit 1
+  # shellcheck disable=SC2086
+  xdotool mousemove --window "$win" $xy sleep 0.05 click 1
+}
+# press KEYS, then wait until KEY=VALUE is on screen; prints the latency.
+press_and_see() {
+  local keys=$1 key=$2 value=$3 t0 shown
+  t0=$(now_ns)
+  xdotool key "$keys"
+  wait_for "$key" "$value"
+  shown=$(sed -n 's/^shown_ns //p' "$report")
+  echo "latency: key '$keys' -> frame with $key=$value: $(( (shown - t0) / 1000000 )) ms"
+}
+
+# The window: wait for its first frame and give it the keyboard (there is no window manager).
+wait_for n_tokens 94 30
+win=$(xdotool search --sync --onlyvisible --name "moelab" | head -1)
+[ -n "$win" ] || fail "no moelab window on $DISPLAY"
+xdotool windowfocus --sync "$win" 2> /dev/null || xdotool windowfocus "$win"
+echo "first frame after $(( ($(sed -n 's/^shown_ns //p' "$report") - start_ns) / 1000000 )) ms"
+
+# 1. First run: the getting-started card is up, with a button for the first "aha".
+wait_item "start k4" > /dev/null
+click "start k4"
+wait_for k 4
+wait_for token_experts 4
+echo "ok: the first-run card's K = 4 routes each token to 4 experts"
+press_and_see 2 k 2
+wait_for token_experts 2
+
+# 2. A K key changes the router: the token on screen goes to K experts.
+press_and_see 4 k 4
+wait_for token_experts 4
+press_and_see 1 k 1
+wait_for token_experts 1
+echo "ok: keys 4 and 1 reroute (token_experts follows K)"
+
+# 3. Typing: the token count follows; shortcuts are off while typing; Esc leaves the box.
+click "text box"
+wait_for typing 1
+xdotool type --delay 20 " Hello, MoE 4"
+wait_for n_tokens 107
+[ "$(field k)" = 1 ] || fail "typing '4' into the text changed K to $(field k)"
+xdotool key Escape
+wait_for typing 0
+press_and_see 3 k 3
+echo "ok: typed 13 bytes (94 -> 107 tokens), the digit went into the text, Esc left the box"
+
+# 4. A scheme picked with the mouse in the combo.
+click "scheme combo"
+click "scheme option switch"
+wait_for scheme switch
+wait_for k 1
+echo "ok: Switch picked in the combo (K forced to 1)"
+
+# 5. A lesson from the File menu, stepped.
+click "menu File"
+click "menuitem Open lesson..."
+click "prompt ok"
+wait_not lesson none
+first=$(field lesson)
+case "$first" in *:1/*) ;; *) fail "File > Open lesson opened $first, not its first step";; esac
+click "lesson next"
+second=${first%%:*}:2/${first##*/}
+wait_for lesson "$second"
+echo "ok: lesson $first -> $second"
+
+# 6. Presenter mode at 1280x720: nothing cut, the router and load bars large.
+xdotool mousemove --window "$win" 5 5
+press_and_see p presenter 1
+sleep 0.3  # fonts are rebuilt, then a frame or two settle
+if grep -E '^panel ".*(cut_right)' "$report"; then fail "presenter mode at 1280x720 cuts text at a panel's right edge"; fi
+if grep '^clipped ' "$report"; then fail "presenter mode at 1280x720 clips a label"; fi
+read -r rw rh <<< "$(grep '^panel "Router" ' "$report" | awk '{ print $(NF-1), $NF }' | tr -dc '0-9 \n')"
+[ "${rw:-0}" -ge 500 ] && [ "${rh:-0}" -ge 300 ] || fail "presenter router is ${rw}x${rh} at 1280x720 (want >= 500x300)"
+grep -q '^panel "Expert load" ' "$report" || fail "presenter mode at 1280x720 lost the load bars"
+echo "ok: presenter at 1280x720, router ${rw}x${rh}, no cut text:"; grep '^panel ' "$report" | sed 's/^/    /'
+press_and_see p presenter 0
+
+# 7. Exports: a button in the training lab, and Ctrl+S.
+click "menu View"
+click "menuitem Training lab"
+click "export mixloss PNG"
+deadline=$(( $(now_ns) + 10 * 1000000000 ))
+until [ -s "$HOME/moelab-exports/mix2d_loss.png" ]; do
+  alive; [ "$(now_ns)" -lt "$deadline" ] || fail "the export button wrote no $HOME/moelab-exports/mix2d_loss.png"; sleep 0.05
+done
+xdotool key ctrl+s
+deadline=$(( $(now_ns) + 10 * 1000000000 ))
+until ls "$HOME"/moelab-exports/moelab-*.png > /dev/null 2>&1; do
+  alive; [ "$(now_ns)" -lt "$deadline" ] || fail "Ctrl+S wrote no screenshot into $HOME/moelab-exports"; sleep 0.05
+done
+echo "ok: exported $(cd "$HOME/moelab-exports" && ls | tr '\n' ' ')"
+
+# 8. Undo the last knob change (Switch -> the previous scheme) and quit with Ctrl+Q.
+xdotool mousemove --window "$win" 5 5
+before=$(field scheme)
+xdotool key ctrl+z
+deadline=$(( $(now_ns) + 10 * 1000000000 ))
+while [ "$(field scheme)" = "$before" ] && [ "$(field k)" = 1 ]; do
+  alive; [ "$(now_ns)" -lt "$deadline" ] || fail "Ctrl+Z changed nothing"; sleep 0.02
+done
+echo "ok: Ctrl+Z undid a knob change (now k=$(field k) scheme=$(field scheme))"
+xdotool key ctrl+q
+for _ in $(seq 200); do kill -0 "$app_pid" 2> /dev/null || break; sleep 0.05; done
+kill -0 "$app_pid" 2> /dev/null && fail "Ctrl+Q did not quit within 10 s"
+wait "$app_pid"; rc=$?; app_pid=""
+[ "$rc" = 0 ] || fail "the app exited with $rc"
+[ -s "$XDG_CONFIG_HOME/moelab/settings.json" ] || fail "no settings.json after quitting"
+echo "ok: Ctrl+Q quit cleanly, settings saved; whole run $(( ($(now_ns) - start_ns) / 1000000 )) ms"
