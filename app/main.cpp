@@ -1,37 +1,45 @@
 // moelab: the desktop app. GLFW window, OpenGL 3.3 core, Dear ImGui 1.86 (Debian's libimgui-dev).
 //
 // [SECTION] Arguments      command line, incl. --screenshot (headless pictures for tests and docs)
-// [SECTION] Layout         a fixed grid computed from the window size every frame (1.86 has no docking)
 // [SECTION] App state      window, session, view state, what was last sent to the engine
-// [SECTION] Fonts          DPI x zoom x presenter, rebuilt only when the scale changes
+// [SECTION] Fonts          DPI x zoom x presenter (x window size in presenter), rebuilt on change
 // [SECTION] Engine sync    push knob/text changes (never blocking), pick up new snapshots, playback
-// [SECTION] Menus          View menu from the panel table, presenter, zoom, status bar
-// [SECTION] Keyboard       shortcuts; silent while the user types in a text box
-// [SECTION] Frame          one frame: sync, menus, panels, render
-// [SECTION] main
+// [SECTION] Files          sessions, lessons, screenshots: paths typed in one prompt
+// [SECTION] Menus          File, Edit (undo/redo), View from the panel table, Help; status bar
+// [SECTION] Keyboard       shortcuts; silent while the user types in a text box (Esc leaves it)
+// [SECTION] Frame          one frame: sync, menus, panels (grid, tabs, floating), render, report
+// [SECTION] main          incl. the event loop that renders only when something changes
 #include <GLFW/glfw3.h>
 #include <imgui.h>
 #include <imgui_impl_glfw.h>
 #include <imgui_impl_opengl3.h>
+#include <imgui_stdlib.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cfloat>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "app/layout.h"
+#include "app/layout_dump.h"
 #include "app/panels.h"
+#include "app/panels_lab.h"
 #include "app/screenshot.h"
 #include "app/settings.h"
 #include "app/theme.h"
+#include "app/undo.h"
 #include "app/view_state.h"
 #include "core/error.h"
 #include "core/session.h"
+#include "core/teach/lesson.h"
 
 namespace moe::app {
 namespace {
@@ -63,12 +71,15 @@ struct Options {
     std::string model;                   // --model PATH (default: the built-in model)
     std::string settings;                // --settings FILE instead of ~/.config/moelab/settings.json
     std::optional<Device> device;        // --device cpu|cuda; default: CUDA when a GPU is usable
+    std::string dump_layout;             // --dump-layout FILE: the frame's own report (layout_dump.h)
+    std::string lesson;                  // --lesson FILE: open this lesson at start
 };
 
 constexpr const char* kUsage =
     "usage: moelab [--model PATH] [--settings FILE] [--text T] [--k K] [--scheme NAME]\n"
     "              [--capacity C] [--drop POLICY] [--layer L] [--token I] [--presenter] [--size WxH]\n"
     "              [--device cpu|cuda]   (default: cuda when a GPU is usable, else cpu)\n"
+    "              [--lesson FILE] [--dump-layout FILE]   (panel and widget rectangles, cut text, state)\n"
     "       moelab --screenshot FILE [--frames N] [--timing] [same options]\n"
     "       (screenshots use default settings unless --settings is given, and never save them)\n"
     "schemes: soft topk_mixtral topk_gshard noisy_topk switch gshard_top2 expert_choice hash\n"
@@ -120,7 +131,7 @@ Options parse_args(int argc, char** argv) {
         } else if (a == "--scheme") {
             const std::string v = value();
             o.scheme = scheme_from_name(v);
-            if (!o.scheme) throw Error("moelab", a, "unknown scheme '" + v + "'", "one of the schemes below\n" + std::string(kUsage));
+            if (!o.scheme) throw Error("moelab", a, "unknown scheme '" + v + "'", "one of the schemes listed below");
         } else if (a == "--capacity") {
             o.capacity = parse_float(a, value());
         } else if (a == "--drop") {
@@ -145,6 +156,12 @@ Options parse_args(int argc, char** argv) {
             o.model = value();
         } else if (a == "--device") {
             o.device = parse_device(value(), "moelab", a);
+        } else if (a == "--dump-layout") {
+            o.dump_layout = value();
+            if (o.dump_layout.empty()) throw Error("moelab", a, "is empty", "give a file name");
+        } else if (a == "--lesson") {
+            o.lesson = value();
+            if (o.lesson.empty()) throw Error("moelab", a, "is empty", "give a lesson JSON file, e.g. scenarios/01_top_k.json");
         } else if (a == "--settings") {
             o.settings = value();
             if (o.settings.empty()) throw Error("moelab", a, "is empty", "give a settings JSON file");
@@ -155,100 +172,6 @@ Options parse_args(int argc, char** argv) {
     if (o.screenshot.empty() && o.timing)
         throw Error("moelab", "--timing", "works with --screenshot only", "add --screenshot FILE");
     return o;
-}
-
-// [SECTION] Layout
-struct Rect {
-    float x = 0, y = 0, w = 0, h = 0;
-};
-
-// Splits r along one axis among the visible items, by weight; hidden items get nothing, so the
-// visible ones close the gap. Writes rects[index] for each visible item.
-struct Item {
-    int panel;      // index into the panel table, -1 for none
-    float weight;
-};
-
-void split(const Rect& r, bool horizontal, const std::vector<Item>& items, const Panel* table,
-           std::vector<Rect>& rects) {
-    float total = 0;
-    for (const Item& it : items)
-        if (it.panel >= 0 && table[it.panel].visible) total += it.weight;
-    if (total <= 0) return;
-    float at = horizontal ? r.x : r.y;
-    for (const Item& it : items) {
-        if (it.panel < 0 || !table[it.panel].visible) continue;
-        const float len = std::floor((horizontal ? r.w : r.h) * it.weight / total);
-        Rect& out = rects[static_cast<size_t>(it.panel)];
-        out = horizontal ? Rect{at, r.y, len, r.h} : Rect{r.x, at, r.w, len};
-        at += len;
-    }
-    // Give rounding leftovers to the last visible item so the grid meets the window edge.
-    for (auto it = items.rbegin(); it != items.rend(); ++it) {
-        if (it->panel < 0 || !table[it->panel].visible) continue;
-        Rect& out = rects[static_cast<size_t>(it->panel)];
-        if (horizontal) out.w = r.x + r.w - out.x;
-        else out.h = r.y + r.h - out.y;
-        break;
-    }
-}
-
-bool any_visible(const Panel* table, std::initializer_list<int> ids) {
-    for (int id : ids)
-        if (id >= 0 && table[id].visible) return true;
-    return false;
-}
-
-int find_panel(const Panel* table, int n, const char* label) {
-    for (int i = 0; i < n; ++i)
-        if (std::strcmp(table[i].label, label) == 0) return i;
-    MOE_ASSERT(false, "the layout names a panel that is not in the table (panels.cpp)");
-    return -1;
-}
-
-// The grid: token strip across the top, router big in the middle, load bars and prediction at
-// the side, heatmap and counters below, controls and text in a collapsible left column.
-std::vector<Rect> compute_layout(const Rect& area, float scale, bool show_controls, const Panel* table, int n) {
-    const int controls = find_panel(table, n, "Controls");
-    const int text = find_panel(table, n, "Text");
-    const int tokens = find_panel(table, n, "Tokens");
-    const int router = find_panel(table, n, "Router");
-    const int load = find_panel(table, n, "Expert load");
-    const int prediction = find_panel(table, n, "Next byte");
-    const int heatmap = find_panel(table, n, "Gate heatmap");
-    const int counters = find_panel(table, n, "Parameters and FLOPs");
-    std::vector<Rect> rects(static_cast<size_t>(n));
-
-    Rect main = area;
-    if (show_controls && any_visible(table, {controls, text})) {
-        const float left_w = std::floor(std::clamp(area.w * 0.24f, 250.0f * scale, 440.0f * scale));
-        split(Rect{area.x, area.y, left_w, area.h}, false, {{controls, 0.68f}, {text, 0.32f}}, table, rects);
-        main = Rect{area.x + left_w, area.y, area.w - left_w, area.h};
-    }
-    const bool text_on_top = !show_controls;
-    const float top_h = std::floor(std::clamp(main.h * 0.21f, 120.0f * scale, 260.0f * scale));
-    if (any_visible(table, {tokens, text_on_top ? text : -1})) {
-        split(Rect{main.x, main.y, main.w, top_h}, true,
-              {{text_on_top ? text : -1, 0.3f}, {tokens, 0.7f}}, table, rects);
-        main.y += top_h;
-        main.h -= top_h;
-    }
-    const float side_w = std::floor(main.w * 0.36f);
-    const bool side = any_visible(table, {load, prediction});
-    const bool bottom = any_visible(table, {heatmap, counters});
-    const float mid_h = bottom ? std::floor(main.h * 0.58f) : main.h;
-    if (router >= 0 && table[router].visible)
-        rects[static_cast<size_t>(router)] = Rect{main.x, main.y, side ? main.w - side_w : main.w, mid_h};
-    if (side) {
-        const bool router_on = table[router].visible;
-        const Rect col = router_on ? Rect{main.x + main.w - side_w, main.y, side_w, mid_h}
-                                   : Rect{main.x, main.y, main.w, mid_h};
-        split(col, !router_on, {{load, 0.55f}, {prediction, 0.45f}}, table, rects);
-    }
-    if (bottom)
-        split(Rect{main.x, main.y + mid_h, main.w, main.h - mid_h}, true, {{heatmap, 0.64f}, {counters, 0.36f}},
-              table, rects);
-    return rects;
 }
 
 // [SECTION] App state
@@ -270,33 +193,47 @@ struct App {
     bool request_open = false;      // a request whose snapshot is not on screen yet
     uint64_t shown_generation = 0;
     int last_cursor = -1;
-    std::vector<Rect> layout;       // per panel, this frame
+    Layout layout;                  // this frame's
+    int tab_selected = -1;          // folded panel shown in the tabs; -1 = the first
 
     // Fonts in use.
     float font_scale = 0.0f;
 
+    // Undo / redo of the knobs and the layer.
+    struct KnobState {
+        SessionKnobs knobs;
+        int layer = 0;
+    };
+    static bool same_state(const KnobState& a, const KnobState& b) { return same_knobs(a.knobs, b.knobs) && a.layer == b.layer; }
+    UndoHistory<KnobState, bool (*)(const KnobState&, const KnobState&)> history{&App::same_state};
+
+    // Settings are saved when they change (after a short quiet time), not only on a clean close.
+    std::string saved_settings;     // what was last written
+    double settings_dirty_since = -1;
+    std::string startup_problem;    // shown in the status bar until dismissed (e.g. a bad --model)
+
+    // The file prompt (File menu): what it is for and the path being typed.
+    enum class Prompt { None, OpenSession, SaveSession, OpenLesson } prompt = Prompt::None;
+    std::string prompt_path;
+    bool prompt_focus = false;
+
     // Fullscreen toggle remembers the windowed placement.
     int windowed_x = 100, windowed_y = 100, windowed_w = 1280, windowed_h = 720;
     bool want_screenshot = false;   // Ctrl+S: saved after this frame renders
+    bool want_quit = false;         // File > Quit, Ctrl+Q
     bool controls_before_presenter = true;
+    long long frame_index = 0;
 };
 
-bool same_router(const RouterConfig& a, const RouterConfig& b) {
-    return a.scheme == b.scheme && a.n_experts == b.n_experts && a.k == b.k &&
-           a.capacity_factor == b.capacity_factor && a.drop_policy == b.drop_policy &&
-           a.renormalize == b.renormalize && a.add_noise == b.add_noise && a.noise_scale == b.noise_scale &&
-           a.jitter_eps == b.jitter_eps && a.n_groups == b.n_groups && a.topk_groups == b.topk_groups &&
-           a.routed_scaling == b.routed_scaling && a.sinkhorn_iters == b.sinkhorn_iters &&
-           a.bias_update_rate == b.bias_update_rate && a.seed == b.seed;
-}
-
-bool same_knobs(const SessionKnobs& a, const SessionKnobs& b) {
-    return same_router(a.router, b.router) && a.shared_experts == b.shared_experts && a.device == b.device;
-}
-
 // [SECTION] Fonts
+// Presenter fonts are 1.6x at 1920x1080 and shrink with a smaller window (to 0.7 of that), in
+// steps of 0.05 so dragging the window edge does not rebuild the atlas every frame.
 float wanted_font_scale(const App& app) {
-    return app.view.ui_scale * (app.view.presenter ? 1.6f : 1.0f);
+    if (!app.view.presenter) return app.view.ui_scale;
+    int w = 1920, h = 1080;
+    if (app.window) glfwGetWindowSize(app.window, &w, &h);
+    const float fit = std::clamp(std::min(static_cast<float>(w) / 1920.0f, static_cast<float>(h) / 1080.0f), 0.7f, 1.0f);
+    return app.view.ui_scale * std::round(1.6f * fit * 20.0f) / 20.0f;
 }
 
 // Rebuilding the atlas is slow; do it only when DPI, zoom or presenter mode changed, and never
@@ -350,12 +287,118 @@ void advance_view(App& app, const Snapshot& snap, double dt) {
             ++v.cursor;
         }
     }
-    v.cursor = std::clamp(v.cursor, 0, std::max(0, n_tokens - 1));
-    v.layer = std::clamp(v.layer, 0, std::max(0, n_layers - 1));
+    // Before the first run there are no traces yet: clamping then would undo a restored layer.
+    if (snap.generation > 0) v.cursor = std::clamp(v.cursor, 0, std::max(0, n_tokens - 1));
+    if (n_layers > 0) v.layer = std::clamp(v.layer, 0, n_layers - 1);
     if (v.cursor != app.last_cursor || snap.generation != app.shown_generation) v.anim_t = 0.0f;
     app.last_cursor = v.cursor;
     v.anim_t = std::min(1.0f, v.anim_t + static_cast<float>(dt) * 2.5f);  // arcs grow in 0.4 s
     v.time_s += dt;
+}
+
+// [SECTION] Files
+std::string exports_path(const std::string& name) { return export_folder() + "/" + name; }
+
+std::string timestamped_png_name() {
+    char buf[64];
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    std::strftime(buf, sizeof(buf), "moelab-%Y%m%d-%H%M%S.png", &tm);
+    return buf;
+}
+
+// Expands a leading ~ so a typed "~/class.json" lands in the home folder.
+std::string expand_home(const std::string& path) {
+    if (path.size() >= 2 && path[0] == '~' && path[1] == '/') {
+        const char* home = std::getenv("HOME");
+        if (home && *home) return std::string(home) + path.substr(1);
+    }
+    return path;
+}
+
+void open_prompt(App& app, App::Prompt what) {
+    app.prompt = what;
+    app.prompt_focus = true;
+    if (what == App::Prompt::OpenLesson) {
+        std::vector<std::string> files;
+        lesson_titles(&files);
+        app.prompt_path = files.empty() ? default_scenarios_dir() + "/" : files.front();
+    }
+    else if (app.prompt_path.empty() || what != App::Prompt::OpenSession) app.prompt_path = exports_path("session.json");
+}
+
+void run_prompt(App& app, PanelContext& ctx) {
+    const std::string path = expand_home(app.prompt_path);
+    ViewState& v = app.view;
+    std::string problem;
+    switch (app.prompt) {
+        case App::Prompt::SaveSession: {
+            std::error_code ec;
+            std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+            problem = save_session_file(path, v);
+            if (problem.empty()) v.info = "session saved: " + path;
+            break;
+        }
+        case App::Prompt::OpenSession:
+            problem = load_session_file(path, v);
+            if (problem.empty()) v.info = "session opened: " + path;
+            break;
+        case App::Prompt::OpenLesson:
+            problem = open_lesson_file(path, ctx);
+            if (problem.empty()) v.info = "lesson opened: " + path;
+            break;
+        case App::Prompt::None: break;
+    }
+    v.status = problem;
+    if (problem.empty()) app.prompt = App::Prompt::None;
+}
+
+// One prompt for every file the menus open or save: there is no native file dialog in 1.86.
+void draw_prompt(App& app, PanelContext& ctx) {
+    if (app.prompt == App::Prompt::None) return;
+    const char* title = app.prompt == App::Prompt::SaveSession ? "Save session"
+                        : app.prompt == App::Prompt::OpenSession ? "Open session"
+                                                                 : "Open lesson";
+    ImGui::OpenPopup(title);
+    const ImVec2 display = ImGui::GetIO().DisplaySize;
+    ImGui::SetNextWindowPos(ImVec2(display.x * 0.5f, display.y * 0.4f), ImGuiCond_Always, ImVec2(0.5f, 0.5f));
+    ImGui::SetNextWindowSize(ImVec2(std::min(display.x * 0.9f, ImGui::GetFontSize() * 40), 0));
+    if (ImGui::BeginPopupModal(title, nullptr, ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoMove)) {
+        ImGui::TextWrapped("%s", app.prompt == App::Prompt::OpenLesson
+                                     ? "A lesson JSON file (scenarios/ holds the shipped ones; docs/LESSONS.md the format)."
+                                     : "A session file holds the text, the knobs, the layer and the token.");
+        if (app.prompt_focus) ImGui::SetKeyboardFocusHere();
+        app.prompt_focus = false;
+        ImGui::SetNextItemWidth(-1);
+        const bool enter = ImGui::InputText("##path", &app.prompt_path, ImGuiInputTextFlags_EnterReturnsTrue);
+        dump::item("prompt path");
+        if (!app.view.status.empty()) ImGui::TextColored(ImVec4(1.0f, 0.45f, 0.35f, 1.0f), "%s", app.view.status.c_str());
+        const bool ok = ImGui::Button(app.prompt == App::Prompt::SaveSession ? "Save" : "Open");
+        dump::item("prompt ok");
+        ImGui::SameLine();
+        const bool cancel = ImGui::Button("Cancel") || ImGui::IsKeyPressed(GLFW_KEY_ESCAPE, false);
+        if (enter || ok) run_prompt(app, ctx);
+        if (cancel) {
+            app.prompt = App::Prompt::None;
+            app.view.status.clear();
+        }
+        if (app.prompt == App::Prompt::None) ImGui::CloseCurrentPopup();
+        ImGui::EndPopup();
+    }
+}
+
+void save_screenshot(App& app, int fb_w, int fb_h) {
+    const std::string path = exports_path(timestamped_png_name());
+    try {
+        std::error_code ec;
+        std::filesystem::create_directories(export_folder(), ec);
+        if (ec) throw Error(export_folder(), "export folder", "cannot be created: " + ec.message(), "pick a writable folder");
+        save_framebuffer_png(path, fb_w, fb_h);
+        app.view.info = "screenshot saved: " + path;
+    } catch (const Error& e) {
+        app.view.status = e.what();
+    }
 }
 
 // [SECTION] Menus
@@ -393,31 +436,83 @@ void zoom(App& app, float factor) {
     app.view.user_zoom = std::clamp(app.view.user_zoom * factor, kMinZoom, kMaxZoom);
 }
 
+void apply_history(App& app, const App::KnobState& s) {
+    const Device keep = app.view.knobs.device;  // where it runs is not a step to undo
+    app.view.knobs = s.knobs;
+    app.view.knobs.device = keep;
+    app.view.layer = s.layer;
+}
+
+void undo(App& app) {
+    if (app.history.can_undo()) apply_history(app, app.history.undo());
+}
+void redo(App& app) {
+    if (app.history.can_redo()) apply_history(app, app.history.redo());
+}
+
+bool begin_menu(const char* label) {
+    const bool open = ImGui::BeginMenu(label);
+    dump::item(std::string("menu ") + label);
+    return open;
+}
+
+bool menu_item(const char* label, const char* shortcut = nullptr, bool* selected = nullptr, bool enabled = true) {
+    const bool clicked = selected ? ImGui::MenuItem(label, shortcut, selected, enabled)
+                                  : ImGui::MenuItem(label, shortcut, false, enabled);
+    dump::item(std::string("menuitem ") + label);
+    return clicked;
+}
+
 float draw_menu_bar(App& app) {
     ViewState& v = app.view;
     float height = 0;
     if (ImGui::BeginMainMenuBar()) {
-        if (ImGui::BeginMenu("View")) {
-            for (int i = 0; i < app.n_panels; ++i) ImGui::MenuItem(app.table[i].label, nullptr, &app.table[i].visible);
+        if (begin_menu("File")) {
+            // Model loading (issue 11) adds "Open model..." here, first in this menu.
+            if (menu_item("Open lesson...")) open_prompt(app, App::Prompt::OpenLesson);
+            teach_hover("A lesson file: steps that set the knobs and say what to look at.");
             ImGui::Separator();
-            ImGui::MenuItem("Controls column", nullptr, &v.show_controls);
-            bool presenter = v.presenter;
-            if (ImGui::MenuItem("Presenter mode", "P / F5", &presenter)) set_presenter(app, presenter);
-            teach("Large fonts and high contrast for a lecture hall; the controls column folds away.");
-            bool fullscreen = v.fullscreen;
-            if (ImGui::MenuItem("Fullscreen", "F11", &fullscreen)) set_fullscreen(app, fullscreen);
-            if (ImGui::MenuItem("Zoom in", "Ctrl+=")) zoom(app, 1.1f);
-            if (ImGui::MenuItem("Zoom out", "Ctrl+-")) zoom(app, 1.0f / 1.1f);
-            if (ImGui::MenuItem("Reset zoom", "Ctrl+0")) v.user_zoom = 1.0f;
+            if (menu_item("Open session...")) open_prompt(app, App::Prompt::OpenSession);
+            if (menu_item("Save session...")) open_prompt(app, App::Prompt::SaveSession);
+            teach_hover("The text, the knobs, the layer and the token, to pick the class up where it was left.");
             ImGui::Separator();
-            if (ImGui::MenuItem("Save screenshot", "Ctrl+S")) app.want_screenshot = true;
+            if (menu_item("Save screenshot", "Ctrl+S")) app.want_screenshot = true;
+            teach_hover(("Into the export folder, " + export_folder()).c_str());
+            ImGui::Separator();
+            if (menu_item("Quit", "Ctrl+Q")) app.want_quit = true;
             ImGui::EndMenu();
         }
-        if (ImGui::BeginMenu("Help")) {
+        if (begin_menu("Edit")) {
+            if (menu_item("Undo knob change", "Ctrl+Z", nullptr, app.history.can_undo())) undo(app);
+            if (menu_item("Redo knob change", "Ctrl+Y", nullptr, app.history.can_redo())) redo(app);
+            ImGui::EndMenu();
+        }
+        if (begin_menu("View")) {
+            for (int i = 0; i < app.n_panels; ++i) menu_item(app.table[i].label, nullptr, &app.table[i].visible);
+            ImGui::Separator();
+            menu_item("Controls column", nullptr, &v.show_controls);
+            bool presenter = v.presenter;
+            if (menu_item("Presenter mode", "P / F5", &presenter)) set_presenter(app, presenter);
+            teach_hover("Large fonts and high contrast for a lecture hall; the controls fold away and, on a "
+                        "small projector, the secondary panels become tabs.");
+            bool fullscreen = v.fullscreen;
+            if (menu_item("Fullscreen", "F11", &fullscreen)) set_fullscreen(app, fullscreen);
+            if (menu_item("Zoom in", "Ctrl+=")) zoom(app, 1.1f);
+            if (menu_item("Zoom out", "Ctrl+-")) zoom(app, 1.0f / 1.1f);
+            if (menu_item("Reset zoom", "Ctrl+0")) v.user_zoom = 1.0f;
+            ImGui::EndMenu();
+        }
+        if (begin_menu("Help")) {
+            if (menu_item("Getting started")) {
+                const int g = find_panel(app.table, app.n_panels, "Getting started");
+                if (g >= 0) app.table[g].visible = true;
+            }
+            ImGui::Separator();
             ImGui::TextUnformatted(
                 "Space play/pause   Left/Right step   Home/End jump\n"
-                "1-9 set K   Up/Down layer   S next scheme\n"
-                "P or F5 presenter   F11 fullscreen   Ctrl+=/- zoom   Ctrl+S screenshot");
+                "1-9 set K   Up/Down layer   S next scheme   Esc leave the text box\n"
+                "P or F5 presenter   F11 fullscreen   Ctrl+=/- zoom\n"
+                "Ctrl+Z/Y undo/redo knobs   Ctrl+S screenshot   Ctrl+Q quit");
             ImGui::EndMenu();
         }
         height = ImGui::GetWindowSize().y;
@@ -426,31 +521,59 @@ float draw_menu_bar(App& app) {
     return height;
 }
 
-void draw_status_bar(App& app, const Snapshot& snap, const Rect& r) {
+// The status bar: one line per message, wrapped, never cut; the engine numbers last.
+struct StatusLine {
+    std::string text;
+    ImVec4 color;
+};
+
+std::vector<StatusLine> status_lines(const App& app, const Snapshot& snap) {
+    const ImVec4 red(1.0f, 0.45f, 0.35f, 1.0f), amber(1.0f, 0.8f, 0.3f, 1.0f), green(0.45f, 0.9f, 0.55f, 1.0f);
+    std::vector<StatusLine> lines;
+    if (!app.startup_problem.empty()) lines.push_back({app.startup_problem, red});
+    // The engine's error, once, here: every view still shows the last good result.
+    if (!snap.error.empty())
+        lines.push_back({std::string(scheme_label(app.view.knobs.router.scheme)) + " cannot run: " + snap.error +
+                             "  (the views show the last result that ran, " + scheme_label(snap.knobs.router.scheme) + ")",
+                         red});
+    if (!app.view.status.empty()) lines.push_back({app.view.status, red});
+    if (ImGui::GetIO().WantTextInput)
+        lines.push_back({"Typing in a text box: keys go into the text, shortcuts are off. Esc leaves it.", amber});
+    if (!app.view.info.empty()) lines.push_back({app.view.info, green});
+    for (const std::string* note : {&app.session->model_note(), &snap.device_note})
+        if (!note->empty()) lines.push_back({*note, amber});
+    return lines;
+}
+
+float status_bar_height(const std::vector<StatusLine>& lines, float width) {
+    const ImGuiStyle& style = ImGui::GetStyle();
+    const float wrap = std::max(50.0f, width - style.WindowPadding.x * 2);
+    float h = ImGui::GetTextLineHeight();  // the engine numbers
+    for (const StatusLine& l : lines)
+        h += ImGui::CalcTextSize(l.text.c_str(), nullptr, false, wrap).y + style.ItemSpacing.y;
+    return std::floor(std::min(h, ImGui::GetTextLineHeightWithSpacing() * 5) + style.WindowPadding.y * 2 + 2);
+}
+
+void draw_status_bar(App& app, const Snapshot& snap, const std::vector<StatusLine>& lines, const Rect& r) {
     ImGui::SetNextWindowPos(ImVec2(r.x, r.y), ImGuiCond_Always);
     ImGui::SetNextWindowSize(ImVec2(r.w, r.h), ImGuiCond_Always);
-    const ImGuiWindowFlags flags = ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove |
-                                   ImGuiWindowFlags_NoSavedSettings | ImGuiWindowFlags_NoFocusOnAppearing |
-                                   ImGuiWindowFlags_NoBringToFrontOnFocus;
+    const ImGuiWindowFlags flags = ImGuiWindowFlags_NoTitleBar | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoMove |
+                                   ImGuiWindowFlags_NoCollapse | ImGuiWindowFlags_NoSavedSettings |
+                                   ImGuiWindowFlags_NoFocusOnAppearing | ImGuiWindowFlags_NoBringToFrontOnFocus;
     if (ImGui::Begin("##status", nullptr, flags)) {
-        const ImVec4 red(1.0f, 0.45f, 0.35f, 1.0f);
-        if (!snap.error.empty()) {
-            ImGui::TextColored(red, "%s", snap.error.c_str());
-            ImGui::SameLine();
+        for (const StatusLine& l : lines) {
+            ImGui::PushStyleColor(ImGuiCol_Text, l.color);
+            ImGui::TextWrapped("%s", l.text.c_str());
+            ImGui::PopStyleColor();
         }
-        if (!app.view.status.empty()) {
-            ImGui::TextColored(red, "%s", app.view.status.c_str());
-            ImGui::SameLine();
-        }
-        const ImVec4 amber(1.0f, 0.8f, 0.3f, 1.0f);
-        for (const std::string* note : {&app.session->model_note(), &snap.device_note}) {
-            if (note->empty()) continue;
-            ImGui::TextColored(amber, "%s", note->c_str());
-            ImGui::SameLine();
-        }
-        ImGui::TextDisabled("engine %.1f ms on %s | knob->view %.0f ms | frame %.1f ms%s", snap.compute_ms,
-                            device_name(snap.device), app.view.knob_to_view_ms, app.view.frame_ms,
-                            app.session->busy() ? " | computing..." : "");
+        char stats[160];
+        std::snprintf(stats, sizeof stats, "engine %.1f ms on %s | knob->view %.0f ms | frame %.1f ms%s", snap.compute_ms,
+                      device_name(snap.device), app.view.knob_to_view_ms, app.view.frame_ms,
+                      app.session->busy() ? " | computing..." : "");
+        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
+        ImGui::TextWrapped("%s", stats);
+        ImGui::PopStyleColor();
+        dump::current_window("status bar");
     }
     ImGui::End();
 }
@@ -461,7 +584,11 @@ void handle_keys(App& app, const Snapshot& snap) {
     ViewState& v = app.view;
     const bool ctrl = io.KeyCtrl;
     if (ctrl) {
+        if (ImGui::IsKeyPressed(GLFW_KEY_Q, false)) app.want_quit = true;
         if (ImGui::IsKeyPressed(GLFW_KEY_S, false)) app.want_screenshot = true;
+        if (io.WantTextInput) return;  // Ctrl+Z / Ctrl+Y undo the typing inside the text box
+        if (ImGui::IsKeyPressed(GLFW_KEY_Z, false)) io.KeyShift ? redo(app) : undo(app);
+        if (ImGui::IsKeyPressed(GLFW_KEY_Y, false)) redo(app);
         if (ImGui::IsKeyPressed(GLFW_KEY_EQUAL) || ImGui::IsKeyPressed(GLFW_KEY_KP_ADD)) zoom(app, 1.1f);
         if (ImGui::IsKeyPressed(GLFW_KEY_MINUS) || ImGui::IsKeyPressed(GLFW_KEY_KP_SUBTRACT)) zoom(app, 1.0f / 1.1f);
         if (ImGui::IsKeyPressed(GLFW_KEY_0, false)) v.user_zoom = 1.0f;
@@ -470,6 +597,11 @@ void handle_keys(App& app, const Snapshot& snap) {
     if (ImGui::IsKeyPressed(GLFW_KEY_F11, false)) set_fullscreen(app, !v.fullscreen);
     if (ImGui::IsKeyPressed(GLFW_KEY_F5, false)) set_presenter(app, !v.presenter);
     if (io.WantTextInput) return;  // typing in the text box: letters and arrows are the text's
+    if (ImGui::IsKeyPressed(GLFW_KEY_ESCAPE, false)) {
+        v.status.clear();
+        v.info.clear();
+        app.startup_problem.clear();
+    }
     const int n_tokens = static_cast<int>(snap.tokens.size());
     if (ImGui::IsKeyPressed(GLFW_KEY_SPACE, false)) {
         if (!v.playing && v.cursor + 1 >= n_tokens) v.cursor = 0;
@@ -499,16 +631,94 @@ void handle_keys(App& app, const Snapshot& snap) {
     if (ImGui::IsKeyPressed(GLFW_KEY_P, false)) set_presenter(app, !v.presenter);
 }
 
-std::string timestamped_png_name() {
-    char buf[64];
-    const std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    localtime_r(&now, &tm);
-    std::strftime(buf, sizeof(buf), "moelab-%Y%m%d-%H%M%S.png", &tm);
+// [SECTION] Frame
+// What the frame showed, for --dump-layout: the knobs the picture was computed with, not the
+// ones asked for, so a test sees the change only once it is on screen.
+std::string frame_state(const App& app, const Snapshot& snap) {
+    const ViewState& v = app.view;
+    const int n_layers = static_cast<int>(snap.forward.traces.size());
+    const RoutingTrace* tr = v.layer < n_layers ? &snap.forward.traces[static_cast<size_t>(v.layer)] : nullptr;
+    int cursor_experts = 0;
+    if (tr && v.cursor < tr->n_tokens && tr->token_begin.size() > static_cast<size_t>(v.cursor) + 1)
+        cursor_experts = static_cast<int>(tr->token_pairs(v.cursor).size());
+    int w = 0, h = 0;
+    glfwGetWindowSize(app.window, &w, &h);
+    char buf[512];
+    std::snprintf(buf, sizeof buf,
+                  "k=%d scheme=%s n_tokens=%zu layer=%d token=%d token_experts=%d presenter=%d window=%dx%d "
+                  "typing=%d error=%d lesson=%s",
+                  tr ? tr->k : 0, scheme_name(snap.knobs.router.scheme), snap.tokens.size(), v.layer, v.cursor,
+                  cursor_experts, v.presenter ? 1 : 0, w, h, ImGui::GetIO().WantTextInput ? 1 : 0,
+                  snap.error.empty() ? 0 : 1, lesson_state().c_str());
     return buf;
 }
 
-// [SECTION] Frame
+void draw_panel_body(Panel& p, PanelContext& ctx) {
+    p.draw(ctx);
+    dump::current_window(p.label);
+}
+
+// Tab names short enough that four tabs fit a third of a 1024-pixel projector at presenter sizes.
+const char* tab_label(const char* label) {
+    if (std::strcmp(label, "Gate heatmap") == 0) return "Heatmap";
+    if (std::strcmp(label, "Parameters and FLOPs") == 0) return "Params";
+    return label;
+}
+
+// The folded panels of presenter mode: one tab each, in a window where the grid put them.
+void draw_tabs(App& app, PanelContext& ctx) {
+    const Rect& r = app.layout.tabs;
+    ImGui::SetNextWindowPos(ImVec2(r.x, r.y), ImGuiCond_Always);
+    ImGui::SetNextWindowSize(ImVec2(r.w, r.h), ImGuiCond_Always);
+    const ImGuiWindowFlags flags = ImGuiWindowFlags_NoTitleBar | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize |
+                                   ImGuiWindowFlags_NoCollapse | ImGuiWindowFlags_NoScrollbar;
+    if (ImGui::Begin("##folded panels", nullptr, flags) && ImGui::BeginTabBar("##tabs", ImGuiTabBarFlags_FittingPolicyResizeDown)) {
+        // Dear ImGui shortens tabs that do not fit ("Gate he..."): say so in the layout report.
+        const ImGuiStyle& style = ImGui::GetStyle();
+        float need = 0;
+        std::string names;
+        for (int id : app.layout.tabbed) {
+            need += ImGui::CalcTextSize(tab_label(app.table[id].label)).x + style.FramePadding.x * 2 + style.ItemInnerSpacing.x;
+            names += std::string(tab_label(app.table[id].label)) + " ";
+        }
+        if (need > ImGui::GetContentRegionAvail().x) dump::clipped("tabs: " + names, need, ImGui::GetContentRegionAvail().x);
+        for (int id : app.layout.tabbed) {
+            Panel& p = app.table[id];
+            const bool lesson_points_here = app.view.look_at_panel == p.label;
+            ImGuiTabItemFlags tab_flags = ImGuiTabItemFlags_None;
+            if (lesson_points_here && app.tab_selected != id) {
+                tab_flags = ImGuiTabItemFlags_SetSelected;  // the lesson says "look at" this one
+                app.tab_selected = id;
+            }
+            const std::string tab = std::string(tab_label(p.label)) + "###" + p.label;
+            const bool open = ImGui::BeginTabItem(tab.c_str(), nullptr, tab_flags);
+            dump::item(std::string("tab ") + p.label);
+            if (open) {
+                app.tab_selected = id;
+                ImGui::BeginChild(p.label);
+                draw_panel_body(p, ctx);
+                ImGui::EndChild();
+                ImGui::EndTabItem();
+            }
+        }
+        ImGui::EndTabBar();
+    }
+    ImGui::End();
+}
+
+// The lesson's "look at": a bright frame around the panel it names, wherever it is.
+void outline_look_at(const App& app) {
+    if (app.view.look_at_panel.empty()) return;
+    const int id = find_panel(app.table, app.n_panels, app.view.look_at_panel.c_str());
+    if (id < 0) return;
+    Rect r = app.layout.rects[static_cast<size_t>(id)];
+    if (r.empty() && std::find(app.layout.tabbed.begin(), app.layout.tabbed.end(), id) != app.layout.tabbed.end())
+        r = app.layout.tabs;
+    if (r.empty()) return;
+    ImGui::GetForegroundDrawList()->AddRect(ImVec2(r.x + 1, r.y + 1), ImVec2(r.x + r.w - 1, r.y + r.h - 1),
+                                            IM_COL32(90, 230, 140, 255), 4.0f, 0, 3.0f);
+}
+
 // Builds and renders one frame (not swapped). Returns the snapshot it showed.
 std::shared_ptr<const Snapshot> frame(App& app, double dt) {
     const Clock::time_point t0 = Clock::now();
@@ -523,14 +733,17 @@ std::shared_ptr<const Snapshot> frame(App& app, double dt) {
     // Xvfb parks its pointer mid-screen: without this every screenshot would carry a hover tooltip.
     if (app.screenshot_mode) ImGui::GetIO().MousePos = ImVec2(-FLT_MAX, -FLT_MAX);
     ImGui::NewFrame();
-    if (!app.screenshot_mode) handle_keys(app, *snap);
+    dump::begin_frame();
+    if (!app.screenshot_mode && app.prompt == App::Prompt::None) handle_keys(app, *snap);
 
     const float menu_h = draw_menu_bar(app);
     const ImVec2 display = ImGui::GetIO().DisplaySize;
-    const float status_h = std::floor(ImGui::GetFrameHeightWithSpacing() + ImGui::GetStyle().WindowPadding.y * 2);
+    const std::vector<StatusLine> lines = status_lines(app, *snap);
+    const float status_h = status_bar_height(lines, display.x);
     const Rect area{0, menu_h, display.x, std::max(0.0f, display.y - menu_h - status_h)};
     // Minimum sizes follow the fonts, so presenter mode gets room for its larger text.
-    app.layout = compute_layout(area, wanted_font_scale(app), app.view.show_controls, app.table, app.n_panels);
+    const bool fold = app.view.presenter && presenter_folds(display.x, display.y);
+    app.layout = compute_layout(area, wanted_font_scale(app), app.view.show_controls, fold, app.table, app.n_panels);
 
     PanelContext ctx{*app.session, *snap, app.view};
     const ImGuiWindowFlags flags = ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse;
@@ -538,23 +751,35 @@ std::shared_ptr<const Snapshot> frame(App& app, double dt) {
         Panel& p = app.table[i];
         if (!p.visible) continue;
         if (!app.view.show_controls && std::strcmp(p.label, "Controls") == 0) continue;
-        const Rect& r = app.layout[static_cast<size_t>(i)];
-        if (r.w > 0 && r.h > 0) {
+        if (std::find(app.layout.tabbed.begin(), app.layout.tabbed.end(), i) != app.layout.tabbed.end()) continue;
+        const Rect& r = app.layout.rects[static_cast<size_t>(i)];
+        if (!r.empty()) {
             ImGui::SetNextWindowPos(ImVec2(r.x, r.y), ImGuiCond_Always);
             ImGui::SetNextWindowSize(ImVec2(r.w, r.h), ImGuiCond_Always);
-            if (ImGui::Begin(p.label, &p.visible, flags)) p.draw(ctx);
+            if (ImGui::Begin(p.label, &p.visible, flags)) draw_panel_body(p, ctx);
         } else {
-            // Panels the grid does not place (lesson, training lab, systems) float over it, opened
-            // from the View menu: centred at first (staggered), then movable and resizable.
+            // Panels the grid does not place (training lab, systems, getting started) float over
+            // it, opened from the menus: centred at first (staggered), then movable and resizable.
+            // Getting started sits bottom right, off the router and the load bars it talks about.
+            const bool card = std::strcmp(p.label, "Getting started") == 0;
             const float shift = 30.0f * static_cast<float>(i % 4);
-            ImGui::SetNextWindowPos(ImVec2(area.x + area.w * 0.5f + shift, area.y + area.h * 0.5f + shift),
-                                    ImGuiCond_FirstUseEver, ImVec2(0.5f, 0.5f));
-            ImGui::SetNextWindowSize(ImVec2(area.w * 0.62f, area.h * 0.8f), ImGuiCond_FirstUseEver);
-            if (ImGui::Begin(p.label, &p.visible, ImGuiWindowFlags_NoCollapse)) p.draw(ctx);
+            if (card) {
+                ImGui::SetNextWindowPos(ImVec2(area.x + area.w - 8, area.y + area.h - 8), ImGuiCond_FirstUseEver, ImVec2(1, 1));
+                ImGui::SetNextWindowSize(ImVec2(std::max(area.w * 0.42f, std::min(area.w, 420.0f)), area.h * 0.62f),
+                                         ImGuiCond_FirstUseEver);
+            } else {
+                ImGui::SetNextWindowPos(ImVec2(area.x + area.w * 0.5f + shift, area.y + area.h * 0.5f + shift),
+                                        ImGuiCond_FirstUseEver, ImVec2(0.5f, 0.5f));
+                ImGui::SetNextWindowSize(ImVec2(area.w * 0.62f, area.h * 0.8f), ImGuiCond_FirstUseEver);
+            }
+            if (ImGui::Begin(p.label, &p.visible, ImGuiWindowFlags_NoCollapse)) draw_panel_body(p, ctx);
         }
         ImGui::End();
     }
-    draw_status_bar(app, *snap, Rect{0, display.y - status_h, display.x, status_h});
+    if (!app.layout.tabbed.empty()) draw_tabs(app, ctx);
+    outline_look_at(app);
+    draw_status_bar(app, *snap, lines, Rect{0, display.y - status_h, display.x, status_h});
+    draw_prompt(app, ctx);
 
     ImGui::Render();
     int fb_w = 0, fb_h = 0;
@@ -575,14 +800,9 @@ std::shared_ptr<const Snapshot> frame(App& app, double dt) {
     app.view.frame_ms = ms_since(t0);
     if (app.want_screenshot) {
         app.want_screenshot = false;
-        const std::string name = timestamped_png_name();
-        try {
-            save_framebuffer_png(name, fb_w, fb_h);
-            app.view.status = "screenshot saved: " + name;
-        } catch (const Error& e) {
-            app.view.status = e.what();
-        }
+        save_screenshot(app, fb_w, fb_h);
     }
+    ++app.frame_index;
     return snap;
 }
 
@@ -611,14 +831,14 @@ int run_screenshot(App& app, const Options& o) {
     push_requests(app);
     app.session->wait_idle();
     std::shared_ptr<const Snapshot> snap = app.session->latest();
-    if (!snap->error.empty()) throw Error("moelab --screenshot", "knobs", snap->error, "fix the option");
+    if (!snap->error.empty()) throw Error("--screenshot", "knobs", snap->error, "fix the option");
     const int n_layers = static_cast<int>(snap->forward.traces.size());
     if (o.layer && (*o.layer < 0 || *o.layer >= std::max(1, n_layers)))
-        throw Error("moelab", "--layer", std::to_string(*o.layer),
+        throw Error("--layer", std::to_string(*o.layer), "is not a layer of this model",
                     "the model has " + std::to_string(n_layers) + " MoE layers: 0.." + std::to_string(n_layers - 1));
     const int n_tokens = static_cast<int>(snap->tokens.size());
     if (o.token && (*o.token < 0 || *o.token >= std::max(1, n_tokens)))
-        throw Error("moelab", "--token", std::to_string(*o.token),
+        throw Error("--token", std::to_string(*o.token), "is not a token of the text",
                     "the text routes " + std::to_string(n_tokens) + " tokens: 0.." + std::to_string(n_tokens - 1));
 
     double frame_sum_ms = 0;
@@ -673,8 +893,8 @@ int run_screenshot(App& app, const Options& o) {
     }
     // Where each panel landed, so tests can look at the right pixels.
     for (int i = 0; i < app.n_panels; ++i) {
-        const Rect& r = app.layout[static_cast<size_t>(i)];
-        const bool shown = app.table[i].visible && r.w > 0 && r.h > 0 &&
+        const Rect& r = app.layout.rects[static_cast<size_t>(i)];
+        const bool shown = app.table[i].visible && !r.empty() &&
                            (app.view.show_controls || std::strcmp(app.table[i].label, "Controls") != 0);
         if (shown) std::printf("panel \"%s\" %.0f %.0f %.0f %.0f\n", app.table[i].label, r.x, r.y, r.w, r.h);
     }
@@ -683,6 +903,77 @@ int run_screenshot(App& app, const Options& o) {
 }
 
 void glfw_error(int code, const char* what) { std::fprintf(stderr, "moelab: GLFW error %d: %s\n", code, what); }
+
+// Input, routed to Dear ImGui's GLFW backend by hand (installed with install_callbacks =
+// false). Two reasons: the loop sleeps until something happens, so it must know input arrived;
+// and 1.86's backend keeps only "is the key down now", so a key pressed and released between two
+// frames (a quick tap, xdotool, a slow frame on a busy laptop) was never seen. Such a release is
+// held back until a frame has seen the key down.
+bool g_input_seen = true;
+struct KeyEvent {
+    int key, scancode, mods;
+};
+std::vector<int> g_pressed_since_frame;      // keys pressed since the last frame began
+std::vector<KeyEvent> g_held_releases;       // their releases, delivered after that frame
+
+void on_key(GLFWwindow* w, int key, int scancode, int action, int mods) {
+    g_input_seen = true;
+    if (action == GLFW_RELEASE &&
+        std::find(g_pressed_since_frame.begin(), g_pressed_since_frame.end(), key) != g_pressed_since_frame.end()) {
+        g_held_releases.push_back({key, scancode, mods});
+        return;
+    }
+    if (action == GLFW_PRESS) g_pressed_since_frame.push_back(key);
+    ImGui_ImplGlfw_KeyCallback(w, key, scancode, action, mods);
+}
+// Called after each frame: the presses were seen, so their releases can go in now.
+void release_held_keys(GLFWwindow* w) {
+    g_pressed_since_frame.clear();
+    std::vector<KeyEvent> held;
+    held.swap(g_held_releases);
+    for (const KeyEvent& k : held) ImGui_ImplGlfw_KeyCallback(w, k.key, k.scancode, GLFW_RELEASE, k.mods);
+    if (!held.empty()) g_input_seen = true;
+}
+void on_char(GLFWwindow* w, unsigned int c) {
+    g_input_seen = true;
+    ImGui_ImplGlfw_CharCallback(w, c);
+}
+void on_mouse_button(GLFWwindow* w, int button, int action, int mods) {
+    g_input_seen = true;
+    ImGui_ImplGlfw_MouseButtonCallback(w, button, action, mods);  // keeps a press for one frame itself
+}
+void on_scroll(GLFWwindow* w, double dx, double dy) {
+    g_input_seen = true;
+    ImGui_ImplGlfw_ScrollCallback(w, dx, dy);
+}
+void on_focus(GLFWwindow* w, int focused) {
+    g_input_seen = true;
+    ImGui_ImplGlfw_WindowFocusCallback(w, focused);
+}
+void on_enter(GLFWwindow* w, int entered) {
+    g_input_seen = true;
+    ImGui_ImplGlfw_CursorEnterCallback(w, entered);
+}
+void on_cursor(GLFWwindow*, double, double) { g_input_seen = true; }  // the backend polls the position
+void on_refresh(GLFWwindow*) { g_input_seen = true; }
+void on_resize(GLFWwindow*, int, int) { g_input_seen = true; }
+
+// Saves settings a moment after they change (not mid-drag), so a crash or a killed session
+// keeps them; compared by the text that would be written.
+void save_settings_when_changed(App& app) {
+    if (app.settings_path.empty() || ImGui::IsAnyItemActive()) return;
+    const std::string now = settings_text(app.view, app.table, app.n_panels);
+    if (now == app.saved_settings) {
+        app.settings_dirty_since = -1;
+        return;
+    }
+    if (app.settings_dirty_since < 0) app.settings_dirty_since = app.view.time_s;
+    if (app.view.time_s - app.settings_dirty_since < 0.5 && !app.saved_settings.empty()) return;
+    const std::string msg = save_settings(app.settings_path, app.view, app.table, app.n_panels);
+    if (!msg.empty()) app.view.status = msg;
+    app.saved_settings = now;
+    app.settings_dirty_since = -1;
+}
 
 int run(int argc, char** argv) {
     Options opt;
@@ -703,14 +994,24 @@ int run(int argc, char** argv) {
     int n_panels = 0;
     app.table = panels(&n_panels);
     app.n_panels = n_panels;
+    if (!opt.dump_layout.empty()) dump::enable(opt.dump_layout);
 
-    // The engine first: a bad --model is an argument error, and needs no window.
+    // A bad --model is fatal for a screenshot (a script asked for that model); in the window the
+    // teacher sees why in the status bar and works with the built-in model.
     std::unique_ptr<Session> session;
     try {
         session = std::make_unique<Session>(opt.model);
     } catch (const Error& e) {
         std::fprintf(stderr, "moelab: %s\n", e.what());
-        return 2;
+        if (app.screenshot_mode || opt.model.empty()) return 2;
+        app.startup_problem = std::string("The model could not be opened, so the built-in model runs instead: ") +
+                              e.what() + "   (Esc hides this)";
+        try {
+            session = std::make_unique<Session>(std::string());
+        } catch (const Error& e2) {
+            std::fprintf(stderr, "moelab: %s\n", e2.what());
+            return 2;
+        }
     }
     app.session = session.get();
     app.view.knobs = session->default_knobs();
@@ -718,6 +1019,7 @@ int run(int argc, char** argv) {
 
     // Screenshots use the defaults: they neither read nor write the user's settings.
     static std::string ini_path;
+    bool first_run = false;
     if (!app.screenshot_mode) {
         const std::string dir = config_dir();
         if (!dir.empty()) {
@@ -725,8 +1027,10 @@ int run(int argc, char** argv) {
             app.settings_path = dir + "/settings.json";
         }
         if (!opt.settings.empty()) app.settings_path = opt.settings;
-        if (!app.settings_path.empty())
+        if (!app.settings_path.empty()) {
+            first_run = !std::filesystem::exists(app.settings_path);
             app.view.status = load_settings(app.settings_path, app.view, app.table, app.n_panels);
+        }
     } else if (!opt.settings.empty()) {
         // Read only: a screenshot never writes settings.
         app.view.status = load_settings(opt.settings, app.view, app.table, app.n_panels);
@@ -735,6 +1039,9 @@ int run(int argc, char** argv) {
     // Settings may come from another model: the expert count is the loaded model's.
     app.view.knobs.router.n_experts = session->model().info().moe.n_experts;
     apply_options(opt, app.view);
+    // First run: the getting-started card says what to press for the first "aha".
+    const int getting_started = find_panel(app.table, app.n_panels, "Getting started");
+    if (getting_started >= 0) app.table[getting_started].visible = first_run && opt.lesson.empty();
 
     glfwSetErrorCallback(glfw_error);
     if (!glfwInit()) {
@@ -762,30 +1069,69 @@ int run(int argc, char** argv) {
     ImGui::CreateContext();
     ImGuiIO& io = ImGui::GetIO();
     io.IniFilename = ini_path.empty() ? nullptr : ini_path.c_str();
-    ImGui_ImplGlfw_InitForOpenGL(app.window, true);
+    ImGui_ImplGlfw_InitForOpenGL(app.window, false);
     ImGui_ImplOpenGL3_Init("#version 330 core");
+    glfwSetKeyCallback(app.window, on_key);
+    glfwSetCharCallback(app.window, on_char);
+    glfwSetMouseButtonCallback(app.window, on_mouse_button);
+    glfwSetCursorPosCallback(app.window, on_cursor);
+    glfwSetScrollCallback(app.window, on_scroll);
+    glfwSetWindowFocusCallback(app.window, on_focus);
+    glfwSetCursorEnterCallback(app.window, on_enter);
+    glfwSetWindowRefreshCallback(app.window, on_refresh);
+    glfwSetFramebufferSizeCallback(app.window, on_resize);
+    glfwSetMonitorCallback(ImGui_ImplGlfw_MonitorCallback);
+
+    if (!opt.lesson.empty()) {
+        PanelContext ctx{*app.session, *app.session->latest(), app.view};
+        const std::string problem = open_lesson_file(opt.lesson, ctx);
+        if (!problem.empty()) app.view.status = problem;
+        const int lesson = find_panel(app.table, app.n_panels, "Lesson");
+        if (lesson >= 0) app.table[lesson].visible = true;  // with the error, if the file was bad
+        app.view.want_lesson_panel = false;
+    }
 
     int rc = 0;
     if (app.screenshot_mode) {
         try {
             rc = run_screenshot(app, opt);
         } catch (const Error& e) {
-            std::fprintf(stderr, "moelab: %s\n", e.what());
+            std::fprintf(stderr, "moelab --screenshot: %s\n", e.what());
             rc = 2;
         }
     } else {
         Clock::time_point last = Clock::now();
-        while (!glfwWindowShouldClose(app.window)) {
-            // Sleep while nothing moves; render continuously while playing, animating or computing.
-            const bool active = app.view.playing || app.view.anim_t < 1.0f || session->busy() ||
-                                app.session->latest()->generation != app.shown_generation;
-            if (active) glfwPollEvents();
-            else glfwWaitEventsTimeout(1.0 / 30.0);
+        // Dear ImGui needs a few frames after input: hover, popups and keyboard focus each take one.
+        constexpr int kSettleFrames = 4;
+        int settle_frames = kSettleFrames;
+        app.saved_settings = settings_text(app.view, app.table, app.n_panels);
+        while (!glfwWindowShouldClose(app.window) && !app.want_quit) {
+            // Render only when something changed: input, a new result, playback or an animation
+            // (bounded: the arcs grow for 0.4 s). Idle, the loop sleeps in glfwWaitEventsTimeout.
+            const bool moving = app.view.playing || app.view.anim_t < 1.0f;
+            auto engine_news = [&] { return session->busy() || session->latest()->generation != app.shown_generation; };
+            if (moving || settle_frames > 0 || engine_news()) glfwPollEvents();
+            else glfwWaitEventsTimeout(0.25);  // wakes now and then: the engine has no GLFW handle
+            if (g_input_seen) settle_frames = kSettleFrames;
+            g_input_seen = false;
+            if (!(moving || settle_frames > 0 || engine_news())) continue;
+            if (settle_frames > 0) --settle_frames;
             const Clock::time_point now = Clock::now();
             const double dt = std::min(0.25, std::chrono::duration<double>(now - last).count());
             last = now;
-            frame(app, dt);
+            std::shared_ptr<const Snapshot> shown = frame(app, dt);
+            release_held_keys(app.window);
+            if (app.view.want_lesson_panel) {
+                app.view.want_lesson_panel = false;
+                for (const char* label : {"Lesson", "Getting started"}) {
+                    const int id = find_panel(app.table, app.n_panels, label);
+                    if (id >= 0) app.table[id].visible = label[0] == 'L';
+                }
+            }
             glfwSwapBuffers(app.window);
+            app.history.observe(App::KnobState{app.view.knobs, app.view.layer});
+            save_settings_when_changed(app);
+            if (dump::enabled()) dump::end_frame(frame_state(app, *shown));
         }
         if (!app.settings_path.empty()) {
             const std::string msg = save_settings(app.settings_path, app.view, app.table, app.n_panels);

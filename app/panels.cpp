@@ -15,10 +15,12 @@ Panel* panels(int* count) {
         {"Next byte", true, draw_prediction},
         {"Gate heatmap", true, draw_heatmap},
         {"Parameters and FLOPs", true, draw_counters},
-        // Teaching panels (panels_lab.h): not in the grid; they float over it from the View menu.
+        // Teaching panels (panels_lab.h): the lesson takes a column of the grid when shown; the
+        // others float over it, opened from the menus.
         {"Lesson", false, draw_lesson},
         {"Training lab", false, draw_training_lab},
         {"Systems", false, draw_systems},
+        {"Getting started", false, draw_getting_started},
     };
     *count = static_cast<int>(sizeof(table) / sizeof(table[0]));
     return table;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/io/file_io.h"
 
 namespace moe::app {
 
@@ -53,6 +54,74 @@ void read_enum(const json& j, const char* key, E& out, int n_values, const std::
     out = static_cast<E>(v);
 }
 
+// The routing knobs, shared by settings.json and session files.
+void read_knobs(const json& j, const std::string& path, ViewState& v) {
+    if (!j.contains("knobs")) return;
+    const json& k = j.at("knobs");
+    if (!k.is_object()) throw Error(path, "knobs", "is not an object", "delete the file to reset");
+    RouterConfig& r = v.knobs.router;
+    read_enum(k, "scheme", r.scheme, kNumSchemes, path);
+    read(k, "k", r.k, path);
+    read(k, "capacity_factor", r.capacity_factor, path);
+    read_enum(k, "drop_policy", r.drop_policy, 3, path);
+    read(k, "renormalize", r.renormalize, path);
+    read(k, "add_noise", r.add_noise, path);
+    read(k, "noise_scale", r.noise_scale, path);
+    read(k, "jitter_eps", r.jitter_eps, path);
+    read(k, "n_groups", r.n_groups, path);
+    read(k, "topk_groups", r.topk_groups, path);
+    read(k, "routed_scaling", r.routed_scaling, path);
+    read(k, "sinkhorn_iters", r.sinkhorn_iters, path);
+    read(k, "bias_update_rate", r.bias_update_rate, path);
+    read(k, "seed", r.seed, path);
+    read(k, "shared_experts", v.knobs.shared_experts, path);
+    // The device is not restored: a GPU present last time may be gone now.
+}
+
+json knobs_json(const ViewState& view) {
+    const RouterConfig& r = view.knobs.router;
+    return {{"scheme", static_cast<int>(r.scheme)},
+            {"k", r.k},
+            {"capacity_factor", r.capacity_factor},
+            {"drop_policy", static_cast<int>(r.drop_policy)},
+            {"renormalize", r.renormalize},
+            {"add_noise", r.add_noise},
+            {"noise_scale", r.noise_scale},
+            {"jitter_eps", r.jitter_eps},
+            {"n_groups", r.n_groups},
+            {"topk_groups", r.topk_groups},
+            {"routed_scaling", r.routed_scaling},
+            {"sinkhorn_iters", r.sinkhorn_iters},
+            {"bias_update_rate", r.bias_update_rate},
+            {"seed", r.seed},
+            {"shared_experts", view.knobs.shared_experts}};
+}
+
+json parse_object(const std::string& path, std::ifstream& in) {
+    std::stringstream ss;
+    ss << in.rdbuf();
+    json j;
+    try {
+        j = json::parse(ss.str());
+    } catch (const json::parse_error& e) {
+        throw Error(path, "json", std::string("does not parse: ") + e.what(), "delete the file to reset");
+    }
+    if (!j.is_object()) throw Error(path, "json", "is not an object", "delete the file to reset");
+    return j;
+}
+
+// Atomic: a crash mid-write leaves the old file. The text may hold any bytes; dump replaces
+// invalid UTF-8 rather than throwing.
+std::string write_json(const std::string& path, const json& j, const char* what) {
+    const std::string body = j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+    try {
+        write_file_atomic(path, body);
+    } catch (const std::exception& e) {
+        return std::string(what) + " not saved: " + e.what();
+    }
+    return {};
+}
+
 }  // namespace
 
 std::string load_settings(const std::string& path, ViewState& view, Panel* panels, int n_panels) {
@@ -62,15 +131,7 @@ std::string load_settings(const std::string& path, ViewState& view, Panel* panel
     std::vector<bool> visible(static_cast<size_t>(n_panels));
     for (int i = 0; i < n_panels; ++i) visible[static_cast<size_t>(i)] = panels[i].visible;
     try {
-        std::stringstream ss;
-        ss << in.rdbuf();
-        json j;
-        try {
-            j = json::parse(ss.str());
-        } catch (const json::parse_error& e) {
-            throw Error(path, "json", std::string("does not parse: ") + e.what(), "delete the file to reset");
-        }
-        if (!j.is_object()) throw Error(path, "json", "is not an object", "delete the file to reset");
+        const json j = parse_object(path, in);
         read(j, "presenter", v.presenter, path);
         read(j, "user_zoom", v.user_zoom, path);
         if (!(v.user_zoom >= kMinZoom && v.user_zoom <= kMaxZoom))
@@ -84,27 +145,7 @@ std::string load_settings(const std::string& path, ViewState& view, Panel* panel
         if (!(v.play_speed > 0.0f && v.play_speed <= 100.0f))
             throw Error(path, "play_speed", std::to_string(v.play_speed), "expected 0..100 tokens/s");
         read(j, "cumulative_load", v.cumulative_load, path);
-        if (j.contains("knobs")) {
-            const json& k = j.at("knobs");
-            if (!k.is_object()) throw Error(path, "knobs", "is not an object", "delete the file to reset");
-            RouterConfig& r = v.knobs.router;
-            read_enum(k, "scheme", r.scheme, kNumSchemes, path);
-            read(k, "k", r.k, path);
-            read(k, "capacity_factor", r.capacity_factor, path);
-            read_enum(k, "drop_policy", r.drop_policy, 3, path);
-            read(k, "renormalize", r.renormalize, path);
-            read(k, "add_noise", r.add_noise, path);
-            read(k, "noise_scale", r.noise_scale, path);
-            read(k, "jitter_eps", r.jitter_eps, path);
-            read(k, "n_groups", r.n_groups, path);
-            read(k, "topk_groups", r.topk_groups, path);
-            read(k, "routed_scaling", r.routed_scaling, path);
-            read(k, "sinkhorn_iters", r.sinkhorn_iters, path);
-            read(k, "bias_update_rate", r.bias_update_rate, path);
-            read(k, "seed", r.seed, path);
-            read(k, "shared_experts", v.knobs.shared_experts, path);
-            // The device is not restored: a GPU present last time may be gone now.
-        }
+        read_knobs(j, path, v);
         if (j.contains("panels")) {
             const json& p = j.at("panels");
             if (!p.is_object()) throw Error(path, "panels", "is not an object", "delete the file to reset");
@@ -125,46 +166,50 @@ std::string load_settings(const std::string& path, ViewState& view, Panel* panel
     return {};
 }
 
+namespace {
+json settings_json(const ViewState& view, const Panel* panels, int n_panels) {
+    json p = json::object();
+    for (int i = 0; i < n_panels; ++i) p[panels[i].label] = panels[i].visible;
+    const json j = {{"presenter", view.presenter},   {"user_zoom", view.user_zoom},
+                    {"show_controls", view.show_controls}, {"text", view.text_input},
+                    {"layer", view.layer},           {"play_speed", view.play_speed},
+                    {"cumulative_load", view.cumulative_load}, {"knobs", knobs_json(view)}, {"panels", p}};
+    return j;
+}
+}  // namespace
+
+std::string settings_text(const ViewState& view, const Panel* panels, int n_panels) {
+    return settings_json(view, panels, n_panels).dump(2, ' ', false, json::error_handler_t::replace);
+}
+
 std::string save_settings(const std::string& path, const ViewState& view, const Panel* panels,
                           int n_panels) {
+    const std::string msg = write_json(path, settings_json(view, panels, n_panels), "settings");
+    return msg.empty() ? msg : path + ": " + msg;
+}
+
+std::string save_session_file(const std::string& path, const ViewState& view) {
+    const json j = {{"moelab_session", 1}, {"text", view.text_input}, {"layer", view.layer},
+                    {"token", view.cursor}, {"knobs", knobs_json(view)}};
+    return write_json(path, j, "session");
+}
+
+std::string load_session_file(const std::string& path, ViewState& view) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return path + ": cannot be read (missing or not a file)";
+    ViewState v = view;
     try {
-        const RouterConfig& r = view.knobs.router;
-        json k = {{"scheme", static_cast<int>(r.scheme)},
-                  {"k", r.k},
-                  {"capacity_factor", r.capacity_factor},
-                  {"drop_policy", static_cast<int>(r.drop_policy)},
-                  {"renormalize", r.renormalize},
-                  {"add_noise", r.add_noise},
-                  {"noise_scale", r.noise_scale},
-                  {"jitter_eps", r.jitter_eps},
-                  {"n_groups", r.n_groups},
-                  {"topk_groups", r.topk_groups},
-                  {"routed_scaling", r.routed_scaling},
-                  {"sinkhorn_iters", r.sinkhorn_iters},
-                  {"bias_update_rate", r.bias_update_rate},
-                  {"seed", r.seed},
-                  {"shared_experts", view.knobs.shared_experts}};
-        json p = json::object();
-        for (int i = 0; i < n_panels; ++i) p[panels[i].label] = panels[i].visible;
-        json j = {{"presenter", view.presenter},   {"user_zoom", view.user_zoom},
-                  {"show_controls", view.show_controls}, {"text", view.text_input},
-                  {"layer", view.layer},           {"play_speed", view.play_speed},
-                  {"cumulative_load", view.cumulative_load}, {"knobs", k}, {"panels", p}};
-        // The text may hold any bytes; dump replaces invalid UTF-8 rather than throwing.
-        const std::string body = j.dump(2, ' ', false, json::error_handler_t::replace);
-        const std::string tmp = path + ".tmp";
-        {
-            std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-            if (!out) return path + ": settings not saved: cannot write " + tmp;
-            out << body << '\n';
-            if (!out) return path + ": settings not saved: write failed";
-        }
-        std::error_code ec;
-        fs::rename(tmp, path, ec);
-        if (ec) return path + ": settings not saved: " + ec.message();
+        const json j = parse_object(path, in);
+        if (!j.contains("moelab_session"))
+            throw Error(path, "moelab_session", "is missing", "this is not a session saved by File > Save session");
+        read(j, "text", v.text_input, path);
+        read(j, "layer", v.layer, path);
+        read(j, "token", v.cursor, path);
+        read_knobs(j, path, v);
     } catch (const std::exception& e) {
-        return path + ": settings not saved: " + e.what();
+        return std::string("session not loaded: ") + e.what();
     }
+    view = std::move(v);
     return {};
 }
 

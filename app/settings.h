@@ -18,8 +18,17 @@ std::string config_dir();
 // the field and the problem. Never throws.
 std::string load_settings(const std::string& path, ViewState& view, Panel* panels, int n_panels);
 
+// What save_settings writes, to tell whether anything changed.
+std::string settings_text(const ViewState& view, const Panel* panels, int n_panels);
+
 // Writes atomically (temp file + rename). Returns "" or a status message; never throws.
 std::string save_settings(const std::string& path, const ViewState& view, const Panel* panels,
                           int n_panels);
+
+// A session file (File > Save session / Open session): the text, the knobs, the layer and the
+// token, so a class can be picked up where it was left. Both return "" or a message naming the
+// file and the problem; loading a bad file changes nothing. Never throw.
+std::string save_session_file(const std::string& path, const ViewState& view);
+std::string load_session_file(const std::string& path, ViewState& view);
 
 }  // namespace moe::app

@@ -32,13 +32,36 @@ struct ViewState {
     bool fullscreen = false;
     bool cumulative_load = false;  // load bars: this batch or cumulative since reset
 
-    // Status line (errors from the session or from files; shown, never fatal).
+    // Status line: `status` for problems (errors from files, refused values; shown, never
+    // fatal), `info` for news (where a file was written). The session's own error is shown once,
+    // in the status bar, from the snapshot.
     std::string status;
+    std::string info;
+
+    // What the lesson step points at (empty: nothing): the panel is outlined, the token and
+    // expert named.
+    std::string look_at_panel;
+    int look_at_token = -1;
+    int look_at_expert = -1;
+    bool want_lesson_panel = false;  // a lesson was opened from outside its panel: show it
 
     // Timing shown in the status bar and printed by --timing.
     double frame_ms = 0.0;         // CPU time to build and render the last frame
     double knob_to_view_ms = 0.0;  // last request (set_knobs/set_text) -> its snapshot on screen
 };
+
+inline bool same_router(const RouterConfig& a, const RouterConfig& b) {
+    return a.scheme == b.scheme && a.n_experts == b.n_experts && a.k == b.k &&
+           a.capacity_factor == b.capacity_factor && a.drop_policy == b.drop_policy &&
+           a.renormalize == b.renormalize && a.add_noise == b.add_noise && a.noise_scale == b.noise_scale &&
+           a.jitter_eps == b.jitter_eps && a.n_groups == b.n_groups && a.topk_groups == b.topk_groups &&
+           a.routed_scaling == b.routed_scaling && a.sinkhorn_iters == b.sinkhorn_iters &&
+           a.bias_update_rate == b.bias_update_rate && a.seed == b.seed;
+}
+
+inline bool same_knobs(const SessionKnobs& a, const SessionKnobs& b) {
+    return same_router(a.router, b.router) && a.shared_experts == b.shared_experts && a.device == b.device;
+}
 
 inline constexpr float kMinZoom = 0.5f;
 inline constexpr float kMaxZoom = 3.0f;

@@ -12,10 +12,12 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "app/layout_dump.h"
 #include "app/panels/viz_common.h"
 #include "app/panels_lab.h"
 #include "app/theme.h"
@@ -67,6 +69,25 @@ void scan(LessonUi& s) {
 }
 
 // [SECTION] Applying a step
+const char* panel_label(LessonPanel p) {
+    switch (p) {
+        case LessonPanel::Router: return "Router view";
+        case LessonPanel::Load: return "Expert load";
+        case LessonPanel::Heatmap: return "Gate heatmap";
+        case LessonPanel::Tokens: return "Tokens";
+        case LessonPanel::Counters: return "Parameters and FLOPs";
+        case LessonPanel::Prediction: return "Next byte";
+        case LessonPanel::Training: return "Training lab";
+        case LessonPanel::Systems: return "Systems";
+    }
+    return "?";
+}
+
+// The label of the panel in the app's table (panels.cpp), to outline it.
+const char* table_label(LessonPanel p) {
+    return p == LessonPanel::Router ? "Router" : panel_label(p);
+}
+
 // The knobs of step k are the lesson's start knobs plus every step's changes up to k, so
 // Previous gives exactly what the step showed the first time.
 void apply_step(const Lesson& lesson, int k, PanelContext& ctx) {
@@ -94,16 +115,20 @@ void apply_step(const Lesson& lesson, int k, PanelContext& ctx) {
     if (!text.empty()) v.text_input = text;
     const LessonStep& st = lesson.steps[static_cast<size_t>(k)];
     if (st.point_at && st.point_at->token >= 0) v.cursor = st.point_at->token;
+    v.look_at_panel = st.point_at ? table_label(st.point_at->panel) : "";
+    v.look_at_token = st.point_at ? st.point_at->token : -1;
+    v.look_at_expert = st.point_at ? st.point_at->expert : -1;
     v.playing = false;
     v.anim_t = 0.0f;
 }
 
-void open_lesson(LessonUi& s, int index, PanelContext& ctx) {
-    s.selected = index;
+// Loads a lesson and applies its first step; the error (file, line, field) is kept for the panel.
+void open_path(LessonUi& s, const std::string& path, PanelContext& ctx) {
     s.error.clear();
     s.lesson.reset();
+    ctx.view.look_at_panel.clear();
     try {
-        s.lesson = load_lesson(s.files[static_cast<size_t>(index)]);
+        s.lesson = load_lesson(path);
         s.step = 0;
         apply_step(*s.lesson, 0, ctx);
     } catch (const Error& e) {
@@ -112,18 +137,9 @@ void open_lesson(LessonUi& s, int index, PanelContext& ctx) {
     }
 }
 
-const char* panel_label(LessonPanel p) {
-    switch (p) {
-        case LessonPanel::Router: return "Router view";
-        case LessonPanel::Load: return "Expert load";
-        case LessonPanel::Heatmap: return "Gate heatmap";
-        case LessonPanel::Tokens: return "Tokens";
-        case LessonPanel::Counters: return "Parameters and FLOPs";
-        case LessonPanel::Prediction: return "Next byte";
-        case LessonPanel::Training: return "Training lab";
-        case LessonPanel::Systems: return "Systems";
-    }
-    return "?";
+void open_lesson(LessonUi& s, int index, PanelContext& ctx) {
+    s.selected = index;
+    open_path(s, s.files[static_cast<size_t>(index)], ctx);
 }
 
 // [SECTION] Narrative
@@ -204,6 +220,31 @@ void draw_narrative(const std::string& md) {
 
 }  // namespace
 
+std::string open_lesson_file(const std::string& path, PanelContext& ctx) {
+    LessonUi& s = ui();
+    if (!s.scanned) scan(s);
+    s.selected = -1;
+    std::error_code ec;
+    for (size_t i = 0; i < s.files.size(); ++i)
+        if (std::filesystem::equivalent(s.files[i], path, ec)) s.selected = static_cast<int>(i);
+    open_path(s, path, ctx);
+    if (s.error.empty()) ctx.view.want_lesson_panel = true;
+    return s.error;
+}
+
+std::string lesson_state() {
+    const LessonUi& s = ui();
+    if (!s.lesson) return "none";
+    return file_name(s.lesson->path) + ":" + std::to_string(s.step + 1) + "/" + std::to_string(s.lesson->steps.size());
+}
+
+const std::vector<std::string>& lesson_titles(std::vector<std::string>* files) {
+    LessonUi& s = ui();
+    if (!s.scanned) scan(s);
+    if (files) *files = s.files;
+    return s.titles;
+}
+
 // [SECTION] Panel
 void draw_lesson(PanelContext& ctx) {
     LessonUi& s = ui();
@@ -217,6 +258,7 @@ void draw_lesson(PanelContext& ctx) {
             if (ImGui::Selectable(s.titles[static_cast<size_t>(i)].c_str(), i == s.selected)) open_lesson(s, i, ctx);
         ImGui::EndCombo();
     }
+    dump::item("lesson combo");
     ImGui::SameLine();
     if (ImGui::Button("Reload")) {
         const int keep = s.selected;
@@ -242,13 +284,26 @@ void draw_lesson(PanelContext& ctx) {
     bool prev = false, next = false;
     ImGui::BeginDisabled(s.step == 0);
     prev = ImGui::Button("< Previous");
+    dump::item("lesson previous");
     ImGui::EndDisabled();
     ImGui::SameLine();
     ImGui::Text("Step %d of %d", s.step + 1, n);
     ImGui::SameLine();
-    ImGui::BeginDisabled(s.step + 1 >= n);
-    next = ImGui::Button("Next >");
-    ImGui::EndDisabled();
+    const bool last = s.step + 1 >= n;
+    const bool has_next_lesson = s.selected >= 0 && s.selected + 1 < static_cast<int>(s.files.size());
+    if (!last) {
+        next = ImGui::Button("Next >");
+        dump::item("lesson next");
+    } else if (has_next_lesson) {
+        if (ImGui::Button("Next lesson >")) {
+            open_lesson(s, s.selected + 1, ctx);
+            return;
+        }
+        dump::item("lesson next");
+        teach_hover(s.titles[static_cast<size_t>(s.selected + 1)].c_str());
+    } else {
+        ImGui::TextDisabled("(the last lesson)");
+    }
     teach("PageDown / PageUp step through the lesson too.");
     if (!ImGui::GetIO().WantTextInput) {
         if (ImGui::IsKeyPressed(GLFW_KEY_PAGE_DOWN, false)) next = s.step + 1 < n;
@@ -268,11 +323,14 @@ void draw_lesson(PanelContext& ctx) {
         std::string look = std::string("Look at: ") + panel_label(st.point_at->panel);
         if (st.point_at->expert >= 0) look += ", expert E" + std::to_string(st.point_at->expert);
         if (st.point_at->token >= 0) look += ", token " + std::to_string(st.point_at->token);
-        ImGui::TextColored(ImVec4(0.35f, 0.9f, 0.55f, 1.0f), "%s", look.c_str());
+        ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(0.35f, 0.9f, 0.55f, 1.0f));
+        ImGui::TextWrapped("%s (outlined in green)", look.c_str());
+        ImGui::PopStyleColor();
     }
     if (lesson.model != LessonModel::Builtin)
-        ImGui::TextDisabled("This lesson drives the %s model: run it with `moelab-cli lesson %s` for its numbers.",
+        ImGui::TextWrapped("This lesson drives the %s model: run it with `moelab-cli lesson %s` for its numbers.",
                             lesson_model_name(lesson.model), file_name(lesson.path).c_str());
+    // The narrative wraps (draw_narrative) and scrolls inside the lesson column.
     ImGui::BeginChild("##narrative", ImVec2(0, 0), false);
     draw_narrative(st.narrative);
     ImGui::EndChild();
