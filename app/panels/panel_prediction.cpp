@@ -23,7 +23,6 @@ constexpr int kTopN = 10;
 void draw_prediction(PanelContext& ctx) {
     const Snapshot& snap = ctx.snap;
     const ViewState& view = ctx.view;
-    snapshot_error_line(snap);
     const int n_tokens = static_cast<int>(snap.tokens.size());
     const Mat& logits = snap.forward.logits;  // (n_tokens, vocab)
     if (n_tokens == 0) {

@@ -311,7 +311,6 @@ void draw_memory_compute(PanelContext& ctx, SystemsUi& s) {
 // [SECTION] Panel
 void draw_systems(PanelContext& ctx) {
     SystemsUi& s = ui();
-    snapshot_error_line(ctx.snap);
     try {
         if (ImGui::CollapsingHeader("Expert parallelism: all-to-all traffic", ImGuiTreeNodeFlags_DefaultOpen))
             draw_parallel(ctx, s);

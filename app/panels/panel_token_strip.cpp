@@ -105,7 +105,6 @@ void playback_row(ViewState& view, int n_tokens, size_t n_bytes_total) {
 void draw_token_strip(PanelContext& ctx) {
     const Snapshot& snap = ctx.snap;
     ViewState& view = ctx.view;
-    snapshot_error_line(snap);
     const int n_tokens = static_cast<int>(snap.tokens.size());
     if (n_tokens == 0) {
         empty_message("Nothing routed yet: type some text in the text box. Each byte of it becomes "

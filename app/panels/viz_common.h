@@ -245,14 +245,6 @@ inline void text_wrapped_before_teach(const char* s) {
 
 // [SECTION] Messages
 
-// The red line that says the last request failed; the panel still draws the last good result.
-inline void snapshot_error_line(const Snapshot& snap) {
-    if (snap.error.empty()) return;
-    ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(255, 120, 90, 255));
-    ImGui::TextWrapped("Last change failed, showing the previous result: %s", snap.error.c_str());
-    ImGui::PopStyleColor();
-}
-
 // A centred, wrapped, dimmed sentence in place of a panel's drawing.
 inline void empty_message(const char* text) {
     const ImVec2 avail = ImGui::GetContentRegionAvail();
@@ -266,10 +258,10 @@ inline void empty_message(const char* text) {
     ImGui::PopTextWrapPos();
 }
 
-// The start of every trace panel: the error line, then the trace of the chosen layer, or a
-// message in its place and null when there is nothing to draw.
+// The start of every trace panel: the trace of the chosen layer, or a message in its place and
+// null when there is nothing to draw. A failed request is said once, in the status bar (main.cpp),
+// not in every panel: the panels keep showing the last good result.
 inline const RoutingTrace* begin_trace_panel(const Snapshot& snap, int layer) {
-    snapshot_error_line(snap);
     const char* why = nullptr;
     const RoutingTrace* tr = drawable_trace(snap, layer, &why);
     if (tr == nullptr) empty_message(why);
