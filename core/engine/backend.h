@@ -76,6 +76,9 @@ public:
 
 // The reference backend, always available.
 const Backend& cpu_backend();
+// The same with the experts' weights held in BF16 (half the bytes; FP32 activations and
+// accumulation): what a BF16 checkpoint runs with, and the bench's BF16 rows.
+const Backend& cpu_backend_bf16();
 #ifdef MOE_HAVE_CUDA
 const Backend& cuda_backend();  // core/cuda/, built with MOE_CUDA=ON
 #endif

@@ -13,6 +13,7 @@
 #include <omp.h>
 
 #include "core/engine/backend.h"
+#include "core/engine/cpu_features.h"
 #include "core/engine/packed_gemm.h"
 #ifdef MOE_HAVE_CUDA
 #include "core/cuda/backend_cuda.h"
@@ -103,9 +104,9 @@ struct Task {
 };
 
 // Chunks of output panels per expert. Enough tasks to balance 2+ threads even when one expert
-// has most rows; each chunk's panel block (8 x 16 KiB) stays in L2 across its rows.
+// has most rows; each chunk's panel block (4 x 32 KiB) stays in L2 across its rows.
 std::vector<Task> make_tasks(std::span<const int> expert_begin, int n_panels) {
-    constexpr int kPanelsPerTask = 8;
+    constexpr int kPanelsPerTask = 4;
     std::vector<Task> tasks;
     const int n_experts = static_cast<int>(expert_begin.size()) - 1;
     for (int e = 0; e < n_experts; ++e) {
@@ -119,7 +120,8 @@ std::vector<Task> make_tasks(std::span<const int> expert_begin, int n_panels) {
 // [SECTION] CpuBackend
 class CpuBackend final : public Backend {
 public:
-    const char* name() const override { return "cpu"; }
+    explicit CpuBackend(WeightType expert_type) : expert_type_(expert_type) {}
+    const char* name() const override { return expert_type_ == WeightType::BF16 ? "cpu-bf16" : "cpu"; }
     bool supports(BackendOp) const override { return true; }
 
     void router_logits(ConstMatRef x, ConstMatRef w, const Vec& b, Mat& logits) const override {
@@ -164,9 +166,9 @@ public:
             CpuExpert& dst = packed->experts[e];
             MOE_ASSERT(src.w1.rows() == packed->d_ff && src.w1.cols() == packed->d_model,
                        "all experts of one pack share (d_ff, d_model)");
-            dst.w1.pack(src.w1);
-            if (act == Activation::SwiGLU) dst.w3.pack(src.w3);
-            dst.w2.pack(src.w2);
+            pack_weights(dst.w1, src.w1);
+            if (act == Activation::SwiGLU) pack_weights(dst.w3, src.w3);
+            pack_weights(dst.w2, src.w2);
             dst.b1 = src.b1;
             dst.b2 = src.b2;
         }
@@ -200,6 +202,7 @@ public:
         const float* x = xs.data();
         const int n_ff_panels = (d_ff + kNr - 1) / kNr;
         const int n_out_panels = (d_model + kNr - 1) / kNr;
+        active_isa();  // the kernel variant is decided before the parallel region, never inside it
         const std::vector<Task> up_tasks = make_tasks(expert_begin, n_ff_panels);
         const std::vector<Task> down_tasks = make_tasks(expert_begin, n_out_panels);
         const int n_up = static_cast<int>(up_tasks.size());
@@ -263,12 +266,26 @@ public:
         for (int t = 0; t < n_tokens; ++t)
             for (int i = begin[t]; i < begin[t + 1]; ++i) y.row(t) += row_gate[rows[i]] * out.row(rows[i]);
     }
+
+private:
+    void pack_weights(PackedMatrix& dst, const Mat& w) const {
+        if (expert_type_ == WeightType::BF16)
+            dst.pack_bf16(w);
+        else
+            dst.pack(w);
+    }
+    WeightType expert_type_;
 };
 
 }  // namespace
 
 const Backend& cpu_backend() {
-    static const CpuBackend backend;
+    static const CpuBackend backend(WeightType::F32);
+    return backend;
+}
+
+const Backend& cpu_backend_bf16() {
+    static const CpuBackend backend(WeightType::BF16);
     return backend;
 }
 
