@@ -37,6 +37,7 @@
 #include "app/theme.h"
 #include "app/undo.h"
 #include "app/view_state.h"
+#include "core/engine/cpu_features.h"
 #include "core/error.h"
 #include "core/session.h"
 #include "core/teach/lesson.h"
@@ -566,13 +567,14 @@ void draw_status_bar(App& app, const Snapshot& snap, const std::vector<StatusLin
             ImGui::TextWrapped("%s", l.text.c_str());
             ImGui::PopStyleColor();
         }
-        char stats[160];
-        std::snprintf(stats, sizeof stats, "engine %.1f ms on %s | knob->view %.0f ms | frame %.1f ms%s", snap.compute_ms,
-                      device_name(snap.device), app.view.knob_to_view_ms, app.view.frame_ms,
-                      app.session->busy() ? " | computing..." : "");
+        char stats[192];
+        std::snprintf(stats, sizeof stats, "engine %.1f ms on %s (%s kernels) | knob->view %.0f ms | frame %.1f ms%s",
+                      snap.compute_ms, device_name(snap.device), isa_name(active_isa()), app.view.knob_to_view_ms,
+                      app.view.frame_ms, app.session->busy() ? " | computing..." : "");
         ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
         ImGui::TextWrapped("%s", stats);
         ImGui::PopStyleColor();
+        if (ImGui::IsItemHovered()) ImGui::SetTooltip("CPU kernels: %s", isa_reason().c_str());
         dump::current_window("status bar");
     }
     ImGui::End();

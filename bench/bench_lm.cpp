@@ -3,6 +3,8 @@
 // Lm/forward/T<n>/th<t>   one full causal forward of n bytes through every layer (the app
 //                          reruns this on every knob change)
 // Lm/step/pos<p>/th<t>    one KV-cache step at context position p (stepping, generation)
+// Lm/train/th<t>          one training step's loss and gradients (forward + backward) on the
+//                          trainer's default batch (16 x 128 bytes): bytes_per_s of training
 //
 // Baseline, timed inside each forward benchmark: one Eigen GEMM, (n, d_model) x (d_model, F),
 // with F chosen so that it does exactly the forward's FLOPs.
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "core/models/lm.h"
+#include "core/models/lm_train.h"
 
 namespace {
 
@@ -130,6 +133,25 @@ void bm_step(benchmark::State& state, int pos, int n_threads) {
     state.counters["frames"] = step_s / static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations())) / kFrameS;
 }
 
+// The optimizer step (AdamW over the parameters) is left out: it is the same few passes over
+// the weights either way; forward + backward is where the products are.
+void bm_train(benchmark::State& state, int n_threads) {
+    omp_set_num_threads(n_threads);
+    const LmModel& m = model();
+    const moe::TrainConfig tc;
+    const std::string text = text_of(tc.batch * (tc.seq + 1));
+    const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(text.data()), text.size());
+    moe::LmGrads grads = moe::LmGrads::zeros_like(m.config());
+    const moe::LossOptions lo;
+    moe::lm_loss_and_grads(m, m.config().router, lo, bytes, tc.batch, tc.seq, &grads);  // warm
+    for (auto _ : state) {
+        const double loss = moe::lm_loss_and_grads(m, m.config().router, lo, bytes, tc.batch, tc.seq, &grads);
+        benchmark::DoNotOptimize(loss);
+    }
+    state.counters["bytes_per_s"] = benchmark::Counter(static_cast<double>(tc.batch) * tc.seq * static_cast<double>(state.iterations()),
+                                                       benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 
 // Registered from bench_moe.cpp's main(), so one binary runs every benchmark.
@@ -144,6 +166,10 @@ void register_lm_benchmarks() {
                 ->UseRealTime()
                 ->Unit(benchmark::kMillisecond);
         }
+        benchmark::RegisterBenchmark(std::string("Lm/train").append(th).c_str(),
+                                     [n_threads](benchmark::State& s) { bm_train(s, n_threads); })
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
         for (int pos : {0, 255})
             benchmark::RegisterBenchmark(("Lm/step/pos" + std::to_string(pos) + th).c_str(),
                                          [pos, n_threads](benchmark::State& s) { bm_step(s, pos, n_threads); })

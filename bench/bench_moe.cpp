@@ -1,15 +1,22 @@
 // MoE layer speed, as ratios to baselines measured in the same run (core/engine/bench_cases.h shapes).
 //
-// [SECTION] Baselines   FMA peak per thread count; dense Eigen FFN with the same active FLOPs
-// [SECTION] MoE layer   forward, with the dispatch stages timed apart
+// [SECTION] Baselines   FMA peak and read bandwidth per thread count, at the kernels' vector
+//                       width; dense Eigen FFN with the same active FLOPs
+// [SECTION] MoE layer   forward, FP32 or BF16 expert weights, with the dispatch stages timed apart
 // [SECTION] Summary     one table at the end; main()
 //
-// Names are filter friendly:  Peak/th2, Dense/T256_d512_N8_K2_swiglu/th2,
-// Moe/T256_d512_N8_K2_swiglu/th2. A quick subset:
-//     moelab-bench --benchmark_filter='/T256_d512_N8_K2_|Peak'
+// The packed kernels' instruction set is chosen by cpuid (core/engine/cpu_features.h) and
+// printed first; MOE_ISA=portable|avx2|avx512 forces one, so variants can be compared.
+//
+// Names are filter friendly:  Peak/th2, Bandwidth/th1, Dense/T256_d512_N8_K2_swiglu/th2,
+// Moe/T256_d512_N8_K2_swiglu/th2, MoeBf16/T1_d512_N8_K2_swiglu/th1. A quick subset:
+//     moelab-bench --benchmark_filter='/T(1|256)_d512_N8_K2_sw|Peak|Bandwidth'
 // Counters per MoE shape: GFLOPs (expert FLOPs, T*K rows), vs_dense (dense time / MoE time for
 // the same FLOPs), vs_peak (GFLOP/s / FMA peak at that thread count), dispatch (router + route
-// + sort + gather + combine, fraction of the layer time).
+// + sort + gather + combine, fraction of the layer time), GBs (expert weight bytes read per
+// second: the bound at T = 1, where every weight is used once) and vs_bw (GBs / the read
+// bandwidth loop). At T = 1 the token changes every iteration (a pool of 64), so the experts
+// read change too and, where all experts outgrow the caches, come from memory as in decoding.
 //
 // A shared, busy machine stretches wall time unpredictably (threads wait for a core), so every
 // ratio is also given from PROCESS CPU time (all threads): *_cpu counters, "what n dedicated
@@ -27,7 +34,10 @@
 #include <string>
 #include <vector>
 
+#include "core/engine/backend.h"
 #include "core/engine/bench_cases.h"
+#include "core/engine/cpu_features.h"
+#include "core/engine/packed_gemm.h"
 #include "core/engine/moe_layer.h"
 #include "core/engine/routing.h"
 
@@ -46,6 +56,7 @@ std::string thread_tag(int n_threads) { return std::string("th").append(std::to_
 struct Result {
     double moe_s = 0, dense_s = 0, gflops = 0, vs_dense = 0, vs_peak = 0, dispatch = 0;
     double moe_cpu_s = 0, vs_dense_cpu = 0, vs_peak_cpu = 0;
+    double gbs = 0, vs_bw = 0;  // expert weight bytes read per second, and / the bandwidth loop
 };
 struct Timing {
     double wall_s = 0, cpu_s = 0;  // per run; cpu_s summed over threads
@@ -68,41 +79,65 @@ double expert_flops(const MoeCase& c, int64_t n_rows) {
 }
 
 // [SECTION] Baselines
-typedef float V8 __attribute__((vector_size(32)));
-
-// 12 independent FMA chains per thread: more than latency (4-5 cycles) x ports (2) needs.
-Timing fma_peak_run(int n_threads, int64_t iters) {
-    double sink = 0;
+// Independent FMA chains per thread, at the packed kernels' vector width (core/engine/packed_gemm.h).
+Timing fma_peak_run(int n_threads, int64_t iters, double* flops) {
+    double sink = 0, done = 0;
     const double c0 = process_cpu_s();
     const auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel num_threads(n_threads) reduction(+ : sink)
-    {
-        V8 acc[12];
-        for (int j = 0; j < 12; ++j) acc[j] = V8{} + 0.001f * static_cast<float>(j + omp_get_thread_num());
-        const V8 mul = V8{} + 0.999999f;
-        const V8 add = V8{} + 1e-7f;
-        // Float recurrences cannot be folded without -ffast-math, so the loop really runs.
-        for (int64_t i = 0; i < iters; ++i)
-            for (int j = 0; j < 12; ++j) acc[j] = acc[j] * mul + add;
-        for (int j = 0; j < 12; ++j)
-            for (int l = 0; l < 8; ++l) sink += acc[j][l];
-    }
+#pragma omp parallel num_threads(n_threads) reduction(+ : sink, done)
+    sink += moe::fma_chains(iters, &done);
     benchmark::DoNotOptimize(sink);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    *flops = done;
     return {s, process_cpu_s() - c0};
 }
-
-double fma_flops(int n_threads, int64_t iters) { return static_cast<double>(n_threads) * iters * 12 * 8 * 2; }
 
 void measure_peak(int n_threads, int64_t iters, int reps) {
     double best = 0, best_cpu = 0;
     for (int rep = 0; rep < reps; ++rep) {
-        const Timing t = fma_peak_run(n_threads, iters);
-        best = std::max(best, fma_flops(n_threads, iters) / t.wall_s / 1e9);
-        best_cpu = std::max(best_cpu, fma_flops(n_threads, iters) / t.cpu_s * n_threads / 1e9);
+        double flops = 0;
+        const Timing t = fma_peak_run(n_threads, iters, &flops);
+        best = std::max(best, flops / t.wall_s / 1e9);
+        best_cpu = std::max(best_cpu, flops / t.cpu_s * n_threads / 1e9);
     }
     g_peak_gflops[n_threads] = best;
     g_peak_gflops_cpu[n_threads] = best_cpu;
+}
+
+// Read bandwidth: a read-only stream over 256 MiB (8x this machine's L3), split between the
+// threads, best of a few passes. The buffer is first touched by the threads that read it.
+std::map<int, double> g_bw_gbs;  // thread count -> GB/s
+void measure_bandwidth(int n_threads, int reps) {
+    static moe::AlignedFloats buf;
+    constexpr size_t kFloats = size_t{64} << 20;
+    if (buf.empty()) {
+        buf.resize(kFloats);
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < static_cast<int64_t>(kFloats); ++i) buf[static_cast<size_t>(i)] = 1e-3f * static_cast<float>(i & 1023);
+    }
+    double best = 0, sink = 0;
+    for (int rep = 0; rep < reps; ++rep) {
+        const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(n_threads) reduction(+ : sink)
+        {
+            const size_t per = kFloats / static_cast<size_t>(omp_get_num_threads());
+            sink += moe::read_stream(buf.data() + per * static_cast<size_t>(omp_get_thread_num()), per);
+        }
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        best = std::max(best, static_cast<double>(kFloats * sizeof(float)) / s / 1e9);
+    }
+    benchmark::DoNotOptimize(sink);
+    g_bw_gbs[n_threads] = best;
+}
+
+void ensure_bandwidth(int n_threads) {
+    if (!g_bw_gbs.count(n_threads)) measure_bandwidth(n_threads, 3);
+}
+
+void bm_bandwidth(benchmark::State& state, int n_threads) {
+    for (auto _ : state) measure_bandwidth(n_threads, 1);
+    measure_bandwidth(n_threads, 3);
+    state.counters["GBs"] = g_bw_gbs[n_threads];
 }
 
 void ensure_peak(int n_threads) {  // the Peak benchmark was filtered out: measure it quickly
@@ -110,8 +145,8 @@ void ensure_peak(int n_threads) {  // the Peak benchmark was filtered out: measu
 }
 
 void bm_fma_peak(benchmark::State& state, int n_threads) {
-    for (auto _ : state) measure_peak(n_threads, 4'000'000, 1);
-    measure_peak(n_threads, 4'000'000, 3);
+    for (auto _ : state) measure_peak(n_threads, 2'000'000, 1);
+    measure_peak(n_threads, 2'000'000, 3);
     state.counters["GFLOPs"] = g_peak_gflops[n_threads];
     state.counters["GFLOPs_cpu"] = g_peak_gflops_cpu[n_threads];
 }
@@ -202,10 +237,21 @@ void bm_dense(benchmark::State& state, MoeCase c, int n_threads) {
 }
 
 // [SECTION] MoE layer
-void bm_moe(benchmark::State& state, MoeCase c, int n_threads) {
+// Expert weight bytes of one expert: its matrices (biases are noise), at the packed type's size.
+double expert_bytes(const MoeCase& c, bool bf16) {
+    const int n_mats = c.activation == Activation::SwiGLU ? 3 : 2;
+    return static_cast<double>(n_mats) * c.d_model * c.d_ff * (bf16 ? 2 : 4);
+}
+
+void bm_moe(benchmark::State& state, MoeCase c, int n_threads, bool bf16) {
     omp_set_num_threads(n_threads);
     moe::MoeLayer& layer = layer_for(c);
-    const Mat x = bench_input(c.n_tokens, c.d_model);
+    layer.set_backend(bf16 ? moe::cpu_backend_bf16() : moe::cpu_backend());
+    // Decoding (T = 1) sees a new token each step: cycle through a pool, so the experts read
+    // change from one iteration to the next as they would.
+    const int n_pool = c.n_tokens == 1 ? 64 : 1;
+    const Mat pool = bench_input(c.n_tokens * n_pool, c.d_model);
+    Mat x = pool.topRows(c.n_tokens);
     moe::RouterConfig rc;
     rc.scheme = moe::Scheme::TopKMixtral;
     rc.n_experts = c.n_experts;
@@ -215,10 +261,18 @@ void bm_moe(benchmark::State& state, MoeCase c, int n_threads) {
     layer.forward(x, rc, {}, y, trace);  // warm: packing, scratch buffers
 
     moe::MoeForwardProfile sum, one;
+    double bytes = 0;
+    int next = 0;
+    std::vector<char> used(static_cast<size_t>(c.n_experts));
     const double c0 = process_cpu_s();
     const auto t0 = std::chrono::steady_clock::now();
     for (auto _ : state) {
+        if (n_pool > 1) x = pool.middleRows((next++ % n_pool) * c.n_tokens, c.n_tokens);
         layer.forward(x, rc, {}, y, trace, nullptr, &one);
+        std::fill(used.begin(), used.end(), 0);
+        for (const moe::RoutedPair& p : trace.pairs)
+            if (!p.dropped) used[static_cast<size_t>(p.expert)] = 1;
+        for (char u : used) bytes += u ? expert_bytes(c, bf16) : 0.0;
         benchmark::DoNotOptimize(y.data());
         sum.router_s += one.router_s;
         sum.route_s += one.route_s;
@@ -233,15 +287,17 @@ void bm_moe(benchmark::State& state, MoeCase c, int n_threads) {
     const double per_iter = s / iters;
     const double cpu_per_iter = (process_cpu_s() - c0) / iters;
 
-    const std::string key = c.name() + "/" + thread_tag(n_threads);
-    if (!g_dense.count(key)) {  // the Dense benchmark was filtered out: measure it here, untimed
+    const std::string dense_key = c.name() + "/" + thread_tag(n_threads);
+    const std::string key = (bf16 ? "bf16:" : "f32:") + dense_key;
+    if (!g_dense.count(dense_key)) {  // the Dense benchmark was filtered out: measure it here, untimed
         DenseFfn dense{&layer.weights().experts[0], c.activation, {}, {}, {}};
         const Mat xd = bench_input(c.n_tokens * c.k, c.d_model);
         dense.run(xd);
-        g_dense[key] = time_dense(dense, xd, std::max(3, static_cast<int>(0.05 / std::max(per_iter, 1e-6))));
+        g_dense[dense_key] = time_dense(dense, xd, std::max(3, static_cast<int>(0.05 / std::max(per_iter, 1e-6))));
     }
-    const Timing dense = g_dense[key];
+    const Timing dense = g_dense[dense_key];
     ensure_peak(n_threads);
+    ensure_bandwidth(n_threads);
     int64_t n_kept = 0;
     for (const moe::RoutedPair& p : trace.pairs) n_kept += p.dropped ? 0 : 1;
     Result r;
@@ -253,6 +309,8 @@ void bm_moe(benchmark::State& state, MoeCase c, int n_threads) {
     r.moe_cpu_s = cpu_per_iter;
     r.vs_dense_cpu = dense.cpu_s / cpu_per_iter;
     r.vs_peak_cpu = expert_flops(c, n_kept) / cpu_per_iter * n_threads / 1e9 / g_peak_gflops_cpu[n_threads];
+    r.gbs = bytes / iters / per_iter / 1e9;
+    r.vs_bw = r.gbs / g_bw_gbs[n_threads];
     r.dispatch = (sum.router_s + sum.route_s + sum.sort_s + sum.gather_s + sum.combine_s) / sum.total_s;
     if (!g_results.count(key)) g_result_order.push_back(key);
     g_results[key] = r;
@@ -263,6 +321,8 @@ void bm_moe(benchmark::State& state, MoeCase c, int n_threads) {
     state.counters["vs_dense_cpu"] = r.vs_dense_cpu;
     state.counters["vs_peak_cpu"] = r.vs_peak_cpu;
     state.counters["dispatch"] = r.dispatch;
+    state.counters["GBs"] = r.gbs;
+    state.counters["vs_bw"] = r.vs_bw;
     state.counters["route_us"] = (sum.router_s + sum.route_s) / iters * 1e6;
     state.counters["sort_us"] = sum.sort_s / iters * 1e6;
     state.counters["gather_us"] = sum.gather_s / iters * 1e6;
@@ -273,27 +333,37 @@ void bm_moe(benchmark::State& state, MoeCase c, int n_threads) {
 // [SECTION] Summary
 void print_summary() {
     if (g_results.empty()) return;
-    std::printf("\n%-32s %3s %10s %10s %8s %8s %8s %9s %7s %10s %8s %8s\n", "shape", "thr", "moe_ms",
-                "dense_ms", "GFLOP/s", "vs_dense", "vs_peak", "dispatch", "2t/1t", "moe_cpu_ms",
-                "dense_c", "peak_c");
+    std::printf("\nkernels: %s\n", moe::isa_reason().c_str());
+    std::printf("\n%-30s %4s %3s %9s %9s %7s %8s %7s %8s %7s %6s %6s %7s %9s %7s %7s\n", "shape", "type", "thr",
+                "moe_ms", "dense_ms", "GFLOP/s", "vs_dense", "vs_peak", "dispatch", "GB/s", "vs_bw", "2t/1t",
+                "bf16/32", "moe_cpu_ms", "dense_c", "peak_c");
     for (const std::string& key : g_result_order) {
         const Result& r = g_results[key];
-        const size_t slash = key.rfind('/');
-        const std::string shape = key.substr(0, slash), tag = key.substr(slash + 1);
-        std::string speedup = "";
-        if (tag == "th2") {
-            auto one = g_results.find(shape + "/th1");
-            if (one != g_results.end()) speedup = std::to_string(one->second.moe_s / r.moe_s).substr(0, 4);
-        }
-        std::printf("%-32s %3s %10.4f %10.4f %8.1f %8.2f %8.2f %8.1f%% %7s %10.4f %8.2f %8.2f\n",
-                    shape.c_str(), tag.c_str() + 2, r.moe_s * 1e3, r.dense_s * 1e3, r.gflops, r.vs_dense,
-                    r.vs_peak, 100.0 * r.dispatch, speedup.c_str(), r.moe_cpu_s * 1e3, r.vs_dense_cpu,
-                    r.vs_peak_cpu);
+        const size_t colon = key.find(':'), slash = key.rfind('/');
+        const std::string type = key.substr(0, colon), shape = key.substr(colon + 1, slash - colon - 1);
+        const std::string tag = key.substr(slash + 1);
+        auto ratio = [&](const std::string& other) {  // other's time / this one's
+            auto it = g_results.find(other);
+            if (it == g_results.end()) return std::string("");
+            char buf[16];
+            std::snprintf(buf, sizeof buf, "%.2f", it->second.moe_s / r.moe_s);
+            return std::string(buf);
+        };
+        const std::string speedup = tag == "th2" ? ratio(type + ":" + shape + "/th1") : "";
+        const std::string vs_f32 = type == "bf16" ? ratio("f32:" + shape + "/" + tag) : "";
+        std::printf("%-30s %4s %3s %9.4f %9.4f %7.1f %8.2f %7.2f %7.1f%% %7.1f %6.2f %6s %7s %9.4f %7.2f %7.2f\n",
+                    shape.c_str(), type.c_str(), tag.c_str() + 2, r.moe_s * 1e3, r.dense_s * 1e3, r.gflops,
+                    r.vs_dense, r.vs_peak, 100.0 * r.dispatch, r.gbs, r.vs_bw, speedup.c_str(), vs_f32.c_str(),
+                    r.moe_cpu_s * 1e3, r.vs_dense_cpu, r.vs_peak_cpu);
     }
     for (const auto& [n_threads, gflops] : g_peak_gflops)
-        std::printf("FMA peak, %d thread(s): %.1f GFLOP/s wall, %.1f GFLOP/s from CPU time\n", n_threads,
-                    gflops, g_peak_gflops_cpu[n_threads]);
+        std::printf("FMA peak (%d-float vectors), %d thread(s): %.1f GFLOP/s wall, %.1f GFLOP/s from CPU time\n",
+                    moe::isa_vector_floats(), n_threads, gflops, g_peak_gflops_cpu[n_threads]);
+    for (const auto& [n_threads, gbs] : g_bw_gbs)
+        std::printf("read bandwidth (256 MiB stream), %d thread(s): %.1f GB/s\n", n_threads, gbs);
     std::printf("dense_c, peak_c: vs_dense and vs_peak from process CPU time (robust on a busy machine)\n");
+    std::printf("GB/s: expert weight bytes read per second; vs_bw: / the read bandwidth (the bound at T = 1)\n");
+    std::printf("bf16/32: FP32 weights' time / BF16 weights' time, same shape and threads\n");
 }
 
 void register_all() {
@@ -302,6 +372,11 @@ void register_all() {
                                      [n_threads](benchmark::State& s) { bm_fma_peak(s, n_threads); })
             ->Iterations(5)
             ->UseRealTime();
+    for (int n_threads : kThreadCounts)
+        benchmark::RegisterBenchmark(("Bandwidth/" + thread_tag(n_threads)).c_str(),
+                                     [n_threads](benchmark::State& s) { bm_bandwidth(s, n_threads); })
+            ->Iterations(2)
+            ->UseRealTime();
     for (const MoeCase& c : moe::moe_bench_cases())
         for (int n_threads : kThreadCounts) {
             const std::string suffix = c.name() + "/" + thread_tag(n_threads);
@@ -309,10 +384,11 @@ void register_all() {
                                          [c, n_threads](benchmark::State& s) { bm_dense(s, c, n_threads); })
                 ->UseRealTime()
                 ->Unit(benchmark::kMicrosecond);
-            benchmark::RegisterBenchmark(("Moe/" + suffix).c_str(),
-                                         [c, n_threads](benchmark::State& s) { bm_moe(s, c, n_threads); })
-                ->UseRealTime()
-                ->Unit(benchmark::kMicrosecond);
+            for (bool bf16 : {false, true})
+                benchmark::RegisterBenchmark((std::string(bf16 ? "MoeBf16/" : "Moe/") + suffix).c_str(),
+                                             [c, n_threads, bf16](benchmark::State& s) { bm_moe(s, c, n_threads, bf16); })
+                    ->UseRealTime()
+                    ->Unit(benchmark::kMicrosecond);
         }
 }
 
@@ -323,6 +399,7 @@ void register_lm_benchmarks();  // bench_lm.cpp
 int main(int argc, char** argv) {
     register_all();
     register_lm_benchmarks();
+    std::printf("kernels: %s\n", moe::isa_reason().c_str());
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     benchmark::RunSpecifiedBenchmarks();
