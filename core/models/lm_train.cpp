@@ -1,5 +1,6 @@
 // Training the tiny MoE language model: hand-written backward, AdamW, schedule, checkpoints.
 //
+// [SECTION] Products    every weight-sized product on the packed kernels
 // [SECTION] Gradients
 // [SECTION] Backward building blocks
 // [SECTION] Whole-model loss and gradients
@@ -18,6 +19,7 @@
 
 #include <Eigen/Core>
 
+#include "core/engine/packed_gemm.h"
 #include "core/error.h"
 #include "core/io/file_io.h"
 
@@ -25,6 +27,56 @@ namespace moe {
 
 namespace {
 float sigmoidf(float z) { return 1.0f / (1.0f + std::exp(-z)); }
+
+// [SECTION] Products
+// The forward and backward products go through core/engine/packed_gemm.h, the kernels the
+// model's inference runs on, chosen for this CPU (AVX-512, AVX2, portable). The weights change
+// every step, so the packed side is packed at each call: one pass over it, against the
+// n_tokens (2048 for the default batch) multiply-adds per packed element that follow. Eigen's
+// GEMM repacks both sides on every call too, and its threads spin-wait on each other on a busy
+// machine (see packed_gemm.h). Inside the per-expert parallel loop the product runs on the
+// calling thread (no nested parallel region), so the scratch is per thread.
+enum class Into { Set, Add };
+
+struct ProductScratch {
+    PackedMatrix packed;
+    Mat at;   // a^T for add_atb
+    Mat out;  // the product before it is stored or added
+};
+thread_local ProductScratch t_product;
+
+void store(const Mat& product, MatRef out, Into into) {
+    MOE_ASSERT(out.rows() == product.rows() && out.cols() == product.cols(), "product: output shape");
+    if (into == Into::Add)
+        out += product;
+    else
+        out = product;
+}
+
+// out (=, +=) a b^T: a (n, k), b (m, k) (a weight as stored, (out, in)), out (n, m).
+void mul_abt(ConstMatRef a, ConstMatRef b, MatRef out, Into into) {
+    ProductScratch& s = t_product;
+    s.packed.pack(b);
+    matmul_packed(a, s.packed, s.out);
+    store(s.out, out, into);
+}
+
+// out (=, +=) a b: a (n, k), b (k, m), out (n, m).
+void mul_ab(ConstMatRef a, ConstMatRef b, MatRef out, Into into) {
+    ProductScratch& s = t_product;
+    s.packed.pack_transposed(b);
+    matmul_packed(a, s.packed, s.out);
+    store(s.out, out, into);
+}
+
+// g += a^T b: a (n, m), b (n, k), g (m, k); the weight gradients, summed over the n tokens.
+void add_atb(ConstMatRef a, ConstMatRef b, MatRef g) {
+    ProductScratch& s = t_product;
+    s.at = a.transpose();
+    s.packed.pack_transposed(b);
+    matmul_packed(s.at, s.packed, s.out);
+    store(s.out, g, Into::Add);
+}
 }  // namespace
 
 // [SECTION] Gradients
@@ -86,8 +138,9 @@ void attention_backward(ConstMatRef q, ConstMatRef k, ConstMatRef v, const std::
 void swiglu_backward(ConstMatRef x, const Mat& w1, const Mat& w3, const Mat& w2, ConstMatRef h_pre,
                      ConstMatRef h_lin, ConstMatRef h_act, ConstMatRef dy, MatRef dx, MatRef dw1,
                      MatRef dw3, MatRef dw2) {
-    dw2.noalias() += dy.transpose() * h_act;                   // (d_model, d_ff)
-    const Mat d_act = dy * w2;                                 // (n, d_ff)
+    add_atb(dy, h_act, dw2);                                   // (d_model, d_ff)
+    Mat d_act(dy.rows(), w2.cols());                           // (n, d_ff)
+    mul_ab(dy, w2, d_act, Into::Set);
     Mat d_pre(d_act.rows(), d_act.cols());                     // (n, d_ff)
     Mat d_lin(d_act.rows(), d_act.cols());                     // (n, d_ff)
     for (int64_t i = 0; i < d_act.size(); ++i) {
@@ -97,10 +150,10 @@ void swiglu_backward(ConstMatRef x, const Mat& w1, const Mat& w3, const Mat& w2,
         d_lin.data()[i] = d_act.data()[i] * silu_z;
         d_pre.data()[i] = d_act.data()[i] * h_lin.data()[i] * s * (1.0f + z * (1.0f - s));
     }
-    dw1.noalias() += d_pre.transpose() * x;
-    dw3.noalias() += d_lin.transpose() * x;
-    dx.noalias() += d_pre * w1;
-    dx.noalias() += d_lin * w3;
+    add_atb(d_pre, x, dw1);
+    add_atb(d_lin, x, dw3);
+    mul_ab(d_pre, w1, dx, Into::Add);
+    mul_ab(d_lin, w3, dx, Into::Add);
 }
 
 void moe_backward(const MoeLayer& layer, const RouterConfig& rc, ConstMatRef x, const RoutingTrace& trace,
@@ -147,14 +200,15 @@ void moe_backward(const MoeLayer& layer, const RouterConfig& rc, ConstMatRef x, 
     gate_backward(rc, trace, d_gate, d_logits);
     if (aux_scale != 0.0f) aux_loss_backward(trace, aux_scale, d_logits);
     if (z_scale != 0.0f) z_loss_backward(trace, z_scale, d_logits);
-    dw.w_router.noalias() += d_logits.transpose() * cache.x_router;
+    add_atb(d_logits, cache.x_router, dw.w_router);
     // Jitter is treated as a constant factor on the input (its gradient path is dropped).
-    dx.noalias() += d_logits * w.w_router;
+    mul_ab(d_logits, w.w_router, dx, Into::Add);
 }
 
 double head_cross_entropy(ConstMatRef h, const Mat& w, std::span<const uint8_t> targets, Mat* dh, Mat* dw) {
     const int n = static_cast<int>(h.rows());
-    Mat logits = h * w.transpose();  // (n, vocab)
+    Mat logits(n, w.rows());  // (n, vocab)
+    mul_abt(h, w, logits, Into::Set);
     double loss = 0.0;
     const float inv_n = 1.0f / static_cast<float>(n);
     for (int t = 0; t < n; ++t) {
@@ -172,8 +226,8 @@ double head_cross_entropy(ConstMatRef h, const Mat& w, std::span<const uint8_t> 
             row[targets[t]] -= inv_n;
         }
     }
-    if (dw) dw->noalias() += logits.transpose() * h;
-    if (dh) dh->noalias() += logits * w;
+    if (dw) add_atb(logits, h, *dw);
+    if (dh) mul_ab(logits, w, *dh, Into::Add);
     return loss / n;
 }
 
@@ -299,9 +353,10 @@ double lm_loss_and_grads(const LmModel& model, const RouterConfig& rc, const Los
         BlockCache& bc = cache[l];
         bc.x_in = x;
         lm_ops::rmsnorm(x, blk.attn_norm, c.norm_eps, bc.h1, &bc.inv1);
-        bc.q.noalias() = bc.h1 * blk.wq.transpose();
-        bc.k.noalias() = bc.h1 * blk.wk.transpose();
-        bc.v.noalias() = bc.h1 * blk.wv.transpose();
+        for (Mat* m_out : {&bc.q, &bc.k, &bc.v}) m_out->resize(n, d);
+        mul_abt(bc.h1, blk.wq, bc.q, Into::Set);
+        mul_abt(bc.h1, blk.wk, bc.k, Into::Set);
+        mul_abt(bc.h1, blk.wv, bc.v, Into::Set);
         bc.o.resize(n, d);
         bc.probs.assign(batch, {});
 #pragma omp parallel for schedule(static)
@@ -313,7 +368,7 @@ double lm_loss_and_grads(const LmModel& model, const RouterConfig& rc, const Los
             lm_ops::attention(qb, kb, bc.v.middleRows(b * seq, seq), c.n_heads, 0, bc.o.middleRows(b * seq, seq),
                               &bc.probs[b]);
         }
-        x.noalias() += bc.o * blk.wo.transpose();
+        mul_abt(bc.o, blk.wo, x, Into::Add);
         bc.x_mid = x;
         lm_ops::rmsnorm(x, blk.ffn_norm, c.norm_eps, bc.h2, &bc.inv2);
         if (blk.moe) {
@@ -379,8 +434,8 @@ double lm_loss_and_grads(const LmModel& model, const RouterConfig& rc, const Los
             }
             lm_grad::rmsnorm_backward(bc.x_mid, blk.ffn_norm, bc.inv2, dh, dx, Eigen::Map<Vec>(g.g[bi.ffn_norm].data(), d));
             // Attention sublayer.
-            g.g[bi.wo].noalias() += dx.transpose() * bc.o;
-            d_o.noalias() = dx * blk.wo;
+            add_atb(dx, bc.o, g.g[bi.wo]);
+            mul_ab(dx, blk.wo, d_o, Into::Set);
             dq.setZero();
             dk.setZero();
             dv.setZero();
@@ -396,12 +451,12 @@ double lm_loss_and_grads(const LmModel& model, const RouterConfig& rc, const Los
                 lm_ops::rope(dqb, c.n_heads, 0, m.rope_cos, m.rope_sin, -1.0f);
                 lm_ops::rope(dkb, c.n_heads, 0, m.rope_cos, m.rope_sin, -1.0f);
             }
-            g.g[bi.wq].noalias() += dq.transpose() * bc.h1;
-            g.g[bi.wk].noalias() += dk.transpose() * bc.h1;
-            g.g[bi.wv].noalias() += dv.transpose() * bc.h1;
-            dh.noalias() = dq * blk.wq;
-            dh.noalias() += dk * blk.wk;
-            dh.noalias() += dv * blk.wv;
+            add_atb(dq, bc.h1, g.g[bi.wq]);
+            add_atb(dk, bc.h1, g.g[bi.wk]);
+            add_atb(dv, bc.h1, g.g[bi.wv]);
+            mul_ab(dq, blk.wq, dh, Into::Set);
+            mul_ab(dk, blk.wk, dh, Into::Add);
+            mul_ab(dv, blk.wv, dh, Into::Add);
             lm_grad::rmsnorm_backward(bc.x_in, blk.attn_norm, bc.inv1, dh, dx, Eigen::Map<Vec>(g.g[bi.attn_norm].data(), d));
         }
         Mat& demb = g.g[0];
