@@ -185,11 +185,7 @@ moe::MoeLayer& layer_for(const MoeCase& c) {
     if (!g_slot.layer || g_slot.d_model != c.d_model || g_slot.n_experts != c.n_experts ||
         g_slot.act != c.activation) {
         g_slot.layer.reset();
-        moe::MoeLayerConfig cfg;
-        cfg.d_model = c.d_model;
-        cfg.d_ff = c.d_ff;
-        cfg.n_experts = c.n_experts;
-        cfg.activation = c.activation;
+        const moe::MoeLayerConfig cfg = c.layer_config();  // the layer the tests check
         g_slot.layer = std::make_unique<moe::MoeLayer>(cfg, moe::init_moe_layer(cfg, 7));
         g_slot.d_model = c.d_model;
         g_slot.n_experts = c.n_experts;

@@ -72,11 +72,7 @@ struct CaseData {
 
 CaseData make_case(const MoeCase& c, uint64_t seed) {
     CaseData d;
-    d.cfg.d_model = c.d_model;
-    d.cfg.d_ff = c.d_ff;
-    d.cfg.n_experts = c.n_experts;
-    d.cfg.activation = c.activation;
-    d.cfg.expert_biases = c.activation == Activation::GELU;
+    d.cfg = c.layer_config();
     d.cfg.router_bias = true;
     d.w = init_moe_layer(d.cfg, seed);
     uint64_t s = seed + 1;

@@ -41,12 +41,7 @@ TEST(BackendBf16, ExpertFfnIsTheFp32FfnOfTheRoundedWeights) {
         set_isa(isa);
         for (const MoeCase& c : moe_test_cases()) {
             if (c.k != 2) continue;  // K only changes the row count; 1 and 4 add time, not cases
-            MoeLayerConfig cfg;
-            cfg.d_model = c.d_model;
-            cfg.d_ff = c.d_ff;
-            cfg.n_experts = c.n_experts;
-            cfg.activation = c.activation;
-            cfg.expert_biases = c.activation == Activation::GELU;
+            const MoeLayerConfig cfg = c.layer_config();
             MoeLayerWeights w = init_moe_layer(cfg, 41);
             for (ExpertWeights& e : w.experts)
                 for (Mat* m : {&e.w1, &e.w3, &e.w2}) round_to_bf16(*m);

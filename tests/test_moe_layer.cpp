@@ -543,12 +543,7 @@ TEST(Backend, EveryOpMatchesTheReferenceOnTheBenchCases) {
         uint64_t seed = 500;
         for (const MoeCase& c : cases) {
             SCOPED_TRACE(std::string(be->name()) + " " + c.name());
-            MoeLayerConfig cfg;
-            cfg.d_model = c.d_model;
-            cfg.d_ff = c.d_ff;
-            cfg.n_experts = c.n_experts;
-            cfg.activation = c.activation;
-            cfg.expert_biases = c.activation == Activation::GELU;
+            MoeLayerConfig cfg = c.layer_config();
             cfg.router_bias = true;
             const MoeLayerWeights w = randomised_biases(cfg, init_moe_layer(cfg, seed), seed + 1);
             const Mat x = random_mat(c.n_tokens, c.d_model, seed + 2);

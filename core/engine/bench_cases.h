@@ -18,6 +18,18 @@ struct MoeCase {
     int k = 0;
     Activation activation = Activation::SwiGLU;
 
+    // The layer of this case: GELU experts with biases (GPT style), SwiGLU without (LLaMA
+    // style). Router bias and shared experts are the caller's.
+    MoeLayerConfig layer_config() const {
+        MoeLayerConfig cfg;
+        cfg.d_model = d_model;
+        cfg.d_ff = d_ff;
+        cfg.n_experts = n_experts;
+        cfg.activation = activation;
+        cfg.expert_biases = activation == Activation::GELU;
+        return cfg;
+    }
+
     // "T256_d512_N8_K2_swiglu": filter-friendly for --benchmark_filter and gtest traces.
     // Appends, not "T" + std::to_string(...): GCC 12 gives a false -Wrestrict on the latter.
     std::string name() const {

@@ -18,15 +18,26 @@ static_assert(kPanelWidth == kernels::kPanel, "one panel width for the layout an
 
 // [SECTION] Packing
 namespace {
-// The FP32 layout from any source of (row, column) -> weight.
-template <class Get>
-void pack_f32_panels(PackedMatrix& m, int n_out, int n_in, Get get) {
+// The shape and element type, and the other type's storage released.
+void set_shape(PackedMatrix& m, int n_out, int n_in, WeightType type) {
+    MOE_ASSERT(n_out >= 0 && n_in >= 0, "pack: negative shape");
     m.n_out = n_out;
     m.n_in = n_in;
     m.n_panels = (n_out + kPanelWidth - 1) / kPanelWidth;
-    m.type = WeightType::F32;
-    m.bf16.clear();
-    m.bf16.shrink_to_fit();
+    m.type = type;
+    if (type == WeightType::F32) {
+        m.bf16.clear();
+        m.bf16.shrink_to_fit();
+    } else {
+        m.data.clear();
+        m.data.shrink_to_fit();
+    }
+}
+
+// The FP32 layout from any source of (row, column) -> weight.
+template <class Get>
+void pack_f32_panels(PackedMatrix& m, int n_out, int n_in, Get get) {
+    set_shape(m, n_out, n_in, WeightType::F32);
     m.data.assign(static_cast<size_t>(m.n_panels) * n_in * kPanelWidth, 0.0f);
     for (int p = 0; p < m.n_panels; ++p) {
         float* dst = m.data.data() + static_cast<size_t>(p) * n_in * kPanelWidth;
@@ -50,13 +61,7 @@ namespace {
 // The BF16 layout from any source of (row, column) -> bf16 bits.
 template <class Get>
 void pack_bf16_panels(PackedMatrix& m, int n_out, int n_in, Get get) {
-    MOE_ASSERT(n_out >= 0 && n_in >= 0, "pack_bf16: negative shape");
-    m.n_out = n_out;
-    m.n_in = n_in;
-    m.n_panels = (n_out + kPanelWidth - 1) / kPanelWidth;
-    m.type = WeightType::BF16;
-    m.data.clear();
-    m.data.shrink_to_fit();
+    set_shape(m, n_out, n_in, WeightType::BF16);
     const int n_pairs = (n_in + 1) / 2;
     m.bf16.assign(static_cast<size_t>(m.n_panels) * n_pairs * kPanelWidth, 0u);
     for (int p = 0; p < m.n_panels; ++p) {

@@ -45,7 +45,7 @@ void pack_a(const float* a, int lda, int mc, int kc, uint32_t* dst) {
 template <int MR>
 void kernel_dp(const uint32_t* ap, const uint32_t* b, int n_pairs, float* c, int ldc, int n_cols, bool accumulate) {
     F acc[MR][2];
-    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = F{};
+    zero_tile<MR, 16, 2>(acc);
     for (int q = 0; q < n_pairs; ++q) {
         const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + q * kPanel);
         const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + q * kPanel + 16);

@@ -41,6 +41,12 @@ inline typename Vec<L>::f as_float(typename Vec<L>::u u) {  // the same bits
     return f;
 }
 
+template <int MR, int L, int NV>
+inline void zero_tile(typename Vec<L>::f (&acc)[MR][NV]) {
+    for (int i = 0; i < MR; ++i)
+        for (int v = 0; v < NV; ++v) acc[i][v] = typename Vec<L>::f{};
+}
+
 // acc (MR, NV vectors) into C's columns [0, n_cols): whole vectors where they fit.
 template <int MR, int L, int NV>
 inline void store_tile(typename Vec<L>::f (&acc)[MR][NV], float* c, int ldc, int n_cols, bool accumulate) {
@@ -73,8 +79,7 @@ void kernel_f32(const float* a, int lda, const float* b, int kc, float* c, int l
     constexpr int kW = L * NV;
     for (int h = 0; h * kW < n_cols; ++h) {
         F acc[MR][NV];
-        for (int i = 0; i < MR; ++i)
-            for (int v = 0; v < NV; ++v) acc[i][v] = F{};
+        zero_tile<MR, L, NV>(acc);
         const float* bh = b + h * kW;
         for (int kk = 0; kk < kc; ++kk) {
             F bv[NV];
@@ -100,8 +105,7 @@ void kernel_bf16(const float* a, int lda, const uint32_t* b, int kc, float* c, i
     const int n_pairs = kc / 2;
     for (int h = 0; h * kW < n_cols; ++h) {
         F acc[MR][NV];
-        for (int i = 0; i < MR; ++i)
-            for (int v = 0; v < NV; ++v) acc[i][v] = F{};
+        zero_tile<MR, L, NV>(acc);
         const uint32_t* bh = b + h * kW;
         for (int q = 0; q < n_pairs; ++q) {
             F lo[NV], hi[NV];
