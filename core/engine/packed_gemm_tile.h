@@ -107,20 +107,20 @@ void kernel_bf16(const float* a, int lda, const uint32_t* b, int kc, float* c, i
         F acc[MR][NV];
         zero_tile<MR, L, NV>(acc);
         const uint32_t* bh = b + h * kW;
+        // The even depth over all rows, then the odd one, each widened from the same words (an L1
+        // hit): only NV weight registers live at a time, so AVX2's 6 x 2 accumulators fit 16.
         for (int q = 0; q < n_pairs; ++q) {
-            F lo[NV], hi[NV];
-            for (int v = 0; v < NV; ++v) {
-                const U u = load_v<U>(bh + q * kPanel + v * L);
-                lo[v] = as_float<L>(u << 16);
-                hi[v] = as_float<L>(u & 0xFFFF0000u);
-            }
+            const uint32_t* bq = bh + q * kPanel;
+            F wv[NV];
+            for (int v = 0; v < NV; ++v) wv[v] = as_float<L>(load_v<U>(bq + v * L) << 16);
             for (int i = 0; i < MR; ++i) {
                 const float a0 = a[static_cast<ptrdiff_t>(i) * lda + 2 * q];
+                for (int v = 0; v < NV; ++v) acc[i][v] += a0 * wv[v];
+            }
+            for (int v = 0; v < NV; ++v) wv[v] = as_float<L>(load_v<U>(bq + v * L) & 0xFFFF0000u);
+            for (int i = 0; i < MR; ++i) {
                 const float a1 = a[static_cast<ptrdiff_t>(i) * lda + 2 * q + 1];
-                for (int v = 0; v < NV; ++v) {
-                    acc[i][v] += a0 * lo[v];
-                    acc[i][v] += a1 * hi[v];
-                }
+                for (int v = 0; v < NV; ++v) acc[i][v] += a1 * wv[v];
             }
         }
         if (kc % 2) {
