@@ -833,14 +833,14 @@ int run_screenshot(App& app, const Options& o) {
     push_requests(app);
     app.session->wait_idle();
     std::shared_ptr<const Snapshot> snap = app.session->latest();
-    if (!snap->error.empty()) throw Error("--screenshot", "knobs", snap->error, "fix the option");
+    if (!snap->error.empty()) throw Error("the knobs given", "", snap->error, "fix the option");
     const int n_layers = static_cast<int>(snap->forward.traces.size());
     if (o.layer && (*o.layer < 0 || *o.layer >= std::max(1, n_layers)))
-        throw Error("--layer", std::to_string(*o.layer), "is not a layer of this model",
+        throw Error("--layer", "", std::to_string(*o.layer) + " is not a layer of this model",
                     "the model has " + std::to_string(n_layers) + " MoE layers: 0.." + std::to_string(n_layers - 1));
     const int n_tokens = static_cast<int>(snap->tokens.size());
     if (o.token && (*o.token < 0 || *o.token >= std::max(1, n_tokens)))
-        throw Error("--token", std::to_string(*o.token), "is not a token of the text",
+        throw Error("--token", "", std::to_string(*o.token) + " is not a token of the text",
                     "the text routes " + std::to_string(n_tokens) + " tokens: 0.." + std::to_string(n_tokens - 1));
 
     double frame_sum_ms = 0;
@@ -883,7 +883,8 @@ int run_screenshot(App& app, const Options& o) {
         app.view.cursor = o.token.value_or(app.view.cursor);
         if (i + 1 == o.frames) {
             app.view.anim_t = 1.0f;
-            frame(app, 1.0 / 60.0);
+            std::shared_ptr<const Snapshot> shown = frame(app, 1.0 / 60.0);
+            if (dump::enabled()) dump::end_frame(frame_state(app, *shown));
             int fb_w = 0, fb_h = 0;
             glfwGetFramebufferSize(app.window, &fb_w, &fb_h);
             save_framebuffer_png(o.screenshot, fb_w, fb_h);
