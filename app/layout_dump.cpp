@@ -88,6 +88,14 @@ void clipped(const std::string& what, float need, float have) {
     st().body += "clipped \"" + what + buf;
 }
 
+void message(const std::string& text) {
+    if (!enabled()) return;
+    std::string one_line = text;
+    for (char& c : one_line)
+        if (c == '\n') c = ' ';
+    st().body += "message \"" + one_line + "\"\n";
+}
+
 bool text_fits(const char* what, const char* text, float width) {
     const float need = ImGui::CalcTextSize(text).x;
     if (need <= width + 0.5f) return true;

@@ -28,6 +28,9 @@ void panel(const std::string& label, float x, float y, float w, float h, bool cu
 // Something drawn narrower than it needed: `what` names it, `need` and `have` are pixel widths.
 void clipped(const std::string& what, float need, float have);
 
+// A message the status bar shows, so a failing test can print why.
+void message(const std::string& text);
+
 // ImGui: true when `text` fits `width` pixels at the current font; records it as clipped if not.
 bool text_fits(const char* what, const char* text, float width);
 

@@ -40,6 +40,7 @@
 #include "core/engine/cpu_features.h"
 #include "core/error.h"
 #include "core/session.h"
+#include "core/models/lm.h"
 #include "core/teach/lesson.h"
 
 namespace moe::app {
@@ -178,7 +179,8 @@ Options parse_args(int argc, char** argv) {
 // [SECTION] App state
 struct App {
     GLFWwindow* window = nullptr;
-    Session* session = nullptr;
+    std::unique_ptr<Session> owned_session;
+    Session* session = nullptr;     // owned_session, or a test's
     ViewState view;
     Panel* table = nullptr;
     int n_panels = 0;
@@ -298,6 +300,23 @@ void advance_view(App& app, const Snapshot& snap, double dt) {
 }
 
 // [SECTION] Files
+// Runs another model in a fresh session (the training lab's fine-tuned copy, the built-in one
+// again). The knobs and text are sent to it on the next frame; a model that cannot be opened
+// leaves the current one running and says why.
+void open_model(App& app, const std::string& path) {
+    try {
+        auto next = std::make_unique<Session>(path == "builtin" ? std::string() : path);
+        app.owned_session = std::move(next);  // the old session's worker stops here
+        app.session = app.owned_session.get();
+        app.sent_any = false;
+        app.shown_generation = 0;
+        app.view.info = "running " + (path == "builtin" ? std::string("the built-in model") : path);
+        app.view.status.clear();
+    } catch (const Error& e) {
+        app.view.status = e.what();
+    }
+}
+
 std::string exports_path(const std::string& name) { return export_folder() + "/" + name; }
 
 std::string timestamped_png_name() {
@@ -563,6 +582,7 @@ void draw_status_bar(App& app, const Snapshot& snap, const std::vector<StatusLin
                                    ImGuiWindowFlags_NoFocusOnAppearing | ImGuiWindowFlags_NoBringToFrontOnFocus;
     if (ImGui::Begin("##status", nullptr, flags)) {
         for (const StatusLine& l : lines) {
+            dump::message(l.text);
             ImGui::PushStyleColor(ImGuiCol_Text, l.color);
             ImGui::TextWrapped("%s", l.text.c_str());
             ImGui::PopStyleColor();
@@ -645,13 +665,16 @@ std::string frame_state(const App& app, const Snapshot& snap) {
         cursor_experts = static_cast<int>(tr->token_pairs(v.cursor).size());
     int w = 0, h = 0;
     glfwGetWindowSize(app.window, &w, &h);
-    char buf[512];
+    char buf[768];
     std::snprintf(buf, sizeof buf,
                   "k=%d scheme=%s n_tokens=%zu layer=%d token=%d token_experts=%d presenter=%d window=%dx%d "
-                  "typing=%d error=%d lesson=%s",
+                  "typing=%d error=%d lesson=%s model=%s",
                   tr ? tr->k : 0, scheme_name(snap.knobs.router.scheme), snap.tokens.size(), v.layer, v.cursor,
                   cursor_experts, v.presenter ? 1 : 0, w, h, ImGui::GetIO().WantTextInput ? 1 : 0,
-                  snap.error.empty() ? 0 : 1, lesson_state().c_str());
+                  snap.error.empty() ? 0 : 1, lesson_state().c_str(),
+                  app.session->model_path() == builtin_model_path()
+                      ? "builtin"
+                      : std::filesystem::path(app.session->model_path()).filename().string().c_str());
     return buf;
 }
 
@@ -748,6 +771,7 @@ std::shared_ptr<const Snapshot> frame(App& app, double dt) {
     app.layout = compute_layout(area, wanted_font_scale(app), app.view.show_controls, fold, app.table, app.n_panels);
 
     PanelContext ctx{*app.session, *snap, app.view};
+    app.view.keep_rendering = false;  // the panels say again this frame whether they run live
     const ImGuiWindowFlags flags = ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse;
     for (int i = 0; i < app.n_panels; ++i) {
         Panel& p = app.table[i];
@@ -917,12 +941,13 @@ struct KeyEvent {
     int key, scancode, mods;
 };
 std::vector<int> g_pressed_since_frame;      // keys pressed since the last frame began
-std::vector<KeyEvent> g_held_releases;       // their releases, delivered after that frame
+std::vector<KeyEvent> g_held_releases;       // releases after those presses, delivered after that frame
 
 void on_key(GLFWwindow* w, int key, int scancode, int action, int mods) {
     g_input_seen = true;
-    if (action == GLFW_RELEASE &&
-        std::find(g_pressed_since_frame.begin(), g_pressed_since_frame.end(), key) != g_pressed_since_frame.end()) {
+    // Any release after a press the frame has not seen yet waits, in order: Ctrl+S released
+    // as Ctrl first must still reach the frame as Ctrl held with S.
+    if (action == GLFW_RELEASE && (!g_pressed_since_frame.empty() || !g_held_releases.empty())) {
         g_held_releases.push_back({key, scancode, mods});
         return;
     }
@@ -1001,7 +1026,7 @@ int run(int argc, char** argv) {
 
     // A bad --model is fatal for a screenshot (a script asked for that model); in the window the
     // teacher sees why in the status bar and works with the built-in model.
-    std::unique_ptr<Session> session;
+    std::unique_ptr<Session>& session = app.owned_session;
     try {
         session = std::make_unique<Session>(opt.model);
     } catch (const Error& e) {
@@ -1110,10 +1135,14 @@ int run(int argc, char** argv) {
         app.saved_settings = settings_text(app.view, app.table, app.n_panels);
         while (!glfwWindowShouldClose(app.window) && !app.want_quit) {
             // Render only when something changed: input, a new result, playback or an animation
-            // (bounded: the arcs grow for 0.4 s). Idle, the loop sleeps in glfwWaitEventsTimeout.
-            const bool moving = app.view.playing || app.view.anim_t < 1.0f;
+            // (bounded: the arcs grow for 0.4 s) or a panel training live (until paused or done).
+            // Idle, the loop sleeps in glfwWaitEventsTimeout.
+            const bool moving = app.view.playing || app.view.anim_t < 1.0f || app.view.keep_rendering;
             auto engine_news = [&] { return session->busy() || session->latest()->generation != app.shown_generation; };
-            if (moving || settle_frames > 0 || engine_news()) glfwPollEvents();
+            // At most 60 frames a second even where vsync does not hold the swap (Xvfb, some
+            // drivers): input still wakes the loop at once.
+            const double since_last = std::chrono::duration<double>(Clock::now() - last).count();
+            if (moving || settle_frames > 0 || engine_news()) glfwWaitEventsTimeout(std::max(0.0, 1.0 / 60.0 - since_last));
             else glfwWaitEventsTimeout(0.25);  // wakes now and then: the engine has no GLFW handle
             if (g_input_seen) settle_frames = kSettleFrames;
             g_input_seen = false;
@@ -1124,6 +1153,10 @@ int run(int argc, char** argv) {
             last = now;
             std::shared_ptr<const Snapshot> shown = frame(app, dt);
             release_held_keys(app.window);
+            if (!app.view.open_model_path.empty()) {
+                open_model(app, app.view.open_model_path);
+                app.view.open_model_path.clear();
+            }
             if (app.view.want_lesson_panel) {
                 app.view.want_lesson_panel = false;
                 for (const char* label : {"Lesson", "Getting started"}) {

@@ -44,6 +44,8 @@ struct ViewState {
     int look_at_token = -1;
     int look_at_expert = -1;
     bool want_lesson_panel = false;  // a lesson was opened from outside its panel: show it
+    bool keep_rendering = false;     // a panel trains or measures live: the loop must not sleep (reset every frame)
+    std::string open_model_path;     // non-empty: the frame loop opens this model in a new session ("builtin" = shipped)
 
     // Timing shown in the status bar and printed by --timing.
     double frame_ms = 0.0;         // CPU time to build and render the last frame

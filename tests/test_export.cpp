@@ -197,6 +197,38 @@ TEST(ExportTraining, CsvAndPlots) {
     EXPECT_TRUE(test::xml_well_formed(render_svg(training_loss_plot(c, "loss")), &why)) << why;
 }
 
+// The collapse phase of a long run must still be there when the cure is exported: past
+// kMaxPoints the curves thin out, they are never cut at the front.
+TEST(ExportTraining, LongRunsKeepTheirStartAndThinOut) {
+    TrainingCurves c;
+    const int n = static_cast<int>(TrainingCurves::kMaxPoints) * 3 + 7;
+    for (int s = 1; s <= n; ++s) c.add(s, 1.0f / static_cast<float>(s), 0.5f, {s % 3, 1});
+    ASSERT_GT(c.size(), 0u);
+    EXPECT_EQ(c.step.front(), 1);
+    EXPECT_LE(c.size(), TrainingCurves::kMaxPoints);
+    EXPECT_GE(c.size(), TrainingCurves::kMaxPoints / 4);
+    EXPECT_GE(c.step.back(), n - c.stride);
+    for (size_t i = 1; i < c.size(); ++i) ASSERT_EQ(c.step[i] - c.step[i - 1], c.stride) << i;
+    EXPECT_FLOAT_EQ(c.loss[1], 1.0f / static_cast<float>(1 + c.stride));
+    // The picture is thinned for drawing only, and spans the whole run.
+    const Plot p = training_loss_plot(c, "loss");
+    ASSERT_EQ(p.lines.size(), 2u);
+    EXPECT_LE(p.lines[0].xs.size(), 2001u);
+    EXPECT_EQ(p.lines[0].xs.front(), 1.0f);
+    EXPECT_EQ(p.lines[0].xs.back(), static_cast<float>(c.step.back()));
+}
+
+TEST(ExportTraining, LegendNamesTheLossItPlots) {
+    TrainingCurves c;
+    c.loss_name = "loss (cross-entropy, nats)";
+    c.add(1, 2.5f, 0.3f, {});
+    c.add(2, 2.4f, 0.3f, {});
+    const Plot p = training_loss_plot(c, "fine-tune");
+    ASSERT_FALSE(p.legend.empty());
+    EXPECT_EQ(p.legend[0].name, "loss (cross-entropy, nats)");
+    EXPECT_EQ(TrainingCurves{}.loss_name, "loss (MSE)");  // the 2D mixture's regression loss
+}
+
 TEST(ExportFiles, WritesAllThreeFormats) {
     std::vector<uint8_t> tokens;
     const RoutingTrace tr = switch_trace_with_drops(&tokens);

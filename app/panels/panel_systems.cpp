@@ -270,6 +270,7 @@ void draw_memory_compute(PanelContext& ctx, SystemsUi& s) {
         }
     }
     const bool busy = s.pending.valid();
+    ctx.view.keep_rendering = ctx.view.keep_rendering || busy;  // to pick the result up when it is ready
     ImGui::BeginDisabled(busy);
     if (ImGui::Button(busy ? "measuring..." : "Measure on this machine")) {
         ComputeSweepConfig cfg;

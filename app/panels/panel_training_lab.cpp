@@ -9,18 +9,22 @@
 // [SECTION] Drawing helpers
 // [SECTION] Panel
 #include <imgui.h>
+#include <imgui_stdlib.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cfloat>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "app/layout_dump.h"
 #include "app/panels/viz_common.h"
 #include "app/panels_lab.h"
 #include "app/theme.h"
@@ -35,18 +39,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr double kFrameBudgetMs = 6.0;  // training time per frame: the UI stays at 60 fps
-constexpr size_t kMaxPoints = 4000;     // curves keep the latest points
-
-void trim(TrainingCurves& c) {
-    if (c.size() < kMaxPoints) return;
-    const auto cut = static_cast<std::ptrdiff_t>(kMaxPoints / 4);
-    c.step.erase(c.step.begin(), c.step.begin() + cut);
-    c.loss.erase(c.loss.begin(), c.loss.begin() + cut);
-    c.load_cv.erase(c.load_cv.begin(), c.load_cv.begin() + cut);
-    if (c.expert_load.size() >= static_cast<size_t>(cut))
-        c.expert_load.erase(c.expert_load.begin(), c.expert_load.begin() + cut);
-}
-
 // [SECTION] 2D mixture state
 struct Mix2dLab {
     std::unique_ptr<Mix2dTrainer> trainer;
@@ -65,8 +57,7 @@ struct Mix2dLab {
     }
     void step_once() {
         const Mix2dMetrics m = trainer->step();
-        curves.add(m.step, m.loss, m.load_cv, m.load);
-        trim(curves);
+        curves.add(m.step, m.loss, m.load_cv, m.load);  // the whole run (TrainingCurves thins, never cuts)
     }
 };
 
@@ -84,6 +75,7 @@ struct LmTune {
     std::mutex mu;                // guards curves and message
     TrainingCurves curves;
     std::string message;
+    std::shared_ptr<LmModel> result;  // the fine-tuned copy once a run finished (guarded by mu)
     int steps = 60;
 
     ~LmTune() { halt(); }
@@ -99,7 +91,9 @@ struct LmTune {
         {
             std::lock_guard<std::mutex> lock(mu);
             curves = {};
+            curves.loss_name = "loss (cross-entropy, nats per byte)";
             message = "loading a copy of the model...";
+            result.reset();
         }
         // The copy comes from the file the session loaded (or the same random init), so the
         // session's weights are never shared with this thread.
@@ -122,7 +116,8 @@ struct LmTune {
                 // A short text is repeated so every window of seq + 1 bytes exists.
                 std::string data = text;
                 while (data.size() < static_cast<size_t>(tc.seq) * 8) data += " " + text;
-                Trainer trainer(model, data, tc);
+                {
+                Trainer trainer(model, data, tc);  // borrows model until the end of this block
                 while (!stop && trainer.step_index() < tc.steps) {
                     const TrainMetrics m = trainer.step();
                     std::lock_guard<std::mutex> lock(mu);
@@ -132,10 +127,10 @@ struct LmTune {
                                   m.step, tc.steps, m.loss, m.bpb, m.load_cv, m.tokens_per_s);
                     message = buf;
                 }
-                if (stop) {
-                    std::lock_guard<std::mutex> lock(mu);
-                    message += "  (stopped)";
                 }
+                std::lock_guard<std::mutex> lock(mu);
+                if (stop) message += "  (stopped)";
+                result = std::make_shared<LmModel>(std::move(model));
             } catch (const Error& e) {
                 std::lock_guard<std::mutex> lock(mu);
                 message = e.what();
@@ -149,6 +144,79 @@ LmTune& tune() {
     static LmTune s;
     return s;
 }
+
+// The fine-tuned copy: saved where the user says (atomically, never over the shipped model or the
+// file the session runs), and routed by the app in place of the model it came from.
+struct SavedModel {
+    std::string path;             // typed
+    std::string saved;            // where the current result was written ("" = not yet)
+    const LmModel* of = nullptr;  // which result `saved` holds
+    std::string status;
+};
+
+SavedModel& saved_model() {
+    static SavedModel s;
+    return s;
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+    std::error_code ec1, ec2;
+    const std::filesystem::path ca = std::filesystem::weakly_canonical(a, ec1);
+    const std::filesystem::path cb = std::filesystem::weakly_canonical(b, ec2);
+    return !ec1 && !ec2 && ca == cb;
+}
+
+// Throws moe::Error naming the path when it is not a safe place for the fine-tuned weights.
+void save_finetuned(const Session& session, const LmModel& model, const std::string& path) {
+    if (path.size() < 12 || path.compare(path.size() - 12, 12, ".safetensors") != 0)
+        throw Error(path, "save as", "does not end in .safetensors", "e.g. ~/moelab-exports/finetuned.safetensors");
+    if (same_file(path, builtin_model_path()))
+        throw Error(path, "save as", "is the shipped model", "pick another file: the built-in model stays as shipped");
+    if (!session.model_path().empty() && same_file(path, session.model_path()))
+        throw Error(path, "save as", "is the model the app is running", "pick another file");
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    model.save(path);  // .safetensors and .json, each written to a temporary file and renamed
+}
+
+void draw_finetuned(PanelContext& ctx, const LmModel& model) {
+    SavedModel& s = saved_model();
+    if (s.path.empty()) s.path = export_folder() + "/finetuned.safetensors";
+    ImGui::Separator();
+    ImGui::TextWrapped("The fine-tuned copy is ready. Save it, then route the text with it in place of the model "
+                       "it came from (the button under the lab goes back).");
+    ImGui::SetNextItemWidth(std::max(120.0f, ImGui::GetContentRegionAvail().x - ImGui::CalcTextSize("save as").x - 30));
+    ImGui::InputText("save as", &s.path);
+    dump::item("finetune path");
+    auto save = [&]() -> bool {
+        try {
+            const char* home = std::getenv("HOME");
+            const std::string path =
+                s.path.rfind("~/", 0) == 0 && home ? std::string(home) + s.path.substr(1) : s.path;
+            save_finetuned(ctx.session, model, path);
+            s.saved = path;
+            s.of = &model;
+            s.status = "saved " + path;
+            return true;
+        } catch (const Error& e) {
+            s.status = e.what();
+        } catch (const std::exception& e) {
+            s.status = std::string("not saved: ") + e.what();
+        }
+        return false;
+    };
+    if (ImGui::Button("Save")) save();
+    dump::item("finetune save");
+    ImGui::SameLine();
+    if (ImGui::Button("Route with it")) {
+        if ((s.of == &model && !s.saved.empty()) || save()) ctx.view.open_model_path = s.saved;
+    }
+    dump::item("finetune use");
+    teach_hover("Saves it (if not yet) and runs it in the app: the router, the loads and the next-byte guess are "
+                "the fine-tuned model's.");
+    if (!s.status.empty()) ImGui::TextWrapped("%s", s.status.c_str());
+}
+
 
 // [SECTION] Drawing helpers
 // The plane: one rect per region cell, the top expert's colour, brighter where its gate is larger.
@@ -283,13 +351,18 @@ void draw_mix2d(Mix2dLab& s) {
     draw_load_lines(s.curves, ImVec2(ImGui::GetContentRegionAvail().x, h));
     ImGui::EndGroup();
     if (s.curves.size() > 0) {
-        ImGui::TextUnformatted("Export curves:");
+        // Two plots, three formats each: each row says which plot it writes.
+        ImGui::TextUnformatted("Export loss + CV:");
         ImGui::SameLine();
         export_buttons("mixloss", "mix2d_loss", [&] { return training_loss_plot(s.curves, "mix2d: loss and load CV"); },
                        [&] { return training_csv(s.curves); }, s.status);
         ImGui::SameLine();
+        ImGui::TextUnformatted("  load share:");
+        ImGui::SameLine();
         export_buttons("mixload", "mix2d_load", [&] { return training_load_plot(s.curves, "mix2d: expert load share"); },
                        [&] { return training_csv(s.curves); }, s.status);
+        ImGui::TextDisabled("The whole run since Reset: %zu points from step %d (every %d%s).", s.curves.size(),
+                            s.curves.step.front(), s.curves.stride, s.curves.stride == 1 ? "" : " steps");
     }
     if (!s.status.empty()) ImGui::TextWrapped("%s", s.status.c_str());
 }
@@ -297,10 +370,13 @@ void draw_mix2d(Mix2dLab& s) {
 void draw_lm_tune(PanelContext& ctx) {
     LmTune& t = tune();
     ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8);
-    ImGui::SliderInt("steps", &t.steps, 10, 400);
+    ImGui::SliderInt("steps", &t.steps, 1, 400, "%d", ImGuiSliderFlags_AlwaysClamp);
+    dump::item("finetune steps");
     ImGui::SameLine();
     if (!t.running) {
-        if (ImGui::Button("Fine-tune on my text")) {
+        const bool start = ImGui::Button("Fine-tune on my text");
+        dump::item("finetune start");
+        if (start) {
             if (ctx.view.text_input.empty()) {
                 std::lock_guard<std::mutex> lock(t.mu);
                 t.message = "Type some text in the Text panel first: the fine-tune learns from it.";
@@ -320,31 +396,57 @@ void draw_lm_tune(PanelContext& ctx) {
         message = t.message;
     }
     if (!message.empty()) ImGui::TextWrapped("%s", message.c_str());
+    dump::message("fine-tune: " + message);
     if (curves.size() > 0) {
         plot_series("loss", curves.loss, 50);
         plot_series("load CV", curves.load_cv, 40);
         static std::string status;
-        ImGui::TextUnformatted("Export curves:");
+        ImGui::TextUnformatted("Export loss + CV:");
         ImGui::SameLine();
         export_buttons("lmloss", "lm_finetune_loss", [&] { return training_loss_plot(curves, "LM fine-tune: loss and load CV"); },
                        [&] { return training_csv(curves); }, status);
         if (!status.empty()) ImGui::TextWrapped("%s", status.c_str());
     }
+    std::shared_ptr<LmModel> result;
+    {
+        std::lock_guard<std::mutex> lock(t.mu);
+        if (!t.running) result = t.result;
+    }
+    if (result) draw_finetuned(ctx, *result);
 }
 
 }  // namespace
 
 // [SECTION] Panel
+// Two tabs, so each part has the whole window and neither hides below the other.
 void draw_training_lab(PanelContext& ctx) {
-    if (ImGui::CollapsingHeader("2D mixture of experts, training live", ImGuiTreeNodeFlags_DefaultOpen)) {
-        try {
-            draw_mix2d(mix());
-        } catch (const Error& e) {
-            mix().status = e.what();
-            mix().running = false;
+    if (ImGui::BeginTabBar("##lab")) {
+        const bool mix_open = ImGui::BeginTabItem("2D mixture of experts, training live");
+        dump::item("tab lab mix2d");
+        if (mix_open) {
+            ctx.view.keep_rendering = ctx.view.keep_rendering || mix().running;  // it trains a few steps per frame
+            try {
+                draw_mix2d(mix());
+            } catch (const Error& e) {
+                mix().status = e.what();
+                mix().running = false;
+            }
+            ImGui::EndTabItem();
         }
+        const bool tune_open = ImGui::BeginTabItem("Fine-tune the language model (a copy)");
+        dump::item("tab lab finetune");
+        if (tune_open) {
+            draw_lm_tune(ctx);
+            ctx.view.keep_rendering = ctx.view.keep_rendering || tune().running;  // curves grow in another thread
+            ImGui::EndTabItem();
+        }
+        ImGui::EndTabBar();
     }
-    if (ImGui::CollapsingHeader("Fine-tune the language model (a copy)")) draw_lm_tune(ctx);
+    if (!ctx.session.model_path().empty() && ctx.session.model_path() != builtin_model_path()) {
+        ImGui::TextWrapped("Running %s.", ctx.session.model_path().c_str());
+        ImGui::SameLine();
+        if (ImGui::SmallButton("back to the built-in model")) ctx.view.open_model_path = "builtin";
+    }
     export_folder_field();
 }
 

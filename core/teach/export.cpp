@@ -168,20 +168,49 @@ std::string heatmap_csv(const RoutingTrace& trace, std::span<const uint8_t> toke
 // [SECTION] Training curves
 
 void TrainingCurves::add(int step_index, float loss_value, float cv, std::vector<int> load) {
+    if (!step.empty() && (step_index - step.front()) % stride != 0) return;  // between kept points
     step.push_back(step_index);
     loss.push_back(loss_value);
     load_cv.push_back(cv);
     expert_load.push_back(std::move(load));
+    if (step.size() < kMaxPoints) return;
+    // Halve the resolution, keeping the first point: the run stays whole.
+    stride *= 2;
+    size_t kept = 0;
+    for (size_t i = 0; i < step.size(); ++i) {
+        if ((step[i] - step.front()) % stride != 0) continue;
+        step[kept] = step[i];
+        loss[kept] = loss[i];
+        load_cv[kept] = load_cv[i];
+        expert_load[kept] = std::move(expert_load[i]);
+        ++kept;
+    }
+    step.resize(kept);
+    loss.resize(kept);
+    load_cv.resize(kept);
+    expert_load.resize(kept);
 }
+
+namespace {
+// A picture needs no more points than it has pixels across: every n-th point, and the last.
+constexpr size_t kPlotPoints = 2000;
+std::vector<size_t> plot_indices(size_t n) {
+    std::vector<size_t> idx;
+    const size_t stride = std::max<size_t>(1, (n + kPlotPoints - 1) / kPlotPoints);
+    for (size_t i = 0; i < n; i += stride) idx.push_back(i);
+    if (n > 0 && idx.back() != n - 1) idx.push_back(n - 1);
+    return idx;
+}
+}  // namespace
 
 Plot training_loss_plot(const TrainingCurves& c, const std::string& title) {
     Plot p;
     p.title = title;
     p.x_label = "training step";
     p.y_label = "loss / load CV";
-    PlotLine loss{"loss (MSE)", {0, 114, 178, 255}, 2.0f, {}, {}};
+    PlotLine loss{c.loss_name, {0, 114, 178, 255}, 2.0f, {}, {}};
     PlotLine cv{"load CV", {213, 94, 0, 255}, 2.0f, {}, {}};
-    for (size_t i = 0; i < c.size(); ++i) {
+    for (size_t i : plot_indices(c.size())) {
         loss.xs.push_back(static_cast<float>(c.step[i]));
         loss.ys.push_back(c.loss[i]);
         cv.xs.push_back(static_cast<float>(c.step[i]));
@@ -202,7 +231,7 @@ Plot training_load_plot(const TrainingCurves& c, const std::string& title) {
     for (const auto& l : c.expert_load) n = std::max(n, l.size());
     for (size_t e = 0; e < n; ++e) {
         PlotLine line{"expert " + std::to_string(e), expert_color(static_cast<int>(e)), 1.5f, {}, {}};
-        for (size_t i = 0; i < c.size(); ++i) {
+        for (size_t i : plot_indices(c.size())) {
             const std::vector<int>& l = c.expert_load[i];
             double total = 0;
             for (int v : l) total += v;

@@ -42,7 +42,13 @@ std::string heatmap_csv(const RoutingTrace& trace, std::span<const uint8_t> toke
 std::string byte_label(uint8_t byte);
 
 // [SECTION] Training curves
+// A whole run: every step is kept up to kMaxPoints; past that, every other point is dropped
+// (the run stays whole from step 1 to the last, at half the resolution), so the collapse phase is
+// still there when the cure is exported. Plots thin the points further for drawing; the CSV holds
+// what is kept.
 struct TrainingCurves {
+    static constexpr size_t kMaxPoints = 100000;
+    std::string loss_name = "loss (MSE)";       // the legend: "loss (MSE)" (2D mixture) or cross-entropy
     std::vector<int> step;                      // (n_points)
     std::vector<float> loss;                    // (n_points)
     std::vector<float> load_cv;                 // (n_points)
@@ -50,6 +56,7 @@ struct TrainingCurves {
 
     void add(int step_index, float loss_value, float cv, std::vector<int> load);
     size_t size() const { return step.size(); }
+    int stride = 1;                             // steps between kept points (1, then 2, 4, ...)
 };
 Plot training_loss_plot(const TrainingCurves& curves, const std::string& title);  // loss and load CV
 Plot training_load_plot(const TrainingCurves& curves, const std::string& title);  // each expert's share of the load

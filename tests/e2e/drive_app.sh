@@ -88,11 +88,27 @@ wait_item() {
 }
 click() {
   local xy
-  wait_item "$1" > /dev/null || exit 1
-  sleep 0.15  # a popup is placed in its second frame: click where it settled
-  xy=$(wait_item "$1") || exit 1
+  # A popup is placed in its second frame, a folded header moves what is below it: click where
+  # the widget has settled (the same rectangle in two reports 0.1 s apart).
+  local prev=""
+  for _ in $(seq 50); do
+    xy=$(wait_item "$1") || { echo "$xy"; exit 1; }
+    [ "$xy" = "$prev" ] && break
+    prev=$xy
+    sleep 0.15
+  done
   # shellcheck disable=SC2086
   xdotool mousemove --window "$win" $xy sleep 0.05 click 1
+}
+has_item() { grep -qF "item \"$1\" " "$report" 2> /dev/null; }
+# click_until NAME ITEM: click NAME until widget ITEM is on screen (3 tries, 3 s each): on a
+# loaded machine a click can land on a frame that has not placed the widget yet.
+click_until() {
+  for _ in 1 2 3; do
+    click "$1"
+    for _ in $(seq 30); do has_item "$2" && return 0; alive; sleep 0.1; done
+  done
+  fail "clicking \"$1\" three times did not bring up \"$2\""
 }
 # press KEYS, then wait until KEY=VALUE is on screen; prints the latency.
 press_and_see() {
@@ -139,16 +155,18 @@ press_and_see 3 k 3
 echo "ok: typed 13 bytes (94 -> 107 tokens), the digit went into the text, Esc left the box"
 
 # 4. A scheme picked with the mouse in the combo.
-click "scheme combo"
+click_until "scheme combo" "scheme option switch"
 click "scheme option switch"
 wait_for scheme switch
 wait_for k 1
 echo "ok: Switch picked in the combo (K forced to 1)"
 
 # 5. A lesson from the File menu, stepped.
-click "menu File"
-click "menuitem Open lesson..."
-click "prompt ok"
+click_until "menu File" "menuitem Open lesson..."
+click_until "menuitem Open lesson..." "prompt path"
+wait_item "prompt path" > /dev/null
+wait_for typing 1  # the path field has the keyboard: Enter opens
+xdotool key Return
 wait_not lesson none
 first=$(field lesson)
 case "$first" in *:1/*) ;; *) fail "File > Open lesson opened $first, not its first step";; esac
@@ -170,8 +188,8 @@ echo "ok: presenter at 1280x720, router ${rw}x${rh}, no cut text:"; grep '^panel
 press_and_see p presenter 0
 
 # 7. Exports: a button in the training lab, and Ctrl+S.
-click "menu View"
-click "menuitem Training lab"
+click_until "menu View" "menuitem Training lab"
+click_until "menuitem Training lab" "export mixloss PNG"
 click "export mixloss PNG"
 deadline=$(( $(now_ns) + 10 * 1000000000 ))
 until [ -s "$HOME/moelab-exports/mix2d_loss.png" ]; do
@@ -184,7 +202,27 @@ until ls "$HOME"/moelab-exports/moelab-*.png > /dev/null 2>&1; do
 done
 echo "ok: exported $(cd "$HOME/moelab-exports" && ls | tr '\n' ' ')"
 
-# 8. Undo the last knob change (Switch -> the previous scheme) and quit with Ctrl+Q.
+# 8. Fine-tune a copy on the text, save it (never over the shipped model) and route with it.
+shipped=$(dirname "$APP")/../../assets/model.safetensors
+shipped_sum=$( [ -f "$shipped" ] && md5sum < "$shipped")
+click_until "tab lab finetune" "finetune steps"
+# Three steps are enough to make a different model (Ctrl+click types a slider's value).
+xy=$(wait_item "finetune steps") || { echo "$xy"; exit 1; }
+# shellcheck disable=SC2086
+xdotool mousemove --window "$win" $xy keydown ctrl click 1 keyup ctrl sleep 0.2 key ctrl+a type 3
+xdotool key Return
+click "finetune start"
+deadline=$(( $(now_ns) + 60 * 1000000000 ))
+until grep -qF 'item "finetune use"' "$report"; do
+  alive; [ "$(now_ns)" -lt "$deadline" ] || fail "the fine-tune did not finish within 60 s"; sleep 0.1
+done
+click "finetune use"
+wait_for model finetuned.safetensors
+[ -s "$HOME/moelab-exports/finetuned.safetensors" ] || fail "routing with the fine-tuned model saved no file"
+[ "$shipped_sum" = "$( [ -f "$shipped" ] && md5sum < "$shipped")" ] || fail "the shipped model changed"
+echo "ok: fine-tuned copy saved to \$HOME/moelab-exports/finetuned.safetensors and routing the text"
+
+# 9. Undo the last knob change (Switch -> the previous scheme) and quit with Ctrl+Q.
 xdotool mousemove --window "$win" 5 5
 before=$(field scheme)
 xdotool key ctrl+z
