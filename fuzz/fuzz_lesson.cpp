@@ -8,16 +8,8 @@
 namespace {
 const moe::LessonRunOptions& run_options() {
     static const moe::LessonRunOptions opt = [] {
-        moe::LmConfig c;  // small enough that one forward is a fraction of a millisecond
-        c.d_model = 16;
-        c.n_layers = 2;
-        c.n_heads = 2;
-        c.max_seq = 64;
-        c.moe.d_model = 16;
-        c.moe.d_ff = 16;
-        c.moe.n_experts = 8;  // the lessons' pointers and knobs assume the built-in model's 8 experts
-        c.moe.n_shared = 1;
-        c.router.n_experts = 8;
+        // The lessons' pointers and knobs assume the built-in model's 8 experts.
+        const moe::LmConfig c = moe::fuzz::small_lm(16, 8);
         const std::string path = (moe::fuzz::scratch_dir() / "lesson-lm.safetensors").string();
         moe::LmModel::init(c, 7).save(path);
         moe::LessonRunOptions o;

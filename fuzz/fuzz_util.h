@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/models/lm.h"
 
 namespace moe::fuzz {
 
@@ -57,6 +58,24 @@ inline const std::filesystem::path& scratch_dir() {
         return p;
     }();
     return d;
+}
+
+// A byte LM small enough that loading and a forward take well under a millisecond.
+inline moe::LmConfig small_lm(int d_model, int n_experts, int moe_every = 1) {
+    moe::LmConfig c;
+    c.d_model = d_model;
+    c.n_layers = 2;
+    c.n_heads = 2;
+    c.max_seq = 64;
+    c.moe_every = moe_every;
+    c.d_ff_dense = d_model;
+    c.moe.d_model = d_model;
+    c.moe.d_ff = d_model / 2;
+    c.moe.n_experts = n_experts;
+    c.moe.n_shared = 1;
+    c.router.n_experts = n_experts;
+    c.router.k = 2;
+    return c;
 }
 
 }  // namespace moe::fuzz

@@ -1,9 +1,13 @@
 // fuzz_seeds OUT_DIR: writes the generated part of the seed corpora, one folder per harness.
 // The rest of the seeds are real files passed to libFuzzer as extra corpus folders (scenarios/,
 // assets/configs/) and the committed regression inputs in fuzz/regressions/.
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/io/safetensors.h"
 #include "core/models/lm.h"
@@ -23,23 +27,54 @@ std::string read(const fs::path& p) {
     return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
 }
 
-moe::LmConfig small_lm(int moe_every, int n_experts) {
-    moe::LmConfig c;
-    c.d_model = 8;
-    c.n_layers = 2;
-    c.n_heads = 2;
-    c.max_seq = 16;
-    c.moe_every = moe_every;
-    c.d_ff_dense = 8;
-    c.moe.d_model = 8;
-    c.moe.d_ff = 4;
-    c.moe.n_experts = n_experts;
-    c.moe.n_shared = 1;
-    c.moe.d_ff_shared = 4;
-    c.router.n_experts = n_experts;
-    c.router.k = 2;
-    return c;
+// A real tokenizer.json cut to its first n_keep vocabulary entries (plus added tokens) and the
+// merges among them: every stage (normalizer, pre-tokenizer, decoder, post-processor) stays as
+// the model ships it, in a few KB instead of MBs.
+std::string shrink_tokenizer(const std::string& text, size_t n_keep) {
+    nlohmann::json j = nlohmann::json::parse(text);
+    nlohmann::json& model = j["model"];
+    if (!model.contains("vocab") || !model["vocab"].is_object()) return {};
+    std::vector<std::pair<int64_t, std::string>> by_id;
+    for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) by_id.push_back({it.value().get<int64_t>(), it.key()});
+    std::sort(by_id.begin(), by_id.end());
+    nlohmann::json vocab = nlohmann::json::object();
+    std::set<std::string> kept;
+    for (size_t i = 0; i < by_id.size() && i < n_keep; ++i) {
+        vocab[by_id[i].second] = static_cast<int64_t>(i);
+        kept.insert(by_id[i].second);
+    }
+    nlohmann::json merges = nlohmann::json::array();
+    if (model.contains("merges"))
+        for (const nlohmann::json& m : model["merges"]) {
+            std::string a, b;
+            if (m.is_string()) {
+                const std::string s = m.get<std::string>();
+                const size_t sp = s.find(' ');
+                if (sp == std::string::npos) continue;
+                a = s.substr(0, sp), b = s.substr(sp + 1);
+            } else if (m.is_array() && m.size() == 2) {
+                a = m[0].get<std::string>(), b = m[1].get<std::string>();
+            } else {
+                continue;
+            }
+            if (kept.count(a) && kept.count(b) && kept.count(a + b)) merges.push_back(m);
+        }
+    model["vocab"] = vocab;
+    model["merges"] = merges;
+    nlohmann::json added = nlohmann::json::array();
+    int64_t next = static_cast<int64_t>(vocab.size());
+    if (j.contains("added_tokens"))
+        for (nlohmann::json t : j["added_tokens"]) {
+            if (added.size() >= 8) break;
+            t["id"] = next++;
+            added.push_back(t);
+        }
+    j["added_tokens"] = added;
+    // Post-processors name special tokens by id: point them at the renumbered ones, or drop them.
+    if (j.contains("post_processor") && !j["post_processor"].is_null()) j["post_processor"] = nullptr;
+    return j.dump();
 }
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -52,7 +87,7 @@ int main(int argc, char** argv) {
     int i = 0;
     for (const auto& [every, n] : {std::pair{1, 4}, std::pair{2, 2}}) {
         const fs::path tmp = moe::fuzz::scratch_dir() / "seed.safetensors";
-        moe::LmModel::init(small_lm(every, n), 1).save(tmp.string());
+        moe::LmModel::init(moe::fuzz::small_lm(8, n, every), 1).save(tmp.string());
         const std::string config = read(fs::path(tmp).replace_extension(".json")), weights = read(tmp);
         write(out / "lm_model" / ("pair" + std::to_string(i)), config + std::string(moe::fuzz::kSeparator) + weights);
         write(out / "safetensors" / ("lm" + std::to_string(i) + ".safetensors"), weights);
@@ -87,6 +122,18 @@ int main(int argc, char** argv) {
     const char* texts[] = {"Mixture of experts routes each token to a few experts.", "int main(void) { return 0; }\n",
                            "Grüße, 世界! Ça va? \xF0\x9F\x98\x80", "\x01\x02\xff\xfe bytes\x7f"};
     for (size_t j = 0; j < std::size(texts); ++j) write(out / "forward" / ("text" + std::to_string(j)), std::string("\x03\x02\x01\x00", 4) + texts[j]);
+    // tokenizer.json: the real files of the tokenizer tests (scripts/fetch-fixtures.sh), shrunk.
+    const char* fx = std::getenv("MOE_FIXTURES_DIR");
+    const char* home = std::getenv("HOME");
+    const fs::path fixtures = fx ? fs::path(fx) : fs::path(home ? home : "/root") / ".cache/moelab/fixtures";
+    std::error_code ec;
+    for (const char* name : {"llama2", "qwen3", "deepseek_v3", "gptoss"}) {
+        const fs::path p = fixtures / "tokenizers" / name / "tokenizer.json";
+        if (!fs::exists(p, ec)) continue;
+        const std::string small = shrink_tokenizer(read(p), 400);
+        if (!small.empty())
+            write(out / "tokenizer" / name, small + std::string(moe::fuzz::kSeparator) + "Hello, world! Grüße 123 \n\t  <s>x</s>");
+    }
     std::printf("fuzz_seeds: wrote seeds under %s\n", out.string().c_str());
     fs::remove_all(moe::fuzz::scratch_dir());
     return 0;

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/io/json_input.h"
 #include "core/text/added_tokens.h"
 #include "core/text/bpe.h"
 #include "core/text/decoders.h"
@@ -38,12 +39,9 @@ std::string read_file(const std::filesystem::path& p) {
     return s;
 }
 
+// Depth-capped, and every JSON exception a moe::Error (1e999 throws out_of_range): issue 15.
 nlohmann::json parse_json(const std::string& text, const std::string& file) {
-    try {
-        return nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-        throw Error(file, "", std::string("is not valid JSON: ") + e.what(), "a truncated download? fetch the file again");
-    }
+    return parse_json_input(text, file, "", "a truncated download? fetch the file again");
 }
 
 // [SECTION] HfTokenizer

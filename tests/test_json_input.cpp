@@ -1,0 +1,67 @@
+// core/io/json_input.h: outside JSON is depth-capped before parsing and every failure is a
+// moe::Error (issue 15, holes 1 and 2), for every reader that uses it, tokenizer.json included.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "core/error.h"
+#include "core/io/json_input.h"
+#include "core/io/limits.h"
+#include "core/text/hf_tokenizer.h"
+
+namespace moe {
+namespace {
+
+std::string error_of(const std::string& text) {
+    try {
+        parse_json_input(text, "f.json", "header", "hint");
+    } catch (const Error& e) {
+        EXPECT_EQ(e.where(), "f.json");
+        EXPECT_EQ(e.field(), "header");
+        return e.problem();
+    }
+    return "";
+}
+
+TEST(JsonInput, DepthIsCappedOutsideStringsOnly) {
+    const std::string at_cap = std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']');
+    EXPECT_EQ(error_of(at_cap), "");
+    const std::string over = "[" + at_cap + "]";
+    EXPECT_NE(error_of(over).find("more than 64 deep"), std::string::npos) << error_of(over);
+    EXPECT_EQ(error_of("{\"a\": \"" + std::string(1000, '{') + "\\\"[[[\"}"), "");  // brackets in strings, escaped quote
+    EXPECT_NE(error_of(std::string(10000, '{')).find("more than 64 deep"), std::string::npos);
+}
+
+TEST(JsonInput, EveryLibraryExceptionIsAMoeError) {
+    EXPECT_NE(error_of("{\"a\": 1e999}").find("not valid JSON"), std::string::npos);  // out_of_range 406
+    EXPECT_NE(error_of("{\"a\": ").find("not valid JSON"), std::string::npos);        // parse_error
+    EXPECT_NE(error_of("\"\xff\"").find("not valid JSON"), std::string::npos);         // invalid UTF-8
+}
+
+TEST(JsonInput, ShownNeverDumpsContainers) {
+    EXPECT_EQ(json_shown(nlohmann::json::parse("[[1],[2],[3]]")), "an array of 3");
+    EXPECT_EQ(json_shown(nlohmann::json::parse("{\"a\":{}}")), "an object");
+    EXPECT_EQ(json_shown(nlohmann::json::parse("1.5")), "1.5");
+    EXPECT_EQ(json_shown(std::string(100, 'x')).size(), 40u);
+}
+
+TEST(JsonInput, TokenizerJsonGoesThroughIt) {
+    const std::filesystem::path p = std::filesystem::temp_directory_path() / ("moelab_json_input_" + std::to_string(::getpid()) + ".json");
+    for (const std::string& text : {std::string(R"({"model":{"type":"BPE","vocab":{"a":1e999},"merges":[]}})"),
+                                    R"({"normalizer":)" + std::string(10000, '[') + std::string(10000, ']') + "}"}) {
+        std::ofstream(p, std::ios::binary) << text;
+        try {
+            load_hf_tokenizer(p);
+            ADD_FAILURE() << "loaded a hostile tokenizer.json";
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+        }
+    }
+    std::filesystem::remove(p);
+}
+
+}  // namespace
+}  // namespace moe
