@@ -28,10 +28,14 @@
 #include <string>
 #include <vector>
 
+#include "app/fonts.h"
+#include "app/gl_shaders.h"
 #include "app/layout.h"
 #include "app/layout_dump.h"
 #include "app/panels.h"
+#include "app/panels/viz_common.h"
 #include "app/panels_lab.h"
+#include "app/random_model.h"
 #include "app/screenshot.h"
 #include "app/settings.h"
 #include "app/theme.h"
@@ -71,6 +75,7 @@ struct Options {
     bool presenter = false;              // --presenter
     int width = 1280, height = 720;      // --size WxH
     std::string model;                   // --model PATH (default: the built-in model)
+    std::string random_model;            // --random-model SPEC (app/random_model.h)
     std::string settings;                // --settings FILE instead of ~/.config/moelab/settings.json
     std::optional<Device> device;        // --device cpu|cuda; default: CUDA when a GPU is usable
     std::string dump_layout;             // --dump-layout FILE: the frame's own report (layout_dump.h)
@@ -82,6 +87,7 @@ constexpr const char* kUsage =
     "              [--capacity C] [--drop POLICY] [--layer L] [--token I] [--presenter] [--size WxH]\n"
     "              [--device cpu|cuda]   (default: cuda when a GPU is usable, else cpu)\n"
     "              [--lesson FILE] [--dump-layout FILE]   (panel and widget rectangles, cut text, state)\n"
+    "              [--random-model experts=N,layers=L,...]   (demo/testing: random weights, real shapes)\n"
     "       moelab --screenshot FILE [--frames N] [--timing] [same options]\n"
     "       (screenshots use default settings unless --settings is given, and never save them)\n"
     "schemes: soft topk_mixtral topk_gshard noisy_topk switch gshard_top2 expert_choice hash\n"
@@ -156,6 +162,9 @@ Options parse_args(int argc, char** argv) {
             o.height = h;
         } else if (a == "--model") {
             o.model = value();
+        } else if (a == "--random-model") {
+            o.random_model = value();
+            (void)parse_random_model(o.random_model);  // a bad spec is an argument error, before any window
         } else if (a == "--device") {
             o.device = parse_device(value(), "moelab", a);
         } else if (a == "--dump-layout") {
@@ -171,6 +180,8 @@ Options parse_args(int argc, char** argv) {
             throw Error("moelab", a, "is not an option", "see moelab --help");
         }
     }
+    if (!o.model.empty() && !o.random_model.empty())
+        throw Error("moelab", "--random-model", "and --model both given", "open one model");
     if (o.screenshot.empty() && o.timing)
         throw Error("moelab", "--timing", "works with --screenshot only", "add --screenshot FILE");
     return o;
@@ -244,7 +255,9 @@ float wanted_font_scale(const App& app) {
 void update_fonts(App& app) {
     app.view.ui_scale = app.content_scale * app.view.user_zoom;
     const float s = wanted_font_scale(app);
-    if (s == app.font_scale) return;
+    // CJK, emoji and symbols are loaded for the glyphs the text needs (app/fonts.h).
+    want_glyphs(app.view.text_input);
+    if (s == app.font_scale && !glyphs_changed()) return;
     app.font_scale = s;
     ImGui::GetIO().Fonts->Clear();
     load_fonts(s);
@@ -907,7 +920,10 @@ int run_screenshot(App& app, const Options& o) {
         app.view.cursor = o.token.value_or(app.view.cursor);
         if (i + 1 == o.frames) {
             app.view.anim_t = 1.0f;
+            draw_report().on = true;  // the panels say what they drew, for the tests
+            draw_report().lines.clear();
             std::shared_ptr<const Snapshot> shown = frame(app, 1.0 / 60.0);
+            draw_report().on = false;
             if (dump::enabled()) dump::end_frame(frame_state(app, *shown));
             int fb_w = 0, fb_h = 0;
             glfwGetFramebufferSize(app.window, &fb_w, &fb_h);
@@ -925,6 +941,7 @@ int run_screenshot(App& app, const Options& o) {
                            (app.view.show_controls || std::strcmp(app.table[i].label, "Controls") != 0);
         if (shown) std::printf("panel \"%s\" %.0f %.0f %.0f %.0f\n", app.table[i].label, r.x, r.y, r.w, r.h);
     }
+    for (const std::string& line : draw_report().lines) std::printf("drawn %s\n", line.c_str());
     std::printf("saved %s (%d frames, %.0f ms)\n", o.screenshot.c_str(), o.frames, ms_since(start));
     return 0;
 }
@@ -1027,7 +1044,12 @@ int run(int argc, char** argv) {
     // A bad --model is fatal for a screenshot (a script asked for that model); in the window the
     // teacher sees why in the status bar and works with the built-in model.
     std::unique_ptr<Session>& session = app.owned_session;
+    struct RandomFile {
+        std::string path;
+        ~RandomFile() { remove_random_model(path); }
+    } random_file;
     try {
+        if (!opt.random_model.empty()) opt.model = random_file.path = write_random_model(opt.random_model);
         session = std::make_unique<Session>(opt.model);
     } catch (const Error& e) {
         std::fprintf(stderr, "moelab: %s\n", e.what());
@@ -1099,6 +1121,12 @@ int run(int argc, char** argv) {
     io.IniFilename = ini_path.empty() ? nullptr : ini_path.c_str();
     ImGui_ImplGlfw_InitForOpenGL(app.window, false);
     ImGui_ImplOpenGL3_Init("#version 330 core");
+    // Shaders compile once; one that does not is said once in the status bar, and its views
+    // fall back to ImGui rectangles.
+    if (const std::string msg = gl::init_shaders(); !msg.empty()) {
+        std::fprintf(stderr, "moelab: %s\n", msg.c_str());
+        if (app.view.status.empty()) app.view.status = msg;
+    }
     glfwSetKeyCallback(app.window, on_key);
     glfwSetCharCallback(app.window, on_char);
     glfwSetMouseButtonCallback(app.window, on_mouse_button);
@@ -1175,6 +1203,7 @@ int run(int argc, char** argv) {
         }
     }
 
+    gl::shutdown_shaders();
     ImGui_ImplOpenGL3_Shutdown();
     ImGui_ImplGlfw_Shutdown();
     ImGui::DestroyContext();

@@ -31,5 +31,6 @@ void draw_load_bars(PanelContext& ctx);    // per-expert load, capacity line, ov
 void draw_heatmap(PanelContext& ctx);      // tokens x experts gate probabilities, chosen/dropped marked
 void draw_counters(PanelContext& ctx);     // total vs active params, FLOPs/token, memory; famous-model gallery
 void draw_prediction(PanelContext& ctx);   // top next-byte candidates with probabilities
+void draw_overview(PanelContext& ctx);     // layers x experts load, tokens x layers top-1; click selects everywhere
 
 }  // namespace moe::app

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 
+#include "app/fonts.h"
 #include "core/teach/palette.h"
 
 namespace moe::app {
@@ -110,10 +111,14 @@ void load_fonts(float scale) {
     if (!(scale > 0.25f && scale < 8.0f)) scale = 1.0f;  // a garbage DPI must not ask for 0 px fonts
     ImGuiIO& io = ImGui::GetIO();
     io.Fonts->Clear();
-    // The first font added is ImGui's default for every widget.
-    add_font(kSansPath, 17.0f * scale);
+    // The first font added is ImGui's default for every widget. Each gets the CJK, emoji and
+    // symbol glyphs the current text needs merged in (app/fonts.h).
+    merge_script_fonts(add_font(kSansPath, 17.0f * scale), kSansPath, 17.0f * scale);
     g_font_large = add_font(kSansPath, 30.0f * scale);
+    merge_script_fonts(g_font_large, kSansPath, 30.0f * scale);
     g_font_mono = add_font(kMonoPath, 19.0f * scale);
+    merge_script_fonts(g_font_mono, kMonoPath, 19.0f * scale);
+    finish_font_atlas();
     // The renderer backend rebuilds its texture from the atlas (main.cpp, after this call).
 }
 

@@ -31,6 +31,8 @@ struct ViewState {
     bool show_controls = true;
     bool fullscreen = false;
     bool cumulative_load = false;  // load bars: this batch or cumulative since reset
+    bool sort_load = false;        // load bars: busiest expert first (offered past 16 experts)
+    int selected_expert = -1;      // picked in the overview; marked in every view (-1: none)
 
     // Status line: `status` for problems (errors from files, refused values; shown, never
     // fatal), `info` for news (where a file was written). The session's own error is shown once,

@@ -10,6 +10,7 @@ pkgs=(
   libgtest-dev libbenchmark-dev               # tests, bench
   libimgui-dev libglfw3-dev libstb-dev        # app (Dear ImGui 1.86 ships the GLFW + OpenGL3 backends)
   libgl-dev libgl1-mesa-dri fonts-dejavu-core # OpenGL (Mesa, software GL works), presenter fonts
+  fonts-noto-cjk fonts-symbola                # CJK and (monochrome) emoji glyphs the text needs
   xvfb xauth xdotool                          # headless window for the app's tests and screenshots; real input
   clang-14 libclang-rt-14-dev libomp-14-dev   # fuzz/ (MOE_FUZZ): libFuzzer, sanitizer runtimes, OpenMP for clang
   fortunes fortunes-de fortunes-es fortunes-ru linux-libc-dev  # the corpus (prose in 4 languages, C)

@@ -1,9 +1,9 @@
 // Heatmap: router probability p for every (token, expert) of one layer. Rows = tokens (scroll),
 // columns = experts. Chosen cells are outlined, dropped ones crossed in red, the current token's
-// row is framed. Only visible rows are drawn, and nothing is allocated per cell, so 256 tokens x
-// 64 experts stays cheap.
+// row is framed. The cells are one float texture coloured by shaders/heatmap.frag (a viridis
+// ramp, the same as gl::viridis() for the legend), so 1,000 tokens x 384 experts cost one quad;
+// labels and marks are drawn for the visible rows only.
 //
-// [SECTION] Colour map
 // [SECTION] Panel
 #include <imgui.h>
 
@@ -12,32 +12,12 @@
 #include <cmath>
 #include <cstdio>
 
+#include "app/gl_shaders.h"
 #include "app/panels.h"
 #include "app/panels/viz_common.h"
 #include "app/theme.h"
 
 namespace moe::app {
-
-namespace {
-
-// [SECTION] Colour map
-// A viridis-like ramp: perceptually ordered dark -> bright, readable by colour-blind viewers, and
-// distinct from the expert colours (which mark columns, not values).
-ImU32 ramp(float t) {
-    static constexpr float kStops[5][3] = {
-        {68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
-    t = std::clamp(t, 0.0f, 1.0f) * 4.0f;
-    const int i = std::min(static_cast<int>(t), 3);
-    const float f = t - static_cast<float>(i);
-    const float r = kStops[i][0] + (kStops[i + 1][0] - kStops[i][0]) * f;
-    const float g = kStops[i][1] + (kStops[i + 1][1] - kStops[i][1]) * f;
-    const float b = kStops[i][2] + (kStops[i + 1][2] - kStops[i][2]) * f;
-    return IM_COL32(static_cast<int>(r), static_cast<int>(g), static_cast<int>(b), 255);
-}
-
-}  // namespace
-
-// [SECTION] Panel
 
 void draw_heatmap(PanelContext& ctx) {
     const Snapshot& snap = ctx.snap;
@@ -74,7 +54,7 @@ void draw_heatmap(PanelContext& ctx) {
         for (int i = 0; i < steps; ++i) {
             const float x0 = a.x + fs * 1.6f + w * static_cast<float>(i) / steps;
             dl->AddRectFilled(ImVec2(x0, a.y + 2.0f), ImVec2(x0 + w / steps + 0.5f, a.y + 2.0f + h),
-                              ramp(static_cast<float>(i) / (steps - 1)));
+                              gl::viridis(static_cast<float>(i) / (steps - 1)));
         }
         dl->AddText(font, fs * 0.8f, ImVec2(a.x, a.y), IM_COL32(200, 200, 210, 255), "0");
         char b[32];
@@ -88,7 +68,8 @@ void draw_heatmap(PanelContext& ctx) {
     const float label_fs = fs * 0.85f;
     const float label_w = mono->CalcTextSizeA(label_fs, FLT_MAX, 0.0f, "000 <E2>").x + 8.0f;
     const float avail_w = ImGui::GetContentRegionAvail().x - ImGui::GetStyle().ScrollbarSize - 8.0f;
-    const float cell_w = std::clamp((avail_w - label_w) / static_cast<float>(n_experts), 4.0f, fs * 5.0f);
+    // Down to 1 px per expert (384 experts fit a 1280 px window); wider cells up to 5 em.
+    const float cell_w = std::clamp((avail_w - label_w) / static_cast<float>(n_experts), 1.0f, fs * 5.0f);
     const float cell_h = std::max(fs * 0.95f, 8.0f);
 
     // Column header: expert labels, thinned when columns are narrow.
@@ -99,7 +80,8 @@ void draw_heatmap(PanelContext& ctx) {
         const int every = std::max(1, static_cast<int>(std::ceil(lab_w / cell_w)));
         for (int e = 0; e < n_experts; ++e) {
             const float x0 = x_base + cell_w * static_cast<float>(e);
-            dl->AddRectFilled(ImVec2(x0 + 1, a.y + fs * 0.95f), ImVec2(x0 + cell_w - 1, a.y + fs * 1.2f), expert_color(e));
+            const float g = cell_w >= 4.0f ? 1.0f : 0.0f;
+            dl->AddRectFilled(ImVec2(x0 + g, a.y + fs * 0.95f), ImVec2(x0 + cell_w - g, a.y + fs * 1.2f), expert_color(e));
             if (e % every == 0) {
                 char b[12];
                 std::snprintf(b, sizeof b, "E%d", e);
@@ -117,6 +99,36 @@ void draw_heatmap(PanelContext& ctx) {
     const int first = std::clamp(static_cast<int>(scroll_y / cell_h) - 1, 0, n_tokens);
     const int last = std::clamp(static_cast<int>((scroll_y + win_h) / cell_h) + 1, 0, n_tokens);
     const float x_cells = origin.x + label_w;
+    // Below ~4 px a 1 px gap would eat the cell: adjacent cells then touch.
+    const float gap = cell_w >= 4.0f ? 1.0f : 0.0f;
+
+    // The cells: one textured quad, coloured per pixel by shaders/heatmap.frag, when the shader
+    // compiled; else one rectangle per visible cell (the fallback the status bar announced).
+    if (gl::heatmap_shader_ok()) {
+        static gl::FloatTexture tex;
+        const unsigned long long key = (snap.generation << 8) ^ static_cast<unsigned long long>(view.layer);
+        if (!tex.current(key)) tex.update(key, tr.probs.data(), n_tokens, n_experts);  // Mat is row-major (tensor.h)
+        gl::HeatmapQuad q;
+        q.p0 = ImVec2(x_cells, origin.y);
+        q.p1 = ImVec2(x_cells + cell_w * static_cast<float>(n_experts), origin.y + cell_h * static_cast<float>(n_tokens));
+        q.value_max = p_max;
+        q.gap_px = gap;
+        gl::draw_heatmap(cdl, tex, q);
+    } else {
+        for (int t = first; t < last; ++t) {
+            const float y0 = origin.y + cell_h * static_cast<float>(t);
+            for (int e = 0; e < n_experts; ++e) {
+                const float x0 = x_cells + cell_w * static_cast<float>(e);
+                cdl->AddRectFilled(ImVec2(x0, y0), ImVec2(x0 + cell_w - gap, y0 + cell_h - 1.0f),
+                                   gl::viridis(tr.probs(t, e) / p_max));
+            }
+        }
+    }
+
+    report_drawn("heatmap %d x %d at %.1f %.1f cell %.2f x %.2f rows %d..%d shader %d", n_tokens, n_experts, x_cells,
+                 origin.y, cell_w, cell_h, first, last, gl::heatmap_shader_ok() ? 1 : 0);
+
+    // Labels and marks on top, for the visible rows only.
     char lab[8];
     for (int t = first; t < last; ++t) {
         const float y0 = origin.y + cell_h * static_cast<float>(t);
@@ -125,26 +137,28 @@ void draw_heatmap(PanelContext& ctx) {
         const uint8_t* tb = byte_view.data() + t;
         const int clen = utf8_char_len(tb, static_cast<size_t>(n_tokens - t));
         if (clen >= 2) {
-            std::snprintf(rl, sizeof rl, "%3d %.*s", t, clen, reinterpret_cast<const char*>(tb));
+            const std::string g = screen_text(std::string_view(reinterpret_cast<const char*>(tb), static_cast<size_t>(clen)));
+            std::snprintf(rl, sizeof rl, "%3d %s", t, g.c_str());
         } else {
             byte_label(*tb, lab);
             std::snprintf(rl, sizeof rl, "%3d %s", t, lab);
         }
         cdl->AddText(mono, label_fs, ImVec2(origin.x, y0 + (cell_h - label_fs) * 0.5f),
                      t == cur ? IM_COL32(255, 255, 255, 255) : IM_COL32(170, 170, 185, 255), rl);
-        for (int e = 0; e < n_experts; ++e) {
-            const float x0 = x_cells + cell_w * static_cast<float>(e);
-            cdl->AddRectFilled(ImVec2(x0, y0), ImVec2(x0 + cell_w - 1.0f, y0 + cell_h - 1.0f), ramp(tr.probs(t, e) / p_max));
-        }
         for (const RoutedPair& p : tr.token_pairs(t)) {
             if (p.expert < 0 || p.expert >= n_experts) continue;
             const float x0 = x_cells + cell_w * static_cast<float>(p.expert);
-            if (p.dropped) {
+            const float x1 = x0 + std::max(cell_w - gap, 1.0f);
+            if (cell_w < 5.0f) {
+                // Too narrow for an outline: a solid white (kept) or red (dropped) tick.
+                cdl->AddRectFilled(ImVec2(x0, y0), ImVec2(std::max(x1, x0 + 2.0f), y0 + cell_h - 1.0f),
+                                   p.dropped ? kColorDropped : IM_COL32(255, 255, 255, 255));
+            } else if (p.dropped) {
                 const float m = std::min(cell_w, cell_h) * 0.15f;
-                cdl->AddLine(ImVec2(x0 + m, y0 + m), ImVec2(x0 + cell_w - 1 - m, y0 + cell_h - 1 - m), kColorDropped, 2.0f);
-                cdl->AddLine(ImVec2(x0 + m, y0 + cell_h - 1 - m), ImVec2(x0 + cell_w - 1 - m, y0 + m), kColorDropped, 2.0f);
+                cdl->AddLine(ImVec2(x0 + m, y0 + m), ImVec2(x1 - m, y0 + cell_h - 1 - m), kColorDropped, 2.0f);
+                cdl->AddLine(ImVec2(x0 + m, y0 + cell_h - 1 - m), ImVec2(x1 - m, y0 + m), kColorDropped, 2.0f);
             } else {
-                cdl->AddRect(ImVec2(x0, y0), ImVec2(x0 + cell_w - 1.0f, y0 + cell_h - 1.0f), IM_COL32(255, 255, 255, 230), 0.0f, 0, 1.5f);
+                cdl->AddRect(ImVec2(x0, y0), ImVec2(x1, y0 + cell_h - 1.0f), IM_COL32(255, 255, 255, 230), 0.0f, 0, 1.5f);
             }
         }
     }

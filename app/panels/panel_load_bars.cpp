@@ -9,6 +9,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
 #include "app/panels.h"
 #include "app/panels/viz_common.h"
@@ -72,6 +73,16 @@ void draw_load_bars(PanelContext& ctx) {
             "run since Reset, so you can watch a bias or a balancing method even out the experts.");
     same_line_if_fits(ImGui::CalcTextSize("Reset").x + ImGui::GetStyle().FramePadding.x * 2.0f);
     if (ImGui::Button("Reset")) ctx.session.reset_cumulative();
+    // Past 16 experts the bars are thin: sorted, the shape of the imbalance reads at a glance
+    // (a few tall bars and a long flat tail is collapse; a flat top is balance).
+    const bool many = n_experts > 16;
+    if (many) {
+        same_line_if_fits(ImGui::CalcTextSize("Sorted").x + ImGui::GetFrameHeight() + ImGui::GetStyle().ItemInnerSpacing.x);
+        ImGui::Checkbox("Sorted", &view.sort_load);
+        explain("On: busiest expert first, so the shape of the imbalance shows. Off: experts in id order, "
+                "so the same expert stays in the same place when you change the text or the knobs.");
+    }
+    const bool sorted = many && view.sort_load;
 
     // The counts to draw.
     const std::vector<int>* kept = &tr.expert_load;
@@ -125,6 +136,34 @@ void draw_load_bars(PanelContext& ctx) {
             explain("(token, expert) pairs refused because the expert was already at capacity. A dropped pair "
                   "contributes nothing; the token still reaches the next layer through the residual.");
         }
+    }
+
+    // The slot order (id order, or busiest first), and the busiest and idlest experts by name:
+    // with 256 thin bars nobody can read which one is which.
+    std::vector<int> order(static_cast<size_t>(n_experts));
+    for (int e = 0; e < n_experts; ++e) order[static_cast<size_t>(e)] = e;
+    const auto wanted_of = [&](int e) {
+        const size_t i = static_cast<size_t>(e);
+        return (*kept)[i] + (cumulative ? 0 : std::max(0, tr.expert_wanted[i] - tr.expert_load[i]));
+    };
+    if (sorted)
+        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return wanted_of(a) > wanted_of(b); });
+    int most = 0, least = 0;
+    for (int e = 1; e < n_experts; ++e) {
+        if (wanted_of(e) > wanted_of(most)) most = e;
+        if (wanted_of(e) < wanted_of(least)) least = e;
+    }
+    if (many) {
+        int n_idle = 0;
+        for (int e = 0; e < n_experts; ++e) n_idle += (*kept)[static_cast<size_t>(e)] == 0 ? 1 : 0;
+        char txt[96];
+        std::snprintf(txt, sizeof txt, "most E%d (%d)   least E%d (%d)   idle %d of %d", most, wanted_of(most), least,
+                      wanted_of(least), n_idle, n_experts);
+        ImGui::TextUnformatted(txt);
+        explain("The busiest and the least used expert of this layer, by the tokens the router sent them "
+                "(kept + dropped), and how many experts got no token at all.");
+        report_drawn("load most E%d %d least E%d %d sorted %d", most, wanted_of(most), least, wanted_of(least),
+                     sorted ? 1 : 0);
     }
 
     // Canvas.
@@ -187,11 +226,12 @@ void draw_load_bars(PanelContext& ctx) {
     const int label_every = std::max(1, static_cast<int>(std::ceil(lab_w / slot)));
     const ImVec2 mouse = ImGui::GetMousePos();
     int hovered_e = -1;
-    for (int e = 0; e < n_experts; ++e) {
+    for (int s = 0; s < n_experts; ++s) {
+        const int e = order[static_cast<size_t>(s)];
         const size_t i = static_cast<size_t>(e);
         const int k = (*kept)[i];
         const int over = cumulative ? 0 : std::max(0, tr.expert_wanted[i] - tr.expert_load[i]);
-        const float x0 = p0.x + slot * static_cast<float>(e) + (slot - bar_w) * 0.5f, x1 = x0 + bar_w;
+        const float x0 = p0.x + slot * static_cast<float>(s) + (slot - bar_w) * 0.5f, x1 = x0 + bar_w;
         const float yk = y_of(k);
         dl->AddRectFilled(ImVec2(x0, yk), ImVec2(x1, p1.y), expert_color(e), 2.0f);
         if (over > 0) {
@@ -215,13 +255,19 @@ void draw_load_bars(PanelContext& ctx) {
                 dl->AddText(font, fs * 0.8f, ImVec2((x0 + x1 - ow) * 0.5f, ty + fs * 0.8f), kColorDropped, b);
             }
         }
-        if (e % label_every == 0) {
+        if (s % label_every == 0) {
             char b[12];
             std::snprintf(b, sizeof b, "E%d", e);
             const float tw = font->CalcTextSizeA(fs * 0.8f, FLT_MAX, 0.0f, b).x;
             dl->AddText(font, fs * 0.8f, ImVec2((x0 + x1 - tw) * 0.5f, p1.y + 3.0f), expert_color(e), b);
         }
-        if (hovered && mouse.x >= p0.x + slot * static_cast<float>(e) && mouse.x < p0.x + slot * static_cast<float>(e + 1))
+        // The expert picked in the overview, and the busiest and idlest ones: a frame and a tick
+        // below the axis, so a 1-pixel bar can still be found.
+        if (many && (e == most || e == least || e == view.selected_expert)) {
+            const ImU32 mark = e == view.selected_expert ? IM_COL32(255, 255, 255, 255) : IM_COL32(255, 255, 255, 170);
+            dl->AddRect(ImVec2(x0 - 1.5f, y_of(k + over) - 1.5f), ImVec2(x1 + 1.5f, p1.y + 1.5f), mark, 0.0f, 0, 1.5f);
+        }
+        if (hovered && mouse.x >= p0.x + slot * static_cast<float>(s) && mouse.x < p0.x + slot * static_cast<float>(s + 1))
             hovered_e = e;
     }
 

@@ -4,6 +4,7 @@
 //
 // [SECTION] Geometry helpers
 // [SECTION] Expert grid
+// [SECTION] Cell grid
 // [SECTION] Arcs
 // [SECTION] Panel
 #include <imgui.h>
@@ -12,7 +13,9 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
+#include "app/gl_shaders.h"
 #include "app/panels.h"
 #include "app/panels/viz_common.h"
 #include "app/theme.h"
@@ -129,6 +132,52 @@ ExpertGrid layout_experts(int n_experts, ImVec2 a, ImVec2 b, float fs) {
     return g;
 }
 
+// [SECTION] Cell grid
+// Past kMaxBoxes experts (Granite's 32, OLMoE's 64, DeepSeek-V3's 256, Kimi K2's 384) a labelled
+// box each no longer fits: the experts become a grid of square cells, coloured by router
+// probability (the heatmap's viridis, darkened), the chosen K lit in their expert colour with
+// a white frame and a gate tag; hovering any cell names it.
+constexpr int kMaxBoxes = 16;
+
+struct CellGrid {
+    ImVec2 origin;    // top-left of cell 0
+    int cols = 1, rows = 1;
+    float side = 0;   // cell pitch; the drawn square leaves a gap
+
+    ImVec2 cell_min(int e) const {
+        return ImVec2(origin.x + side * static_cast<float>(e % cols), origin.y + side * static_cast<float>(e / cols));
+    }
+    float gap() const { return side >= 6.0f ? std::max(1.0f, side * 0.12f) : 0.0f; }
+    ImVec2 center(int e) const {
+        const ImVec2 m = cell_min(e);
+        return ImVec2(m.x + side * 0.5f, m.y + side * 0.5f);
+    }
+};
+
+// The largest square cells that fit n experts into the area, centred in it; row-major, so
+// expert ids read left to right like text.
+CellGrid layout_cells(int n, ImVec2 a, ImVec2 b) {
+    const float w = std::max(b.x - a.x, 8.0f), h = std::max(b.y - a.y, 8.0f);
+    CellGrid g;
+    for (int cols = 1; cols <= n; ++cols) {
+        const int rows = (n + cols - 1) / cols;
+        const float side = std::min(w / static_cast<float>(cols), h / static_cast<float>(rows));
+        if (side > g.side) {
+            g.side = side;
+            g.cols = cols;
+            g.rows = rows;
+        }
+    }
+    g.origin = ImVec2(a.x + (w - g.side * static_cast<float>(g.cols)) * 0.5f,
+                      a.y + (h - g.side * static_cast<float>(g.rows)) * 0.5f);
+    return g;
+}
+
+ImU32 darken(ImU32 c, float f) {
+    const ImVec4 v = ImGui::ColorConvertU32ToFloat4(c);
+    return ImGui::ColorConvertFloat4ToU32(ImVec4(v.x * f, v.y * f, v.z * f, v.w));
+}
+
 // [SECTION] Arcs
 
 struct ArcStyle {
@@ -214,8 +263,10 @@ void draw_router(PanelContext& ctx) {
         const int n_drop = static_cast<int>(std::count_if(pairs.begin(), pairs.end(), [](const RoutedPair& p) { return p.dropped; }));
         std::snprintf(legend, sizeof legend,
                       "This token went to %d expert%s (%d kept). Arc thickness and number = gate weight. "
-                      "Bar = router probability. Red dashed arc + X = dropped (expert full).%s",
+                      "%s Red dashed arc + X = dropped (expert full).%s",
                       n_pairs, n_pairs == 1 ? "" : "s", n_pairs - n_drop,
+                      n_experts > kMaxBoxes ? "Cell brightness = router probability (hover a cell)."
+                                            : "Bar = router probability.",
                       n_shared > 0 ? " White box = shared expert." : "");
     }
     const FitText legend_fit = fit_text(font, fs * 0.85f, size.x - 12.0f, legend, 1.0f);
@@ -277,18 +328,45 @@ void draw_router(PanelContext& ctx) {
 
     // Experts.
     const ImVec2 ea(c0.x + W * 0.42f, top), eb(c0.x + W * 0.86f, bottom);
-    const ExpertGrid g = layout_experts(n_experts, ea, eb, fs);
+    const bool as_cells = n_experts > kMaxBoxes;
+    const ExpertGrid g = layout_experts(as_cells ? 1 : n_experts, ea, eb, fs);
+    const CellGrid cg = layout_cells(as_cells ? n_experts : 1, ea, eb);
     const float cell_fs = std::min(fs, g.box_h * 0.8f);
     float max_p = 0.0f;
     for (int e = 0; e < n_experts; ++e) max_p = std::max(max_p, tr.probs(cur, e));
     if (!(max_p > 0.0f)) max_p = 1.0f;
     int hovered_expert = -1;
     const ImVec2 mouse = ImGui::GetMousePos();
-    // Two layers: arcs behind (channel 0), boxes and labels in front (channel 1), so an arc to
-    // the right column passes behind the left column's boxes instead of hiding one.
-    dl->ChannelsSplit(2);
+    // Layers: arcs behind (channel 0), boxes and labels in front (channel 1), so an arc to
+    // the right column passes behind the left column's boxes instead of hiding one. The cell
+    // grid draws its arcs, lit cells and gate tags over the cells (channel 2): an arc into the
+    // middle of a 16 x 16 grid would otherwise vanish behind it.
+    dl->ChannelsSplit(3);
     dl->ChannelsSetCurrent(1);
-    for (int e = 0; e < n_experts; ++e) {
+    if (as_cells) {
+        const float gap = cg.gap();
+        for (int e = 0; e < n_experts; ++e) {
+            const ImVec2 m = cg.cell_min(e);
+            const ImVec2 m1(m.x + cg.side - gap, m.y + cg.side - gap);
+            const float t = std::clamp(tr.probs(cur, e) / max_p, 0.0f, 1.0f);
+            dl->AddRectFilled(m, m1, darken(gl::viridis(t), 0.7f));
+            if (canvas_hovered && mouse.x >= m.x && mouse.x < m.x + cg.side && mouse.y >= m.y && mouse.y < m.y + cg.side)
+                hovered_expert = e;
+            // Ids where they fit; with 256 experts only the lit cells' tags and hovering name them.
+            if (cg.side >= fs * 1.7f) {
+                char lab[12];
+                std::snprintf(lab, sizeof lab, "%d", e);
+                text_fit(dl, font, std::min(fs * 0.7f, cg.side * 0.4f), cg.side - gap - 2.0f,
+                         ImVec2((m.x + m1.x) * 0.5f, (m.y + m1.y) * 0.5f), IM_COL32(210, 210, 220, 200), lab);
+            }
+            report_drawn("router cell E%d %.1f %.1f %.1f %.1f", e, m.x, m.y, m1.x - m.x, m1.y - m.y);
+        }
+        if (hovered_expert >= 0) {
+            const ImVec2 m = cg.cell_min(hovered_expert);
+            dl->AddRect(m, ImVec2(m.x + cg.side - gap, m.y + cg.side - gap), IM_COL32(255, 255, 255, 200), 0.0f, 0, 1.5f);
+        }
+    }
+    for (int e = 0; e < n_experts && !as_cells; ++e) {
         const RoutedPair* pr = nullptr;
         for (const RoutedPair& p : pairs)
             if (p.expert == e) pr = &p;
@@ -298,6 +376,9 @@ void draw_router(PanelContext& ctx) {
             mouse.y < cm.y + g.cell_h)
             hovered_expert = e;
         const bool lit = pr != nullptr && !pr->dropped;
+        if (pr != nullptr)
+            report_drawn("router lit E%d %.1f %.1f %.1f %.1f gate %.3f%s", e, b0.x, b0.y, b1.x - b0.x, b1.y - b0.y,
+                         pr->gate, pr->dropped ? " dropped" : "");
         if (lit) {
             const float pulse = 0.5f + 0.5f * std::sin(static_cast<float>(view.time_s) * 4.0f);
             dl->AddRectFilled(ImVec2(b0.x - 3, b0.y - 3), ImVec2(b1.x + 3, b1.y + 3),
@@ -406,31 +487,85 @@ void draw_router(PanelContext& ctx) {
     const float grow = smoothstep01(view.anim_t);
     const ImVec2 r_out(rt1.x, mid_y);
     int n_kept = 0;
+    // Cell grid: where tags may not go (x0, y0, x1, y1): the lit cells, then each placed tag.
+    std::vector<ImVec4> tag_rects;
+    if (as_cells)
+        for (const RoutedPair& p : pairs) {
+            if (p.expert < 0 || p.expert >= n_experts) continue;
+            const ImVec2 m = cg.cell_min(p.expert);
+            tag_rects.emplace_back(m.x - 2.0f, m.y - 2.0f, m.x + cg.side + 1.0f, m.y + cg.side + 1.0f);
+        }
     for (const RoutedPair& p : pairs) {
         if (p.expert < 0 || p.expert >= n_experts) continue;
-        const ImVec2 target = g.box_left(p.expert);
+        const ImVec2 target = as_cells ? cg.center(p.expert) : g.box_left(p.expert);
         // Later ranks start a little later, so the order of choice is visible.
         const float prog = smoothstep01(grow * 1.3f - 0.3f * static_cast<float>(p.rank) /
                                                            std::max(1.0f, static_cast<float>(pairs.size())));
         const float thick = std::clamp(1.5f + 9.0f * p.gate, 1.5f, 12.0f);
-        dl->ChannelsSetCurrent(0);
+        dl->ChannelsSetCurrent(as_cells ? 2 : 0);
         if (p.dropped) {
             const ImVec2 tip = draw_arc(dl, r_out, target, prog, ArcStyle{kColorDropped, std::max(2.5f, thick * 0.6f), true});
-            dl->ChannelsSetCurrent(1);  // the cross sits on the box's edge, in front
-            if (prog >= 1.0f) cross(dl, ImVec2(target.x - fs * 0.2f, target.y), fs * 0.45f, kColorDropped, 3.5f);
+            dl->ChannelsSetCurrent(as_cells ? 2 : 1);  // the cross sits on the box's edge, in front
+            if (prog >= 1.0f && !as_cells) cross(dl, ImVec2(target.x - fs * 0.2f, target.y), fs * 0.45f, kColorDropped, 3.5f);
             (void)tip;
         } else {
             ++n_kept;
             draw_arc(dl, r_out, target, prog, ArcStyle{expert_color(p.expert, 0.9f), thick, false});
-            if (prog >= 1.0f) {
+            if (prog >= 1.0f && !as_cells) {
                 dl->AddLine(g.cell_right(p.expert), ImVec2(sum_c.x - sum_r, sum_c.y), expert_color(p.expert, 0.55f),
                             std::max(1.5f, thick * 0.4f));
+            } else if (prog >= 1.0f) {
+                // From the grid's right edge at the cell's row, so the lines to the sum do not
+                // cross the cells.
+                const ImVec2 edge(cg.origin.x + cg.side * static_cast<float>(cg.cols), cg.center(p.expert).y);
+                dl->ChannelsSetCurrent(0);
+                dl->AddLine(edge, ImVec2(sum_c.x - sum_r, sum_c.y), expert_color(p.expert, 0.55f), std::max(1.5f, thick * 0.4f));
             }
         }
         // Gate labels for the first few ranks (Soft routing has N of them; 8 is enough to read).
         // A tag on the arc's last stretch, right before the box it enters, in that expert's row:
         // rows never share a tag, and a right-column tag sits in the gap between the columns
         // instead of on top of a left-column box.
+        if (as_cells) {
+            // The lit cell: its expert colour, a white frame (red and crossed when dropped), and
+            // a tag with the expert and its gate just above it.
+            dl->ChannelsSetCurrent(2);
+            const ImVec2 m = cg.cell_min(p.expert);
+            const float gap = cg.gap();
+            const ImVec2 m1(m.x + cg.side - gap, m.y + cg.side - gap);
+            dl->AddRectFilled(m, m1, expert_color(p.expert));
+            const float frame = std::clamp(cg.side * 0.12f, 1.0f, 3.0f);
+            dl->AddRect(ImVec2(m.x - frame * 0.5f, m.y - frame * 0.5f), ImVec2(m1.x + frame * 0.5f, m1.y + frame * 0.5f),
+                        p.dropped ? kColorDropped : IM_COL32(255, 255, 255, 255), 0.0f, 0, frame);
+            if (p.dropped) cross(dl, ImVec2((m.x + m1.x) * 0.5f, (m.y + m1.y) * 0.5f), cg.side * 0.4f, kColorDropped, 2.5f);
+            report_drawn("router lit E%d %.1f %.1f %.1f %.1f gate %.3f%s", p.expert, m.x, m.y, m1.x - m.x, m1.y - m.y,
+                         p.gate, p.dropped ? " dropped" : "");
+            if (p.rank < 8 && prog > 0.6f) {
+                // Above, below, right or left of the cell, wherever no earlier (higher-ranked)
+                // tag sits; a tag with no free place is left out (hovering names the cell).
+                char gl[32];
+                std::snprintf(gl, sizeof gl, "E%d %.2f", p.expert, p.gate);
+                const float tag_fs = fs * 0.85f;
+                const ImVec2 ts = font->CalcTextSizeA(tag_fs, FLT_MAX, 0.0f, gl);
+                const ImVec2 half(ts.x * 0.5f + 4.0f, ts.y * 0.5f + 2.0f);
+                const ImVec2 mid((m.x + m1.x) * 0.5f, (m.y + m1.y) * 0.5f);
+                const ImVec2 places[4] = {ImVec2(mid.x, m.y - half.y - 1.0f), ImVec2(mid.x, m1.y + half.y + 1.0f),
+                                          ImVec2(m1.x + half.x + 2.0f, mid.y), ImVec2(m.x - half.x - 2.0f, mid.y)};
+                for (ImVec2 at : places) {
+                    at.x = std::clamp(at.x, c0.x + half.x, c1.x - half.x);
+                    at.y = std::clamp(at.y, top - fs + half.y, c1.y - half.y);
+                    const ImVec4 r(at.x - half.x, at.y - half.y, at.x + half.x, at.y + half.y);
+                    bool free = true;
+                    for (const ImVec4& o : tag_rects)
+                        free = free && (r.z <= o.x || o.z <= r.x || r.w <= o.y || o.w <= r.y);
+                    if (!free) continue;
+                    tag_rects.push_back(r);
+                    plate_text(dl, font, tag_fs, at, p.dropped ? kColorDropped : IM_COL32(255, 255, 255, 255), gl);
+                    break;
+                }
+            }
+            continue;
+        }
         dl->ChannelsSetCurrent(1);
         if (p.rank < 8 && prog > 0.6f) {
             char gl[32];

@@ -1,4 +1,6 @@
-// Token strip: the routed bytes as tokens, each with its top-1 expert's colour chip.
+// Token strip: the routed bytes as tokens, and under each token ALL of the experts it was sent
+// to, in rank order: labelled chips for small K, and for large K (DeepSeek-V3 and Kimi K2 route
+// to 8) the first choice labelled with a row of thin colour slivers for the others below it.
 //
 // [SECTION] Layout constants
 // [SECTION] Playback row
@@ -26,12 +28,24 @@ struct StripMetrics {
     float char_w = 0;    // width of one mono glyph at fs
     float cell_w = 0;    // minimum cell width
     float glyph_h = 0, hex_h = 0, chip_h = 0, line_h = 0;
+    int k = 1;           // experts shown per token (the trace's K; Soft routing: all, capped)
+    int labelled = 1;    // how many of them get a labelled chip; the rest are stripes
+    float sliver_h = 0;  // height of the row of unlabelled experts (0 when all are labelled)
+    float experts_h = 0; // the whole expert stack under a token
 };
 
-StripMetrics strip_metrics() {
+// Up to 3 experts each get a labelled chip; past that the first keeps its label and the rest
+// share one row of slivers side by side, so K = 8 costs a chip and a few pixels, not eight
+// chips: the strip stays one readable line per row of text.
+constexpr int kMaxLabelled = 3;
+constexpr int kMaxShown = 16;  // Soft routing sends every token to all N: show the first 16
+
+// max_h: the strip's visible height. A line taller than that (K = 8 at 1280x720) is drawn a
+// little smaller, down to 75%, so one whole line of tokens and their experts stays in view.
+StripMetrics strip_metrics(int k, float max_h, float scale = 1.0f) {
     StripMetrics m;
     m.font = font_mono();
-    m.fs = m.font->FontSize;
+    m.fs = m.font->FontSize * scale;
     m.small = m.fs * 0.62f;
     m.char_w = m.font->CalcTextSizeA(m.fs, FLT_MAX, 0.0f, "M").x;
     const float chip_text_w = m.font->CalcTextSizeA(m.small, FLT_MAX, 0.0f, "E00").x;
@@ -39,7 +53,13 @@ StripMetrics strip_metrics() {
     m.glyph_h = m.fs * 1.25f;
     m.hex_h = m.small * 1.2f;
     m.chip_h = m.small * 1.35f;
-    m.line_h = m.glyph_h + m.hex_h + m.chip_h + m.fs * 0.45f;
+    m.k = std::clamp(k, 1, kMaxShown);
+    m.labelled = m.k <= kMaxLabelled ? m.k : 1;
+    m.sliver_h = m.k > m.labelled ? std::max(5.0f, m.small * 0.45f) : 0.0f;
+    m.experts_h = m.chip_h * static_cast<float>(m.labelled) + m.sliver_h;
+    m.line_h = m.glyph_h + m.hex_h + m.experts_h + m.fs * 0.45f;
+    if (scale == 1.0f && m.line_h > max_h && max_h > 0.0f)
+        return strip_metrics(k, max_h, std::max(0.75f, (max_h - 1.0f) / m.line_h));
     return m;
 }
 
@@ -120,9 +140,14 @@ void draw_token_strip(PanelContext& ctx) {
     if (tr == nullptr && why != nullptr) ImGui::TextDisabled("%s", why);
 
     ImGui::BeginChild("##strip", ImVec2(0, 0), true);
-    const StripMetrics m = strip_metrics();
+    // As many expert rows as the most any token got in this trace (Expert Choice varies).
+    int k_shown = 1;
+    if (tr != nullptr)
+        for (int t = 0; t < n_tokens; ++t) k_shown = std::max(k_shown, static_cast<int>(tr->token_pairs(t).size()));
+    const StripMetrics m = strip_metrics(k_shown, ImGui::GetContentRegionAvail().y);
     ImDrawList* dl = ImGui::GetWindowDrawList();
     const ImVec2 origin = ImGui::GetCursorScreenPos();
+    const ImVec2 clip0 = dl->GetClipRectMin(), clip1 = dl->GetClipRectMax();
     const float width = std::max(ImGui::GetContentRegionAvail().x, m.cell_w * 4.0f);
     const ImVec2 mouse = ImGui::GetMousePos();
     const bool hovered_win = ImGui::IsWindowHovered();
@@ -142,22 +167,36 @@ void draw_token_strip(PanelContext& ctx) {
             y += m.line_h;
         }
         const ImVec2 g0(origin.x + x, origin.y + y);
+        // Lines outside the scrolled view are laid out but not drawn: 1,000 tokens with 8
+        // experts each would be 8,000 chips a frame.
+        const bool visible = g0.y + m.line_h >= clip0.y && g0.y <= clip1.y;
+        if (!visible) {
+            for (int j = 0; j < n_in; ++j) {
+                if (t + j == cur) cursor_y = y;
+                x += cell_width(m, bytes[t + j], n_in > 1) + 2.0f;
+            }
+            t += n_in;
+            continue;
+        }
 
         // The character itself: one glyph over all of its bytes, framed so the group reads as one.
         if (n_in > 1) {
             dl->AddRect(ImVec2(g0.x, g0.y), ImVec2(g0.x + group_w - 2.0f, g0.y + m.glyph_h + m.hex_h),
                         IM_COL32(150, 150, 170, 200), 4.0f);
-            const char* s = reinterpret_cast<const char*>(bytes + t);
-            const float tw = m.font->CalcTextSizeA(m.fs, FLT_MAX, 0.0f, s, s + n_in).x;
+            const std::string s = screen_text(std::string_view(reinterpret_cast<const char*>(bytes + t), static_cast<size_t>(n_in)));
+            const float tw = m.font->CalcTextSizeA(m.fs, FLT_MAX, 0.0f, s.c_str()).x;
             dl->AddText(m.font, m.fs, ImVec2(g0.x + (group_w - 2.0f - tw) * 0.5f, g0.y + m.fs * 0.1f),
-                        IM_COL32(240, 240, 240, 255), s, s + n_in);
+                        IM_COL32(240, 240, 240, 255), s.c_str());
+            report_drawn("strip glyph %d %.1f %.1f %.1f %.1f missing %d %s", t, g0.x + (group_w - 2.0f - tw) * 0.5f,
+                         g0.y + m.fs * 0.1f, tw, m.fs, missing_glyphs(m.font, s),
+                         std::string(reinterpret_cast<const char*>(bytes + t), static_cast<size_t>(n_in)).c_str());
         }
 
         for (int j = 0; j < n_in; ++j) {
             const int tok = t + j;
             const float w = cell_width(m, bytes[tok], n_in > 1);
             const ImVec2 c0(origin.x + x, origin.y + y);
-            const ImVec2 c1(c0.x + w, c0.y + m.glyph_h + m.hex_h + m.chip_h);
+            const ImVec2 c1(c0.x + w, c0.y + m.glyph_h + m.hex_h + m.experts_h);
 
             if (tok == cur) {
                 dl->AddRectFilled(ImVec2(c0.x - 1, c0.y - 1), ImVec2(c1.x + 1, c1.y + 1),
@@ -189,26 +228,38 @@ void draw_token_strip(PanelContext& ctx) {
                             IM_COL32(170, 170, 190, 255), hex);
             }
 
-            // Top-1 expert chip, labelled so colour is never the only cue.
-            const ImVec2 k0(c0.x + 1.0f, c0.y + m.glyph_h + m.hex_h);
-            const ImVec2 k1(c1.x - 1.0f, k0.y + m.chip_h - 2.0f);
+            // The experts under the token, in rank order: chips labelled so colour is never the
+            // only cue, then stripes. A dropped pair is faded with a red frame.
+            const float ex_y = c0.y + m.glyph_h + m.hex_h;
             if (tr != nullptr) {
                 bool all_dropped = false;
                 const bool any_drop = token_has_drop(*tr, tok, &all_dropped);
                 const auto pairs = tr->token_pairs(tok);
-                const RoutedPair* top = nullptr;
-                for (const RoutedPair& p : pairs)
-                    if (top == nullptr || p.rank < top->rank) top = &p;
-                if (top != nullptr) {
-                    const ImU32 bg = expert_color(top->expert, top->dropped ? 0.35f : 1.0f);
-                    dl->AddRectFilled(k0, k1, bg, 2.0f);
-                    char lab[12];
-                    std::snprintf(lab, sizeof lab, "E%d", top->expert);
-                    const float tw = m.font->CalcTextSizeA(m.small, FLT_MAX, 0.0f, lab).x;
-                    dl->AddText(m.font, m.small, ImVec2((k0.x + k1.x - tw) * 0.5f, k0.y + m.small * 0.1f),
-                                top->dropped ? IM_COL32(255, 255, 255, 255) : text_on(bg), lab);
-                } else {
-                    dl->AddRectFilled(k0, k1, kColorIdle, 2.0f);  // Expert Choice: no expert took it
+                if (pairs.empty()) {
+                    dl->AddRectFilled(ImVec2(c0.x + 1.0f, ex_y), ImVec2(c1.x - 1.0f, ex_y + m.chip_h - 2.0f), kColorIdle, 2.0f);
+                }
+                const int n_show = std::min(static_cast<int>(pairs.size()), m.k);
+                for (int r = 0; r < n_show; ++r) {
+                    const RoutedPair& p = pairs[static_cast<size_t>(r)];  // the trace keeps rank order
+                    const bool chip = r < m.labelled;
+                    ImVec2 k0(c0.x + 1.0f, ex_y + m.chip_h * static_cast<float>(r)), k1(c1.x - 1.0f, k0.y + m.chip_h - 2.0f);
+                    if (!chip) {
+                        const float sw = (c1.x - c0.x - 2.0f) / static_cast<float>(m.k - m.labelled);
+                        k0 = ImVec2(c0.x + 1.0f + sw * static_cast<float>(r - m.labelled), ex_y + m.chip_h * static_cast<float>(m.labelled) - 1.0f);
+                        k1 = ImVec2(k0.x + std::max(sw - 0.5f, 1.0f), k0.y + m.sliver_h);
+                    }
+                    const ImU32 bg = expert_color(p.expert, p.dropped ? 0.35f : 1.0f);
+                    dl->AddRectFilled(k0, k1, bg, chip ? 2.0f : 0.0f);
+                    if (p.dropped) dl->AddRect(k0, k1, kColorDropped, chip ? 2.0f : 0.0f, 0, 1.0f);
+                    if (chip) {
+                        char lab[12];
+                        std::snprintf(lab, sizeof lab, "E%d", p.expert);
+                        const float tw = m.font->CalcTextSizeA(m.small, FLT_MAX, 0.0f, lab).x;
+                        dl->AddText(m.font, m.small, ImVec2((k0.x + k1.x - tw) * 0.5f, k0.y + m.small * 0.1f),
+                                    p.dropped ? IM_COL32(255, 255, 255, 255) : text_on(bg), lab);
+                    }
+                    report_drawn("strip token %d rank %d E%d %.1f %.1f %.1f %.1f%s", tok, r, p.expert, k0.x, k0.y,
+                                 k1.x - k0.x, k1.y - k0.y, p.dropped ? " dropped" : "");
                 }
                 // Dropped pairs: a red underline; a token that kept no expert is struck through.
                 if (any_drop) {
@@ -220,7 +271,7 @@ void draw_token_strip(PanelContext& ctx) {
                     dl->AddLine(ImVec2(c0.x, sy), ImVec2(c0.x + w, sy), kColorDropped, 2.5f);
                 }
             } else {
-                dl->AddRectFilled(k0, k1, kColorIdle, 2.0f);
+                dl->AddRectFilled(ImVec2(c0.x + 1.0f, ex_y), ImVec2(c1.x - 1.0f, ex_y + m.chip_h - 2.0f), kColorIdle, 2.0f);
             }
             x += w + 2.0f;
         }

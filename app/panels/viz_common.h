@@ -5,6 +5,8 @@
 // [SECTION] Snapshot checks
 // [SECTION] Bytes as text
 // [SECTION] Numbers
+// [SECTION] Text that fits
+// [SECTION] Draw report
 // [SECTION] Messages
 #pragma once
 
@@ -17,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "app/fonts.h"
 #include "app/panels.h"
 #include "core/engine/routing.h"
 #include "core/session.h"
@@ -150,7 +153,8 @@ inline std::string token_glyph(const std::vector<uint8_t>& tokens, int t, std::s
                               static_cast<unsigned>(tokens[static_cast<size_t>(t)]));
                 *detail = buf;
             }
-            return std::string(reinterpret_cast<const char*>(tokens.data() + s), static_cast<size_t>(len));
+            // Through screen_text(): an emoji is drawn by its private-use stand-in (app/fonts.h).
+            return screen_text(std::string_view(reinterpret_cast<const char*>(tokens.data() + s), static_cast<size_t>(len)));
         }
         if ((tokens[s] & 0xC0) != 0x80) break;  // not a continuation byte: stop walking back
     }
@@ -241,6 +245,29 @@ inline void text_wrapped_before_teach(const char* s) {
     ImGui::PushTextWrapPos(wrap_x);
     ImGui::TextUnformatted(s);
     ImGui::PopTextWrapPos();
+}
+
+// [SECTION] Draw report
+// What the panels drew on the last frame of --screenshot, one line each ("router lit E12 ..."),
+// printed by main.cpp as "drawn ..." lines so tests check the picture against the trace.
+
+struct DrawReport {
+    bool on = false;
+    std::vector<std::string> lines;
+};
+
+inline DrawReport& draw_report() {
+    static DrawReport r;
+    return r;
+}
+
+// printf-style line into the report; does nothing (not even format) when the report is off.
+template <typename... Args>
+void report_drawn(const char* fmt, Args... args) {
+    if (!draw_report().on) return;
+    char buf[256];
+    std::snprintf(buf, sizeof buf, fmt, args...);
+    draw_report().lines.emplace_back(buf);
 }
 
 // [SECTION] Messages
