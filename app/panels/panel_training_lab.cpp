@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "app/gl_shaders.h"
 #include "app/layout_dump.h"
 #include "app/panels/viz_common.h"
 #include "app/panels_lab.h"
@@ -219,10 +220,66 @@ void draw_finetuned(PanelContext& ctx, const LmModel& model) {
 
 
 // [SECTION] Drawing helpers
-// The plane: one rect per region cell, the top expert's colour, brighter where its gate is larger.
+// The live weights as the mix2d shader's uniforms, or false when the shader cannot draw this
+// router exactly (GShard's random second expert and Sinkhorn depend on the whole batch).
+bool mix2d_uniforms(const Mix2dTrainer& tr, gl::Mix2dUniforms& u) {
+    const Mix2dConfig& cfg = tr.config();
+    const int n = cfg.n_experts, hd = cfg.hidden;
+    if (n < 1 || n > gl::kMix2dMaxExperts || hd < 0 || hd > gl::kMix2dMaxHidden) return false;
+    switch (cfg.scheme) {
+        case Scheme::Soft: u.gate_kind = 0; break;
+        case Scheme::Switch: u.gate_kind = 1; break;
+        case Scheme::TopKGShard: u.gate_kind = 3; break;  // the trainer's router renormalises
+        case Scheme::TopKMixtral: u.gate_kind = 2; break;
+        case Scheme::SigmoidBias: u.gate_kind = 4; break;
+        default: return false;
+    }
+    RouterConfig rc;
+    rc.scheme = cfg.scheme;
+    rc.n_experts = n;
+    rc.k = cfg.k;
+    u.n_experts = n;
+    u.hidden = hd;
+    u.k = std::clamp(effective_k(rc), 1, n);
+    u.routed_scaling = 1.0f;
+    u.router.assign(static_cast<size_t>(n) * 4, 0.0f);
+    u.unit.assign(static_cast<size_t>(n) * static_cast<size_t>(hd) * 4, 0.0f);
+    u.b2.assign(static_cast<size_t>(n), 0.0f);
+    const bool bias = cfg.scheme == Scheme::SigmoidBias && tr.bias().size() == n;
+    for (int e = 0; e < n; ++e) {
+        const size_t i = static_cast<size_t>(e);
+        u.router[i * 4 + 0] = tr.router_weight()(e, 0);
+        u.router[i * 4 + 1] = tr.router_weight()(e, 1);
+        u.router[i * 4 + 2] = tr.router_bias()[e];
+        u.router[i * 4 + 3] = bias ? tr.bias()[e] : 0.0f;
+        for (int j = 0; j < hd; ++j) {
+            const size_t k = (i * static_cast<size_t>(hd) + static_cast<size_t>(j)) * 4;
+            u.unit[k + 0] = tr.expert_w1()[i](j, 0);
+            u.unit[k + 1] = tr.expert_w1()[i](j, 1);
+            u.unit[k + 2] = tr.expert_b1()[i][j];
+            u.unit[k + 3] = tr.expert_w2()(e, j);
+        }
+        u.b2[i] = tr.expert_b2()[e];
+    }
+    return true;
+}
+
+// The plane. With the shader: every pixel routed and predicted from the live weights
+// (shaders/mix2d.frag), borders where the top expert changes, so the regions visibly move while
+// it trains (Jacobs et al. 1991's picture). Otherwise (or for a batch-dependent router): one
+// rect per cell of the sampled grid, the top expert's colour, brighter where its gate is larger.
 void draw_plane(const Mix2dRegions& r, float side) {
     ImDrawList* dl = ImGui::GetWindowDrawList();
     const ImVec2 p0 = ImGui::GetCursorScreenPos();
+    gl::Mix2dUniforms u;
+    if (gl::mix2d_shader_ok() && mix2d_uniforms(*mix().trainer, u)) {
+        gl::draw_mix2d(dl, p0, ImVec2(p0.x + side, p0.y + side), u);
+        dl->AddRect(p0, ImVec2(p0.x + side, p0.y + side), IM_COL32(200, 200, 200, 255));
+        report_drawn("mix2d shader at %.1f %.1f side %.1f step %d", p0.x, p0.y, side, mix().trainer->steps_done());
+        ImGui::Dummy(ImVec2(side, side));
+        return;
+    }
+    report_drawn("mix2d grid at %.1f %.1f side %.1f step %d", p0.x, p0.y, side, mix().trainer->steps_done());
     const float cw = side / static_cast<float>(std::max(1, r.width));
     const float ch = side / static_cast<float>(std::max(1, r.height));
     for (int y = 0; y < r.height; ++y)

@@ -144,6 +144,11 @@ public:
     // The router's weights, for the app to draw its borders.
     const Mat& router_weight() const { return w_router_; }  // (n_experts, 2)
     const Vec& router_bias() const { return b_router_; }    // (n_experts)
+    // The experts' weights, for the app's per-pixel picture of the plane (shaders/mix2d.frag).
+    const std::vector<Mat>& expert_w1() const { return w1_; }  // (n_experts) x (hidden, 2)
+    const std::vector<Vec>& expert_b1() const { return b1_; }  // (n_experts) x (hidden)
+    const Mat& expert_w2() const { return w2_; }               // (n_experts, hidden)
+    const Vec& expert_b2() const { return b2_; }               // (n_experts)
 
 private:
     RouterConfig router_config(uint64_t step_seed) const;
