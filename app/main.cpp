@@ -836,6 +836,9 @@ std::shared_ptr<const Snapshot> frame(App& app, double dt) {
             app.request_open = false;
         }
     }
+    // A screenshot's timed frames include the drawing itself: software GL (llvmpipe) rasterises
+    // at the flush, so without this --timing would count only building the draw lists.
+    if (app.screenshot_mode) glFinish();
     app.view.frame_ms = ms_since(t0);
     if (app.want_screenshot) {
         app.want_screenshot = false;
