@@ -1,5 +1,7 @@
 // Prediction: what the model expects after the current token, as bars of probability over its
-// most likely next bytes, with the byte that really comes next marked.
+// most likely next tokens, each labelled with its piece from the model's tokenizer (a byte for
+// the built-in model, a BPE piece from a 32k-200k vocabulary for a real one), with the token that
+// really comes next marked. The top list is computed once per snapshot and token, not per frame.
 #include <imgui.h>
 
 #include <algorithm>
@@ -18,6 +20,22 @@ namespace moe::app {
 
 namespace {
 constexpr int kTopN = 10;
+
+// The token's display piece (core/text/tokenizer.h), ready for ImGui.
+std::string piece_of(const Tokenizer& tok, TokenId id) {
+    const TokenId one[1] = {id};
+    const std::vector<std::string> p = tok.display_pieces(one);
+    return screen_text(p.empty() ? std::string("?") : p.front());
+}
+
+struct TopCache {
+    uint64_t generation = ~0ull;
+    int cur = -1;
+    std::vector<std::pair<int, float>> top;  // (id, p), best first
+    std::vector<std::string> pieces;         // display piece of each
+    std::string actual_piece;
+    std::string current_piece;  // the current token as the strip shows it (in context)
+};
 }  // namespace
 
 void draw_prediction(PanelContext& ctx) {
@@ -42,6 +60,7 @@ void draw_prediction(PanelContext& ctx) {
     for (int v = 0; v < vocab; ++v) z += std::exp(static_cast<double>(logits(cur, v) - mx));
     const bool has_next = cur + 1 < n_tokens;
     const int actual = has_next ? static_cast<int>(snap.tokens[static_cast<size_t>(cur) + 1]) : -1;
+    const Tokenizer& tokenizer = ctx.session.model().tokenizer();
     float actual_p = 0.0f;
     int actual_rank = 0;
     if (has_next && actual < vocab) {
@@ -50,16 +69,27 @@ void draw_prediction(PanelContext& ctx) {
             if (logits(cur, v) > logits(cur, actual)) ++actual_rank;
     }
 
+    static TopCache cache;
+    if (cache.generation != snap.generation || cache.cur != cur) {
+        cache.generation = snap.generation;
+        cache.cur = cur;
+        cache.top = top_next_bytes(logits.row(cur), kTopN);  // any vocabulary: a partial sort of the row
+        cache.pieces.clear();
+        for (const auto& [id, p] : cache.top) cache.pieces.push_back(piece_of(tokenizer, id));
+        cache.actual_piece = has_next ? piece_of(tokenizer, actual) : std::string();
+        const std::vector<std::string> all = tokenizer.display_pieces(snap.tokens);
+        cache.current_piece = screen_text(static_cast<size_t>(cur) < all.size() ? all[static_cast<size_t>(cur)] : "?");
+    }
     {
         char head[128];
-        std::snprintf(head, sizeof head, "After token %d, \"%s\", the model expects:", cur, token_glyph(byte_tokens(snap), cur).c_str());
+        std::snprintf(head, sizeof head, "After token %d, \"%s\", the model expects:", cur, cache.current_piece.c_str());
         text_wrapped_before_teach(head);
     }
-    teach("The model reads the text up to the current token and scores all 256 possible next bytes. "
-          "These are its favourites. The MoE layers are part of how it got there: change the routing "
-          "knobs and watch this guess get better or worse.");
+    teach("The model reads the text up to the current token and scores every possible next token (256 bytes "
+          "for the built-in model, tens of thousands of pieces for a real one). These are its favourites. The "
+          "MoE layers are part of how it got there: change the routing knobs and watch this guess get better or worse.");
 
-    const std::vector<std::pair<int, float>> top = top_next_bytes(logits.row(cur), kTopN);
+    const std::vector<std::pair<int, float>>& top = cache.top;
     if (top.empty()) {
         empty_message("No candidates.");
         return;
@@ -69,8 +99,12 @@ void draw_prediction(PanelContext& ctx) {
     ImFont* font = ImGui::GetFont();
     const float fs = ImGui::GetFontSize();
     const float row_h = std::max(fs * 1.45f, mono->FontSize * 1.15f);
-    const float label_w = mono->CalcTextSizeA(mono->FontSize, FLT_MAX, 0.0f, "<E2>").x + 10.0f;
     const float avail = ImGui::GetContentRegionAvail().x;
+    // As wide as the widest piece, up to 40% of the panel (a long BPE piece is cut there).
+    float label_w = mono->CalcTextSizeA(mono->FontSize, FLT_MAX, 0.0f, "<E2>").x;
+    for (const std::string& pc : cache.pieces)
+        label_w = std::max(label_w, mono->CalcTextSizeA(mono->FontSize, FLT_MAX, 0.0f, pc.c_str()).x);
+    label_w = std::min(label_w, avail * 0.4f) + 10.0f;
     const float pct_w = font->CalcTextSizeA(fs, FLT_MAX, 0.0f, "100.0%  <- actual").x + 8.0f;
     const float bar_max = std::max(avail - label_w - pct_w, 30.0f);
     const float p_top = std::max(top.front().second, 1e-6f);
@@ -80,10 +114,11 @@ void draw_prediction(PanelContext& ctx) {
         const float p = top[i].second;
         const float y = a.y + row_h * static_cast<float>(i);
         const bool is_actual = byte == actual;
-        char lab[8];
-        byte_label(static_cast<uint8_t>(std::clamp(byte, 0, 255)), lab);
+        const std::string& lab = cache.pieces[i];
+        dl->PushClipRect(ImVec2(a.x, y), ImVec2(a.x + label_w - 6.0f, y + row_h), true);
         dl->AddText(mono, mono->FontSize, ImVec2(a.x + 4.0f, y + (row_h - mono->FontSize) * 0.5f),
-                    is_actual ? IM_COL32(255, 255, 255, 255) : IM_COL32(215, 215, 225, 255), lab);
+                    is_actual ? IM_COL32(255, 255, 255, 255) : IM_COL32(215, 215, 225, 255), lab.c_str());
+        dl->PopClipRect();
         // Bars relative to the favourite, so a flat guess and a confident one both read.
         const float len = bar_max * std::clamp(p / p_top, 0.0f, 1.0f);
         const ImVec2 b0(a.x + label_w, y + row_h * 0.18f), b1(a.x + label_w + std::max(len, 2.0f), y + row_h * 0.82f);
@@ -97,18 +132,17 @@ void draw_prediction(PanelContext& ctx) {
     ImGui::Dummy(ImVec2(avail, row_h * static_cast<float>(top.size())));
 
     if (!has_next) {
-        ImGui::TextDisabled("This is the last token: there is no actual next byte to compare with.");
+        ImGui::TextDisabled("This is the last token: there is no actual next token to compare with.");
     } else {
-        char lab[8];
-        byte_label(static_cast<uint8_t>(actual), lab);
+        const char* lab = cache.actual_piece.c_str();
         const bool in_top = actual_rank < static_cast<int>(top.size());
         if (in_top)
-            ImGui::Text("Actual next byte %s: rank %d, %.1f%%", lab, actual_rank + 1, 100.0 * actual_p);
+            ImGui::Text("Actual next token %s: rank %d of %d, %.1f%%", lab, actual_rank + 1, vocab, 100.0 * actual_p);
         else
-            ImGui::TextColored(ImVec4(1.0f, 0.7f, 0.4f, 1.0f), "Actual next byte %s is not in the top %d: rank %d, %.2f%%",
-                               lab, kTopN, actual_rank + 1, 100.0 * actual_p);
+            ImGui::TextColored(ImVec4(1.0f, 0.7f, 0.4f, 1.0f), "Actual next token %s is not in the top %d: rank %d of %d, %.2f%%",
+                               lab, kTopN, actual_rank + 1, vocab, 100.0 * actual_p);
         teach("Rank 1 means the model's favourite was right. The loss the model was trained on is "
-              "-log(p of the actual byte): high p, low loss.");
+              "-log(p of the actual token): high p, low loss.");
     }
 }
 

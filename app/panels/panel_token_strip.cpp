@@ -1,4 +1,6 @@
-// Token strip: the routed bytes as tokens, and under each token ALL of the experts it was sent
+// Token strip: the routed tokens as the tokenizer's display pieces (a BPE piece of any width,
+// whitespace made visible, a token that holds only part of a UTF-8 character shown as its bytes
+// and underlined in amber up to the token that completes it), and under each token ALL of the experts it was sent
 // to, in rank order: labelled chips for small K, and for large K (DeepSeek-V3 and Kimi K2 route
 // to 8) the first choice labelled with a row of thin colour slivers for the others below it.
 //
@@ -14,6 +16,7 @@
 #include "app/panels.h"
 #include "app/panels/viz_common.h"
 #include "app/theme.h"
+#include "core/text/utf8.h"
 
 namespace moe::app {
 
@@ -51,7 +54,7 @@ StripMetrics strip_metrics(int k, float max_h, float scale = 1.0f) {
     const float chip_text_w = m.font->CalcTextSizeA(m.small, FLT_MAX, 0.0f, "E00").x;
     m.cell_w = std::max(m.char_w * 1.7f, chip_text_w + 6.0f);
     m.glyph_h = m.fs * 1.25f;
-    m.hex_h = m.small * 1.2f;
+    m.hex_h = 0.0f;  // pieces carry their own bytes ("<E2 80>"): no separate hex row
     m.chip_h = m.small * 1.35f;
     m.k = std::clamp(k, 1, kMaxShown);
     m.labelled = m.k <= kMaxLabelled ? m.k : 1;
@@ -63,13 +66,38 @@ StripMetrics strip_metrics(int k, float max_h, float scale = 1.0f) {
     return m;
 }
 
-// Width of token t's cell: wide enough for its label, never narrower than the chip.
-float cell_width(const StripMetrics& m, uint8_t b, bool in_group) {
-    if (in_group) return m.cell_w;  // the character spans its group; each byte shows only hex
-    char lab[8];
-    byte_label(b, lab);
-    const float w = m.font->CalcTextSizeA(m.fs, FLT_MAX, 0.0f, lab).x + 6.0f;
+// Width of a token's cell: its piece, never narrower than the chip.
+float cell_width(const StripMetrics& m, const std::string& screen_piece) {
+    const float w = m.font->CalcTextSizeA(m.fs, FLT_MAX, 0.0f, screen_piece.c_str()).x + 6.0f;
     return std::max(m.cell_w, w);
+}
+
+// The display pieces of this snapshot's tokens (core/text/tokenizer.h), ready for ImGui
+// (screen_text), and for each token whether its own bytes end inside a character: computed once
+// per snapshot, not per frame.
+struct Pieces {
+    uint64_t generation = ~0ull;
+    std::vector<std::string> screen;  // (n_tokens)
+    std::vector<bool> partial;        // (n_tokens) the token's bytes end mid-character
+};
+
+const Pieces& pieces_of(const Session& session, const Snapshot& snap) {
+    static Pieces p;
+    if (p.generation == snap.generation && p.screen.size() == snap.tokens.size()) return p;
+    p.generation = snap.generation;
+    const std::vector<std::string> raw = session.model().tokenizer().display_pieces(snap.tokens);
+    p.screen.assign(snap.tokens.size(), std::string());
+    p.partial.assign(snap.tokens.size(), false);
+    std::string pending;
+    for (size_t t = 0; t < snap.tokens.size(); ++t) {
+        p.screen[t] = screen_text(t < raw.size() ? raw[t] : std::string("?"));
+        if (t < snap.token_text.size()) {
+            pending += snap.token_text[t];
+            p.partial[t] = utf8::incomplete_tail(pending) > 0;
+            if (!p.partial[t]) pending.clear();
+        }
+    }
+    return p;
 }
 
 // Black or white text, whichever reads better on `bg`.
@@ -155,55 +183,34 @@ void draw_token_strip(PanelContext& ctx) {
     float cursor_y = 0.0f;  // top of the current token's line, relative to origin
 
     float x = 0.0f, y = 0.0f;
-    const std::vector<uint8_t> byte_view = byte_tokens(snap);
-    const uint8_t* bytes = byte_view.data();
-    for (int t = 0; t < n_tokens;) {
-        const int glen = utf8_char_len(bytes + t, static_cast<size_t>(n_tokens - t));
-        const int n_in = glen >= 2 ? glen : 1;
-        float group_w = 0.0f;
-        for (int j = 0; j < n_in; ++j) group_w += cell_width(m, bytes[t + j], n_in > 1) + 2.0f;
-        if (x > 0.0f && x + group_w > width) {  // wrap; a character is never split over lines
+    const Pieces& pc = pieces_of(ctx.session, snap);
+    float partial_x0 = -1.0f, partial_y = 0.0f;  // where the amber underline of a split character starts
+    for (int t = 0; t < n_tokens; ++t) {
+        const std::string& piece = pc.screen[static_cast<size_t>(t)];
+        const float w = cell_width(m, piece);
+        if (x > 0.0f && x + w > width) {  // wrap
             x = 0.0f;
             y += m.line_h;
+            partial_x0 = partial_x0 >= 0.0f ? 0.0f : -1.0f;
         }
-        const ImVec2 g0(origin.x + x, origin.y + y);
+        const ImVec2 c0(origin.x + x, origin.y + y);
+        const ImVec2 c1(c0.x + w, c0.y + m.glyph_h + m.hex_h + m.experts_h);
+        if (t == cur) cursor_y = y;
         // Lines outside the scrolled view are laid out but not drawn: 1,000 tokens with 8
         // experts each would be 8,000 chips a frame.
-        const bool visible = g0.y + m.line_h >= clip0.y && g0.y <= clip1.y;
-        if (!visible) {
-            for (int j = 0; j < n_in; ++j) {
-                if (t + j == cur) cursor_y = y;
-                x += cell_width(m, bytes[t + j], n_in > 1) + 2.0f;
-            }
-            t += n_in;
+        if (c0.y + m.line_h < clip0.y || c0.y > clip1.y) {
+            if (pc.partial[static_cast<size_t>(t)] && partial_x0 < 0.0f) partial_x0 = x;
+            if (!pc.partial[static_cast<size_t>(t)]) partial_x0 = -1.0f;
+            x += w + 2.0f;
             continue;
         }
-
-        // The character itself: one glyph over all of its bytes, framed so the group reads as one.
-        if (n_in > 1) {
-            dl->AddRect(ImVec2(g0.x, g0.y), ImVec2(g0.x + group_w - 2.0f, g0.y + m.glyph_h + m.hex_h),
-                        IM_COL32(150, 150, 170, 200), 4.0f);
-            const std::string s = screen_text(std::string_view(reinterpret_cast<const char*>(bytes + t), static_cast<size_t>(n_in)));
-            const float tw = m.font->CalcTextSizeA(m.fs, FLT_MAX, 0.0f, s.c_str()).x;
-            dl->AddText(m.font, m.fs, ImVec2(g0.x + (group_w - 2.0f - tw) * 0.5f, g0.y + m.fs * 0.1f),
-                        IM_COL32(240, 240, 240, 255), s.c_str());
-            report_drawn("strip glyph %d %.1f %.1f %.1f %.1f missing %d %s", t, g0.x + (group_w - 2.0f - tw) * 0.5f,
-                         g0.y + m.fs * 0.1f, tw, m.fs, missing_glyphs(m.font, s),
-                         std::string(reinterpret_cast<const char*>(bytes + t), static_cast<size_t>(n_in)).c_str());
-        }
-
-        for (int j = 0; j < n_in; ++j) {
-            const int tok = t + j;
-            const float w = cell_width(m, bytes[tok], n_in > 1);
-            const ImVec2 c0(origin.x + x, origin.y + y);
-            const ImVec2 c1(c0.x + w, c0.y + m.glyph_h + m.hex_h + m.experts_h);
-
+        {
+            const int tok = t;
             if (tok == cur) {
                 dl->AddRectFilled(ImVec2(c0.x - 1, c0.y - 1), ImVec2(c1.x + 1, c1.y + 1),
                                   IM_COL32(255, 255, 255, 45), 3.0f);
                 dl->AddRect(ImVec2(c0.x - 1, c0.y - 1), ImVec2(c1.x + 1, c1.y + 1),
                             IM_COL32(255, 255, 255, 255), 3.0f, 0, 2.0f);
-                cursor_y = y;
             }
             if (hovered_win && mouse.x >= c0.x && mouse.x < c1.x + 2.0f && mouse.y >= c0.y &&
                 mouse.y < c1.y) {
@@ -211,22 +218,26 @@ void draw_token_strip(PanelContext& ctx) {
                 if (tok != cur) dl->AddRect(c0, c1, IM_COL32(200, 200, 200, 160), 3.0f);
             }
 
-            if (n_in == 1) {
-                char lab[8];
-                byte_label(bytes[tok], lab);
-                const bool escaped = bytes[tok] < 0x21 || bytes[tok] > 0x7E;
-                const float tw = m.font->CalcTextSizeA(m.fs, FLT_MAX, 0.0f, lab).x;
-                const ImU32 col = bytes[tok] == ' ' ? IM_COL32(150, 150, 160, 255)
-                                  : escaped        ? IM_COL32(120, 200, 255, 255)
-                                                   : IM_COL32(240, 240, 240, 255);
-                dl->AddText(m.font, m.fs, ImVec2(c0.x + (w - tw) * 0.5f, c0.y + m.fs * 0.1f), col, lab);
-            } else {
-                char hex[4];
-                std::snprintf(hex, sizeof hex, "%02X", static_cast<unsigned>(bytes[tok]));
-                const float tw = m.font->CalcTextSizeA(m.small, FLT_MAX, 0.0f, hex).x;
-                dl->AddText(m.font, m.small, ImVec2(c0.x + (w - tw) * 0.5f, c0.y + m.glyph_h),
-                            IM_COL32(170, 170, 190, 255), hex);
+            // The piece: whitespace glyphs dimmed, bytes of a split character in amber, text white.
+            const bool partial = pc.partial[static_cast<size_t>(tok)];
+            const bool bytes_only = piece.size() >= 2 && piece.front() == '<' && piece.back() == '>';
+            const bool blank = piece == "\xE2\x90\xA3" || piece == "\xE2\x86\xB5" || piece == "\xE2\x87\xA5";
+            const ImU32 col = bytes_only ? IM_COL32(255, 190, 90, 255) : blank ? IM_COL32(150, 150, 160, 255)
+                                                                               : IM_COL32(240, 240, 240, 255);
+            const float tw = m.font->CalcTextSizeA(m.fs, FLT_MAX, 0.0f, piece.c_str()).x;
+            dl->AddText(m.font, m.fs, ImVec2(c0.x + (w - tw) * 0.5f, c0.y + m.fs * 0.1f), col, piece.c_str());
+            report_drawn("strip piece %d %.1f %.1f %.1f %.1f missing %d partial %d %s", tok, c0.x + (w - tw) * 0.5f,
+                         c0.y + m.fs * 0.1f, tw, m.fs, missing_glyphs(m.font, piece), partial ? 1 : 0,
+                         tok < static_cast<int>(snap.token_text.size()) ? snap.token_text[static_cast<size_t>(tok)].c_str() : "");
+            // A character split over tokens: one amber line under all of them, up to the token
+            // that completes it, so the bytes read as one character.
+            if (partial && partial_x0 < 0.0f) partial_x0 = x;
+            if (!partial && partial_x0 >= 0.0f) {
+                const float uy = c0.y + m.glyph_h - 2.0f;
+                dl->AddLine(ImVec2(origin.x + partial_x0 + 1.0f, uy), ImVec2(c1.x - 1.0f, uy), IM_COL32(255, 190, 90, 255), 2.0f);
+                partial_x0 = -1.0f;
             }
+            (void)partial_y;
 
             // The experts under the token, in rank order: chips labelled so colour is never the
             // only cue, then stripes. A dropped pair is faded with a red frame.
@@ -273,9 +284,8 @@ void draw_token_strip(PanelContext& ctx) {
             } else {
                 dl->AddRectFilled(ImVec2(c0.x + 1.0f, ex_y), ImVec2(c1.x - 1.0f, ex_y + m.chip_h - 2.0f), kColorIdle, 2.0f);
             }
-            x += w + 2.0f;
         }
-        t += n_in;
+        x += w + 2.0f;
     }
     const float total_h = y + m.line_h;
     ImGui::Dummy(ImVec2(width, total_h));
@@ -286,7 +296,12 @@ void draw_token_strip(PanelContext& ctx) {
             view.playing = false;
         }
         ImGui::BeginTooltip();
-        ImGui::Text("Token %d: %s", hovered_token, token_label(byte_view, hovered_token).c_str());
+        ImGui::Text("Token %d: %s", hovered_token, pc.screen[static_cast<size_t>(hovered_token)].c_str());
+        if (hovered_token < static_cast<int>(snap.tokens.size()))
+            ImGui::TextDisabled("id %d, %zu byte%s%s", static_cast<int>(snap.tokens[static_cast<size_t>(hovered_token)]),
+                                hovered_token < static_cast<int>(snap.token_text.size()) ? snap.token_text[static_cast<size_t>(hovered_token)].size() : 0u,
+                                hovered_token < static_cast<int>(snap.token_text.size()) && snap.token_text[static_cast<size_t>(hovered_token)].size() == 1 ? "" : "s",
+                                pc.partial[static_cast<size_t>(hovered_token)] ? ", ends inside a character (completed by a later token)" : "");
         if (tr != nullptr) {
             const auto pairs = tr->token_pairs(hovered_token);
             if (pairs.empty()) ImGui::TextDisabled("no expert picked this token (it passes through the residual)");
