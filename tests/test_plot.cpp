@@ -2,12 +2,14 @@
 // are; the SVG is well-formed XML with the text as <text>; odd bytes never break either.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "core/teach/export.h"
 #include "core/teach/palette.h"
 #include "core/teach/plot.h"
 
@@ -172,6 +174,40 @@ TEST(PlotLayout, DegenerateDataStillRenders) {
     EXPECT_EQ(img.width, 800);
     std::string why;
     EXPECT_TRUE(test::xml_well_formed(render_svg(p), &why)) << why;
+}
+
+// The memory-vs-compute export says "log scale": its y axis must be one, with a tick per decade,
+// and its long legend names must stay inside the picture.
+TEST(Plot, LogScaleTicksAtPowersOfTenAndTheLegendFits) {
+    LineChart c;
+    c.title = "t";
+    c.xs = {0, 1, 2, 3};
+    c.names = {"dense, same total params (d_ff=1024)", "MoE (N=8, K=2)"};
+    c.ys = {{1000, 100, 10, 1}, {500, 60, 8, 2}};
+    c.y_log = true;
+    const Plot p = line_chart_plot(c);
+    const std::vector<Prim> prims = layout_plot(p);
+    std::vector<std::string> ticks;
+    float legend_right = 0;
+    for (const Prim& q : prims) {
+        if (q.kind != Prim::Text) continue;
+        ticks.push_back(q.text);
+        // Anchored at its start: estimate the width as 0.6 em a character, as the layout does.
+        if (q.text == c.names[0]) legend_right = q.x + 0.6f * q.size * static_cast<float>(q.text.size());
+    }
+    for (const char* t : {"1", "10", "100", "1000"})
+        EXPECT_NE(std::find(ticks.begin(), ticks.end(), std::string(t)), ticks.end()) << "no tick " << t;
+    EXPECT_GT(legend_right, 0.0f);
+    EXPECT_LE(legend_right, static_cast<float>(p.width));
+    // On the log axis 10 sits halfway between 1 and 100.
+    float y1 = 0, y10 = 0, y100 = 0;
+    for (const Prim& q : prims)
+        if (q.kind == Prim::Text && q.anchor == 1) {
+            if (q.text == "1") y1 = q.y;
+            if (q.text == "10") y10 = q.y;
+            if (q.text == "100") y100 = q.y;
+        }
+    EXPECT_NEAR(y10, (y1 + y100) / 2, 1.0f);
 }
 
 }  // namespace

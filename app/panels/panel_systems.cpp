@@ -230,6 +230,8 @@ void draw_sweep_chart(const ComputeSweep& sw) {
     dl->AddRectFilled(p0, ImVec2(p0.x + size.x, p0.y + size.y), IM_COL32(25, 25, 30, 255));
     ImGui::Dummy(size);
     if (c.xs.size() < 2) return;
+    // Room on the left and below for the axis numbers.
+    const float axis_w = ImGui::CalcTextSize("10000").x + 6, axis_h = ImGui::GetTextLineHeight() + 2;
     // log10 of microseconds per token on y, log2 T on x.
     float lo = FLT_MAX, hi = -FLT_MAX;
     for (const auto& ys : c.ys)
@@ -241,13 +243,31 @@ void draw_sweep_chart(const ComputeSweep& sw) {
     const float x_lo = c.xs.front(), x_hi = c.xs.back();
     const ImU32 colors[] = {expert_color(0), IM_COL32(230, 230, 230, 255), IM_COL32(140, 140, 150, 255)};
     const float pad = 6;
+    lo = std::floor(lo);
+    hi = std::max(lo + 1, std::ceil(hi));  // whole powers of ten, so every decade gets a number
+    const float gx0 = p0.x + axis_w, gx1 = p0.x + size.x - pad, gy0 = p0.y + pad, gy1 = p0.y + size.y - axis_h;
+    auto to_screen = [&](float x, float log_y) {
+        const float fx = (x - x_lo) / std::max(1e-6f, x_hi - x_lo);
+        const float fy = (log_y - lo) / (hi - lo);
+        return ImVec2(gx0 + fx * (gx1 - gx0), gy0 + (1 - fy) * (gy1 - gy0));
+    };
+    const ImU32 grid = IM_COL32(70, 70, 80, 255), ink = IM_COL32(200, 200, 200, 255);
+    for (float d = lo; d <= hi + 0.01f; d += 1.0f) {
+        const ImVec2 a = to_screen(x_lo, d);
+        dl->AddLine(ImVec2(gx0, a.y), ImVec2(gx1, a.y), grid);
+        char lab[16];
+        std::snprintf(lab, sizeof lab, "%g", std::pow(10.0, static_cast<double>(d)));
+        dl->AddText(ImVec2(p0.x + 2, a.y - ImGui::GetTextLineHeight() * 0.5f), ink, lab);
+    }
+    for (size_t i = 0; i < c.xs.size(); ++i) {
+        const ImVec2 a = to_screen(c.xs[i], lo);
+        char lab[16];
+        std::snprintf(lab, sizeof lab, "%d", sw.points[i].n_tokens);
+        dl->AddText(ImVec2(a.x - ImGui::CalcTextSize(lab).x * 0.5f, gy1 + 1), ink, lab);
+    }
     for (size_t si = 0; si < c.ys.size(); ++si) {
         std::vector<ImVec2> pts;
-        for (size_t i = 0; i < c.xs.size(); ++i) {
-            const float fx = (c.xs[i] - x_lo) / std::max(1e-6f, x_hi - x_lo);
-            const float fy = (std::log10(std::max(c.ys[si][i], 1e-6f)) - lo) / (hi - lo);
-            pts.emplace_back(p0.x + pad + fx * (size.x - 2 * pad), p0.y + pad + (1 - fy) * (size.y - 2 * pad));
-        }
+        for (size_t i = 0; i < c.xs.size(); ++i) pts.push_back(to_screen(c.xs[i], std::log10(std::max(c.ys[si][i], 1e-6f))));
         dl->AddPolyline(pts.data(), static_cast<int>(pts.size()), colors[si], 0, 2.0f);
         for (const ImVec2& p : pts) dl->AddCircleFilled(p, 3, colors[si]);
     }
@@ -257,7 +277,7 @@ void draw_sweep_chart(const ComputeSweep& sw) {
         ImGui::SameLine();
         ImGui::TextUnformatted(c.names[si].c_str());
     }
-    ImGui::TextDisabled("x: T = 1 .. %d (log scale)   y: microseconds per token (log scale)", sw.points.back().n_tokens);
+    ImGui::TextWrapped("x: tokens in the batch T (log scale)   y: microseconds per token (log scale)");
 }
 
 void draw_memory_compute(PanelContext& ctx, SystemsUi& s) {
@@ -290,7 +310,10 @@ void draw_memory_compute(PanelContext& ctx, SystemsUi& s) {
     char total[32], active[32];
     human_count(static_cast<double>(sw.moe_total_params), total, sizeof(total));
     human_count(static_cast<double>(sw.moe_active_params), active, sizeof(active));
-    ImGui::Text("MoE layer: %s parameters stored, %s used per token (measured in %.0f ms)", total, active, sw.wall_ms);
+    ImGui::TextWrapped("MoE layer: %s parameters stored, %s used per token (measured in %.0f ms at K = %d)", total, active,
+                       sw.wall_ms, sw.config.k);
+    if (sw.config.k != std::clamp(ctx.view.knobs.router.k, 1, sw.config.layer.n_experts))
+        ImGui::TextColored(ImVec4(1.0f, 0.8f, 0.3f, 1.0f), "K is %d now: measure again to see it", ctx.view.knobs.router.k);
     const int from = sparsity_pays_from(sw);
     if (from > 0)
         ImGui::TextColored(ImVec4(0.35f, 0.9f, 0.55f, 1.0f),

@@ -270,6 +270,7 @@ Plot line_chart_plot(const LineChart& chart) {
     p.title = chart.title;
     p.x_label = chart.x_label;
     p.y_label = chart.y_label;
+    p.y_log = chart.y_log;
     for (size_t s = 0; s < chart.ys.size(); ++s) {
         const std::string name = s < chart.names.size() ? chart.names[s] : "series " + std::to_string(s);
         PlotLine line{name, expert_color(static_cast<int>(s)), 2.0f, chart.xs, chart.ys[s]};

@@ -70,6 +70,7 @@ struct LineChart {
     std::vector<float> xs;                   // (n_points)
     std::vector<std::string> names;          // (n_series)
     std::vector<std::vector<float>> ys;      // (n_series) x (n_points)
+    bool y_log = false;                      // y on a log10 scale
 };
 Plot line_chart_plot(const LineChart& chart);
 std::string line_chart_csv(const LineChart& chart);  // x_label,name_0,...

@@ -147,10 +147,19 @@ static Prim text(float x, float y, std::string s, float size, int anchor, Rgba c
 
 static bool finite(float v) { return std::isfinite(v); }
 
+// The legend's width: its longest name at 11 px (DejaVu Sans averages about 0.6 em a character)
+// plus the swatch, so a long name is never cut at the picture's right edge.
+static float legend_width(const Plot& plot) {
+    size_t longest = 0;
+    for (const LegendEntry& e : plot.legend) longest = std::max(longest, e.name.size());
+    if (longest == 0) return 0;
+    return std::clamp(static_cast<float>(longest) * 6.6f + 40.0f, 130.0f, static_cast<float>(plot.width) * 0.45f);
+}
+
 static void layout_heatmap(const Plot& plot, std::vector<Prim>& out) {
     const PlotHeatmap& hm = plot.heatmap;
     const float W = static_cast<float>(plot.width), H = static_cast<float>(plot.height);
-    const float L = hm.row_labels.empty() ? 16.0f : 64.0f, R = plot.legend.empty() ? 16.0f : 130.0f;
+    const float L = hm.row_labels.empty() ? 16.0f : 64.0f, R = plot.legend.empty() ? 16.0f : legend_width(plot) + 10.0f;
     const float T = 44.0f + (hm.col_labels.empty() ? 0.0f : 18.0f), B = plot.x_label.empty() ? 12.0f : 36.0f;
     const float cw = std::max(0.0f, (W - L - R) / hm.n_cols), ch = std::max(0.0f, (H - T - B) / hm.n_rows);
     const bool have_values = hm.values.size() == static_cast<size_t>(hm.n_rows) * hm.n_cols;
@@ -188,9 +197,29 @@ static void layout_heatmap(const Plot& plot, std::vector<Prim>& out) {
     if (!plot.x_label.empty()) out.push_back(text(L + cw * hm.n_cols / 2, H - 12, plot.x_label, 13, 0));
 }
 
-static void layout_axes(const Plot& plot, std::vector<Prim>& out) {
+// A log-scale plot is laid out as the linear plot of log10(y), its ticks labelled 10^v.
+static Plot log10_y(const Plot& plot) {
+    Plot p = plot;
+    auto lg = [](float y) { return y > 0 ? std::log10(y) : NAN; };
+    for (PlotLine& l : p.lines)
+        for (float& y : l.ys) y = lg(y);
+    for (PlotHLine& h : p.hlines) h.y = lg(h.y);
+    for (PlotText& t : p.texts) t.y = lg(t.y);
+    p.bars.clear();  // bars from zero have no log-scale picture
+    if (p.y_min < p.y_max && p.y_min > 0) {
+        p.y_min = lg(p.y_min);
+        p.y_max = lg(p.y_max);
+    } else {
+        p.y_min = p.y_max = 0;
+    }
+    return p;
+}
+
+static void layout_axes(const Plot& plot_in, std::vector<Prim>& out) {
+    const Plot logged = plot_in.y_log ? log10_y(plot_in) : Plot{};
+    const Plot& plot = plot_in.y_log ? logged : plot_in;
     const float W = static_cast<float>(plot.width), H = static_cast<float>(plot.height);
-    const float L = 72, R = W - (plot.legend.empty() ? 20.0f : 150.0f), T = 44, B = H - 56;
+    const float L = 72, R = W - (plot.legend.empty() ? 20.0f : legend_width(plot) + 20.0f), T = 44, B = H - 56;
     if (R - L < 10 || B - T < 10) return;
 
     // Data ranges.
@@ -231,11 +260,13 @@ static void layout_axes(const Plot& plot, std::vector<Prim>& out) {
     const auto clampy = [&](float v) { return std::clamp(v, T, B); };
 
     // Grid and y ticks.
-    const double ys = nice_step(y1 - y0, 5);
+    const double ys = plot.y_log ? std::max(1.0, std::round(nice_step(y1 - y0, 5))) : nice_step(y1 - y0, 5);
     for (double v = std::ceil(y0 / ys) * ys; v <= y1 + ys * 1e-6; v += ys) {
         const float y = py(v);
         out.push_back(line(L, y, R, y, kGrid, 1));
-        out.push_back(text(L - 6, y + 4, format_tick(v, ys), 11, 1));
+        char tick[32];
+        if (plot.y_log) std::snprintf(tick, sizeof tick, "%g", std::pow(10.0, std::round(v)));
+        out.push_back(text(L - 6, y + 4, plot.y_log ? std::string(tick) : format_tick(v, ys), 11, 1));
     }
     // X ticks: categories, or round numbers.
     if (!plot.x_categories.empty()) {
@@ -296,8 +327,9 @@ std::vector<Prim> layout_plot(const Plot& plot) {
     float ly = 56;
     for (const LegendEntry& e : plot.legend) {
         if (ly > H - 16) break;
-        out.push_back(rect(W - 136, ly - 10, 12, 12, e.color, kFrame, 1));
-        out.push_back(text(W - 118, ly, e.name, 11, -1));
+        const float x = W - legend_width(plot) - 6;
+        out.push_back(rect(x, ly - 10, 12, 12, e.color, kFrame, 1));
+        out.push_back(text(x + 18, ly, e.name, 11, -1));
         ly += 18;
     }
     return out;

@@ -72,6 +72,7 @@ struct Plot {
     std::vector<std::string> x_categories;  // bar plots: label of category i at x = i
     // Axis ranges; when min >= max they are computed from the data (y always includes 0 for bars).
     float x_min = 0, x_max = 0, y_min = 0, y_max = 0;
+    bool y_log = false;  // y on a log10 scale (values <= 0 are left out), ticks at powers of ten
 
     std::vector<PlotBar> bars;
     std::vector<PlotHLine> hlines;

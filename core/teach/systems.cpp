@@ -192,7 +192,8 @@ LineChart compute_sweep_chart(const ComputeSweep& sweep) {
     LineChart c;
     c.title = "Time per token vs batch size (measured on this machine)";
     c.x_label = "log2 T (tokens in the batch)";
-    c.y_label = "microseconds per token";
+    c.y_label = "microseconds per token (log scale)";
+    c.y_log = true;  // the three lines span two orders of magnitude from T = 1 to T = 1024
     c.names = {"MoE (N=" + num(sweep.config.layer.n_experts) + ", K=" + num(sweep.config.k) + ")",
                "dense, same total params (d_ff=" + num(sweep.dense_total_d_ff) + ")",
                "dense, same active params (d_ff=" + num(sweep.dense_active_d_ff) + ")"};
