@@ -77,7 +77,7 @@ struct LmTune {
     TrainingCurves curves;
     std::string message;
     std::shared_ptr<LmModel> result;  // the fine-tuned copy once a run finished (guarded by mu)
-    int steps = 60;
+    int steps = 20;  // a few seconds: the class sees the loss fall, then routes with the copy
 
     ~LmTune() { halt(); }
     void halt() {
