@@ -49,5 +49,6 @@ int cmd_generate(Args args);
 int cmd_mix2d(Args args);
 int cmd_lesson(Args args);
 int cmd_export(Args args);
+int cmd_tokenize(Args args);
 
 }  // namespace moe::cli

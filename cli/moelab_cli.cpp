@@ -22,6 +22,7 @@ static const Command kCommands[] = {
     {"mix2d", "train the 2D mixture of local experts and watch collapse and its cures", cmd_mix2d},
     {"lesson", "lesson FILE: run a lesson headless and export its plots", cmd_lesson},
     {"export", "export a load plot or heatmap as PNG, SVG or CSV", cmd_export},
+    {"tokenize", "text -> token ids and pieces with the byte tokenizer or a tokenizer.json", cmd_tokenize},
 };
 
 static void print_help() {
