@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <queue>
 
+#include "core/text/utf8.h"
+
 namespace moe::text {
 
 BpeModel::BpeModel(const JsonAt& at) {
@@ -85,9 +87,22 @@ BpeModel::BpeModel(const JsonAt& at) {
         const auto im = vocab_.find(merged);
         if (im == vocab_.end()) mj.at(rank).fail("makes '" + merged + "', which is not in model.vocab");
         const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(ia->second)) << 32) | static_cast<uint32_t>(ib->second);
+        if (prefix_.empty() && suffix_.empty() && !a.empty() && !b.empty() && utf8::first_invalid(a) == std::string_view::npos &&
+            utf8::first_invalid(b) == std::string_view::npos) {
+            size_t last = a.size() - 1;
+            while (last > 0 && (static_cast<unsigned char>(a[last]) & 0xC0) == 0x80) --last;
+            size_t i = 0, j = last;
+            const char32_t first_b = utf8::next(b, i), last_a = utf8::next(a, j);
+            joinable_.insert((static_cast<uint64_t>(last_a) << 32) | first_b);
+        }
         // A repeated pair keeps its last rank, as the library's map collect does.
         merges_[key] = (static_cast<uint64_t>(rank) << 32) | static_cast<uint32_t>(im->second);
     }
+    can_cut_ = prefix_.empty() && suffix_.empty();
+}
+
+bool BpeModel::joinable(char32_t left, char32_t right) const {
+    return joinable_.count((static_cast<uint64_t>(left) << 32) | right) != 0;
 }
 
 bool BpeModel::id_to_token(int32_t id, std::string& token) const {
@@ -102,6 +117,29 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
         const auto it = vocab_.find(word);
         if (it != vocab_.end()) { out.push_back(it->second); return; }
     }
+    if (word.size() < kCacheMaxWordBytes || !can_cut_ || utf8::first_invalid(word) != std::string_view::npos) {
+        merge_cached(word, out);
+        return;
+    }
+    // Cut between two characters that are both whole vocab symbols and that no merge joins.
+    size_t piece = 0, i = 0;
+    char32_t prev = 0;
+    bool prev_symbol = false;
+    while (i < word.size()) {
+        const size_t at = i;
+        const char32_t cp = utf8::next(word, i);
+        const bool symbol = vocab_.find(word.substr(at, i - at)) != vocab_.end();
+        if (at > piece && prev_symbol && symbol && !joinable(prev, cp)) {
+            merge_cached(word.substr(piece, at - piece), out);
+            piece = at;
+        }
+        prev = cp;
+        prev_symbol = symbol;
+    }
+    merge_cached(word.substr(piece), out);
+}
+
+void BpeModel::merge_cached(std::string_view word, std::vector<int32_t>& out) const {
     const bool cacheable = word.size() < kCacheMaxWordBytes;
     if (cacheable) {
         std::lock_guard<std::mutex> lock(cache_mu_);

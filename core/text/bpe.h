@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/text/json_at.h"
@@ -36,6 +37,8 @@ public:
 
 private:
     void merge_word(std::string_view w, std::vector<int32_t>& out) const;
+    void merge_cached(std::string_view w, std::vector<int32_t>& out) const;
+    bool joinable(char32_t left, char32_t right) const;
 
     Vocab vocab_;
     std::vector<std::string> id_to_token_;  // index = id; "" where the vocab has a gap
@@ -46,6 +49,13 @@ private:
     int32_t unk_id_ = -1;
     bool fuse_unk_ = false, byte_fallback_ = false, ignore_merges_ = false;
     std::array<int32_t, 256> byte_fallback_ids_{};
+    // (last character of a merge's left token << 32 | first character of its right token):
+    // only between such characters can a merge ever join two symbols. A long word (a whole
+    // SentencePiece-style line has no pre-tokenizer to cut it) is cut everywhere else and the
+    // pieces merged alone, which gives the same ids (no merge crosses a cut) but keeps the heap
+    // small and lets the word cache serve the pieces. Empty when affixes make this unsound.
+    std::unordered_set<uint64_t> joinable_;
+    bool can_cut_ = false;
 
     // Word cache (as the library's): words under 256 bytes, bounded so memory stays flat.
     static constexpr size_t kCacheMaxWordBytes = 256, kCacheCapacity = 100000;
