@@ -4,7 +4,7 @@
 //   node tokenizer_reference.js golden TOKENIZER.json CORPUS.jsonl OUT.json
 //       ids with and without special tokens, and the library's decodes, per corpus string
 //   node tokenizer_reference.js bench TOKENIZER.json TEXT_FILE REPEATS
-//       prints {"load_s": ..., "encode_s": [...], "bytes": N, "tokens": T} (one encode per repeat)
+//       prints {"load_s": ..., "encode_s": [...], "bytes": N, "tokens": T, "ids_hash": FNV-1a of the ids}
 'use strict';
 const fs = require('fs');
 const { Tokenizer } = require('tokenizers');
@@ -33,9 +33,25 @@ async function golden(tokPath, corpusPath, outPath) {
       decoded_special_kept: await tok.decode(idsSpecial, false),
     });
   }
+  // The whole corpus as one text: SentencePiece-style files see it as a few very long words.
+  const all = lines.map((l) => JSON.parse(l)).join('\n');
+  const whole = { text: all, ids: Array.from((await tok.encode(all, null, { addSpecialTokens: false })).getIds()) };
   const pkg = require('tokenizers/package.json');
-  const out = { tokenizer: tokPath, reference: { package: 'tokenizers', version: pkg.version, binary: nativeBinary() }, cases };
+  const out = { tokenizer: tokPath, reference: { package: 'tokenizers', version: pkg.version, binary: nativeBinary() }, cases, whole };
   fs.writeFileSync(outPath, JSON.stringify(out));
+}
+
+// FNV-1a over the ids as 32-bit little-endian words, as hex (bench_tokenizer.cpp computes the same).
+function fnv1a(ids) {
+  let h = 0xcbf29ce484222325n;
+  const p = 0x100000001b3n, mask = (1n << 64n) - 1n;
+  for (const id of ids) {
+    for (let k = 0; k < 4; ++k) {
+      h ^= BigInt((id >>> (8 * k)) & 0xff);
+      h = (h * p) & mask;
+    }
+  }
+  return h.toString(16);
 }
 
 async function bench(tokPath, textPath, repeats) {
@@ -45,13 +61,16 @@ async function bench(tokPath, textPath, repeats) {
   const text = fs.readFileSync(textPath, 'utf8');
   const encodeS = [];
   let tokens = 0;
+  let idsHash = '';
   for (let r = 0; r < repeats; ++r) {
     const t = process.hrtime.bigint();
     const enc = await tok.encode(text, null, { addSpecialTokens: false });
     encodeS.push(Number(process.hrtime.bigint() - t) / 1e9);
-    tokens = enc.getIds().length;
+    const ids = enc.getIds();
+    tokens = ids.length;
+    idsHash = fnv1a(ids);
   }
-  process.stdout.write(JSON.stringify({ load_s: loadS, encode_s: encodeS, bytes: Buffer.byteLength(text), tokens, binary: nativeBinary() }) + '\n');
+  process.stdout.write(JSON.stringify({ load_s: loadS, encode_s: encodeS, bytes: Buffer.byteLength(text), tokens, ids_hash: idsHash, binary: nativeBinary() }) + '\n');
 }
 
 const [mode, a, b, c] = process.argv.slice(2);
