@@ -15,6 +15,8 @@ inline constexpr int kMaxJsonDepth = 64;
 // Bytes of a config-sized JSON file (model .json, HF config.json, lesson). Real ones are a few
 // KB; a config.json with a large id2label table still fits many times over.
 inline constexpr uint64_t kMaxConfigBytes = 16u << 20;  // 16 MB
+// Bytes of a tokenizer.json: o200k's is 28 MB; the largest real ones are well under 100 MB.
+inline constexpr uint64_t kMaxTokenizerBytes = 512u << 20;  // 512 MB
 
 // --- safetensors ---
 inline constexpr uint64_t kMaxHeaderBytes = 100u << 20;  // 100 MB, as the reference implementation

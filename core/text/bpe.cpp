@@ -7,21 +7,49 @@
 
 namespace moe::text {
 
-BpeModel::BpeModel(const JsonAt& at) {
-    const std::string& file = at.file;
+BpeTables BpeModel::tables_from_json(const JsonAt& at) {
+    BpeTables t;
     const JsonAt vj = at.child("vocab");
     vj.require_object();
-    vocab_.reserve(vj.j.size());
-    int32_t max_id = -1;
+    t.vocab.reserve(vj.j.size());
     for (auto it = vj.j.begin(); it != vj.j.end(); ++it) {
         if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() > 0x7FFFFFFF)
-            throw Error(file, vj.path + "[\"" + it.key() + "\"]", "is not a token id (a non-negative integer)");
-        const auto id = static_cast<int32_t>(it.value().get<int64_t>());
-        if (id > 16 * 1024 * 1024)
-            throw Error(file, vj.path + "[\"" + it.key() + "\"]", "id " + num(id) + " is implausibly large", "vocabularies have under 16M tokens");
-        vocab_.emplace(it.key(), id);
-        max_id = std::max(max_id, id);
+            throw Error(at.file, vj.path + "[\"" + it.key() + "\"]", "is not a token id (a non-negative integer)");
+        t.vocab.emplace_back(it.key(), it.value().get<int64_t>());
     }
+    const auto& merges = at.array("merges");
+    const JsonAt mj = at.child("merges");
+    t.merges.reserve(merges.size());
+    for (size_t rank = 0; rank < merges.size(); ++rank) {
+        const auto& m = merges[rank];
+        if (m.is_string()) {
+            // "a b": exactly one space, as the library's legacy format requires.
+            const std::string& s = m.get_ref<const std::string&>();
+            const size_t sp = s.find(' ');
+            if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
+                mj.at(rank).fail("'" + s + "' is not two tokens separated by one space");
+            t.merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+        } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+            t.merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
+        } else {
+            mj.at(rank).fail("is not a merge", "a merge is \"a b\" or [\"a\", \"b\"]");
+        }
+    }
+    return t;
+}
+
+BpeModel::BpeModel(const JsonAt& at, BpeTables tables) {
+    const std::string& file = at.file;
+    const std::string vpath = at.path.empty() ? "vocab" : at.path + ".vocab";
+    const std::string mpath = at.path.empty() ? "merges" : at.path + ".merges";
+    vocab_.reserve(tables.vocab.size());
+    for (auto& [tok, id64] : tables.vocab) {
+        if (id64 < 0 || id64 > 16 * 1024 * 1024)
+            throw Error(file, vpath + "[\"" + tok + "\"]", "id " + num(id64) + " is out of range", "vocabularies have under 16M tokens");
+        vocab_.insert_or_assign(std::move(tok), static_cast<int32_t>(id64));  // a repeated key: the last wins, as in serde and nlohmann
+    }
+    int32_t max_id = -1;
+    for (const auto& [tok, id] : vocab_) max_id = std::max(max_id, id);
     id_to_token_.assign(static_cast<size_t>(max_id + 1), {});
     has_token_.assign(static_cast<size_t>(max_id + 1), false);
     for (const auto& [tok, id] : vocab_) {
@@ -55,37 +83,23 @@ BpeModel::BpeModel(const JsonAt& at) {
         }
     }
 
-    const auto& merges = at.array("merges");
-    const JsonAt mj = at.child("merges");
-    merges_.reserve(merges.size());
+    merges_.reserve(tables.merges.size());
     std::string merged;
-    for (size_t rank = 0; rank < merges.size(); ++rank) {
-        const auto& m = merges[rank];
-        std::string_view a, b;
-        if (m.is_string()) {
-            // "a b": exactly one space, as the library's legacy format requires.
-            const std::string& s = m.get_ref<const std::string&>();
-            const size_t sp = s.find(' ');
-            if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
-                mj.at(rank).fail("'" + s + "' is not two tokens separated by one space");
-            a = std::string_view(s).substr(0, sp);
-            b = std::string_view(s).substr(sp + 1);
-        } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-            a = m[0].get_ref<const std::string&>();
-            b = m[1].get_ref<const std::string&>();
-        } else {
-            mj.at(rank).fail("is not a merge", "a merge is \"a b\" or [\"a\", \"b\"]");
-        }
+    auto bad_merge = [&](size_t rank, const std::string& problem) {
+        throw Error(file, mpath + "[" + std::to_string(rank) + "]", problem);
+    };
+    for (size_t rank = 0; rank < tables.merges.size(); ++rank) {
+        const std::string_view a = tables.merges[rank].first, b = tables.merges[rank].second;
         const auto ia = vocab_.find(a);
-        if (ia == vocab_.end()) mj.at(rank).fail("names '" + std::string(a) + "', which is not in model.vocab");
+        if (ia == vocab_.end()) bad_merge(rank, "names '" + std::string(a) + "', which is not in model.vocab");
         const auto ib = vocab_.find(b);
-        if (ib == vocab_.end()) mj.at(rank).fail("names '" + std::string(b) + "', which is not in model.vocab");
+        if (ib == vocab_.end()) bad_merge(rank, "names '" + std::string(b) + "', which is not in model.vocab");
         if (b.size() < prefix_.size())
-            mj.at(rank).fail("right token '" + std::string(b) + "' is shorter than continuing_subword_prefix");
+            bad_merge(rank, "right token '" + std::string(b) + "' is shorter than continuing_subword_prefix");
         merged.assign(a);
         merged.append(b.substr(prefix_.size()));
         const auto im = vocab_.find(merged);
-        if (im == vocab_.end()) mj.at(rank).fail("makes '" + merged + "', which is not in model.vocab");
+        if (im == vocab_.end()) bad_merge(rank, "makes '" + merged + "', which is not in model.vocab");
         const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(ia->second)) << 32) | static_cast<uint32_t>(ib->second);
         if (prefix_.empty() && suffix_.empty() && !a.empty() && !b.empty() && utf8::first_invalid(a) == std::string_view::npos &&
             utf8::first_invalid(b) == std::string_view::npos) {

@@ -21,10 +21,18 @@ struct StringHash {
 };
 using Vocab = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
 
+// model.vocab and model.merges, read either from the JSON tree or streamed by the loader's
+// fast path (hf_tokenizer.cpp), which leaves them out of the tree.
+struct BpeTables {
+    std::vector<std::pair<std::string, int64_t>> vocab;
+    std::vector<std::pair<std::string, std::string>> merges;  // in rank order
+};
+
 class BpeModel {
 public:
-    // at: the "model" object of tokenizer.json (type BPE).
-    explicit BpeModel(const JsonAt& at);
+    static BpeTables tables_from_json(const JsonAt& model);
+    // at: the "model" object of tokenizer.json (type BPE), for its other fields and for errors.
+    BpeModel(const JsonAt& at, BpeTables tables);
 
     // Appends the ids of one pre-tokenized word (the library's BPE::tokenize).
     void tokenize(std::string_view word, std::vector<int32_t>& out) const;

@@ -5,11 +5,12 @@
 //   load_hf_tokenizer        tokenizer.json + tokenizer_config.json
 #include "core/text/hf_tokenizer.h"
 
-#include <fstream>
-#include <sstream>
+#include <optional>
 
 #include "core/error.h"
+#include "core/io/file_io.h"
 #include "core/io/json_input.h"
+#include "core/io/limits.h"
 #include "core/text/added_tokens.h"
 #include "core/text/bpe.h"
 #include "core/text/decoders.h"
@@ -25,29 +26,154 @@ using namespace moe::text;
 namespace {
 
 // [SECTION] reading the files
-std::string read_file(const std::filesystem::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    if (!f) throw Error(p.string(), "", "cannot be opened", "a tokenizer.json file or a model folder holding one");
-    std::string s;
-    f.seekg(0, std::ios::end);
-    const auto n = f.tellg();
-    if (n < 0) throw Error(p.string(), "", "cannot be read");
-    s.resize(static_cast<size_t>(n));
-    f.seekg(0);
-    f.read(s.data(), n);
-    if (!f) throw Error(p.string(), "", "cannot be read");
-    return s;
-}
-
 // Depth-capped, and every JSON exception a moe::Error (1e999 throws out_of_range): issue 15.
 nlohmann::json parse_json(const std::string& text, const std::string& file) {
     return parse_json_input(text, file, "", "a truncated download? fetch the file again");
 }
 
+// tokenizer.json is parsed with a SAX handler that builds the JSON tree for everything except
+// model.vocab and model.merges (hundreds of thousands of small strings: the tree for the 28 MB
+// o200k file alone takes most of a second), which it streams straight into BpeTables. Anything
+// unexpected inside those two falls back to the plain tree, whose reader names the bad entry.
+using Json = nlohmann::json;
+
+class TokenizerSax {
+public:
+    explicit TokenizerSax(Json& root) : dom_(root, false) {}
+
+    bool null() { return capturing() ? other() : (dom_.null()); }
+    bool boolean(bool v) { return capturing() ? other() : (dom_.boolean(v)); }
+    bool number_integer(int64_t v) { return capturing() ? id(v) : (dom_.number_integer(v)); }
+    bool number_unsigned(uint64_t v) {
+        return capturing() ? id(v > 0x7FFFFFFFull ? -1 : static_cast<int64_t>(v)) : (dom_.number_unsigned(v));
+    }
+    bool number_float(double v, const std::string& s) { return capturing() ? other() : (dom_.number_float(v, s)); }
+    bool binary(Json::binary_t& b) { return capturing() ? other() : (dom_.binary(b)); }
+    bool string(std::string& v) {
+        if (!capturing()) return dom_.string(v);
+        if (mode_ == Mode::Merges && depth_ == 1) {
+            const size_t sp = v.find(' ');
+            if (sp == std::string::npos || v.find(' ', sp + 1) != std::string::npos) return other();
+            tables.merges.emplace_back(v.substr(0, sp), v.substr(sp + 1));
+            return true;
+        }
+        if (mode_ == Mode::Merges && depth_ == 2 && pair_.size() < 2) { pair_.push_back(std::move(v)); return true; }
+        return other();
+    }
+    bool key(std::string& k) {
+        if (capturing()) {
+            if (mode_ == Mode::Vocab && depth_ == 1) { key_ = std::move(k); return true; }
+            return other();
+        }
+        if (!stack_.empty()) stack_.back().key = k;
+        return dom_.key(k);
+    }
+    bool start_object(size_t n) {
+        if (capturing()) { ++depth_; return other(); }
+        if (at_model_field("vocab")) { begin(Mode::Vocab); return true; }
+        stack_.push_back({true, {}});
+        return dom_.start_object(n);
+    }
+    bool end_object() {
+        if (capturing()) return end_container();
+        stack_.pop_back();
+        return dom_.end_object();
+    }
+    bool start_array(size_t n) {
+        if (capturing()) {
+            ++depth_;
+            if (mode_ == Mode::Merges && depth_ == 2) { pair_.clear(); return true; }
+            return other();
+        }
+        if (at_model_field("merges")) { begin(Mode::Merges); return true; }
+        stack_.push_back({false, {}});
+        return dom_.start_array(n);
+    }
+    bool end_array() {
+        if (capturing()) {
+            if (mode_ == Mode::Merges && depth_ == 2) {
+                if (pair_.size() != 2) fallback = true;
+                else tables.merges.emplace_back(std::move(pair_[0]), std::move(pair_[1]));
+            }
+            return end_container();
+        }
+        stack_.pop_back();
+        return dom_.end_array();
+    }
+    bool parse_error(size_t pos, const std::string& token, const nlohmann::detail::exception& e) {
+        error = std::string(e.what()) + " (at byte " + std::to_string(pos) + ", near '" + token.substr(0, 40) + "')";
+        return false;
+    }
+
+    BpeTables tables;
+    bool fallback = false;  // something in vocab/merges the fast path does not take: reparse as a tree
+    bool seen_vocab = false, seen_merges = false;  // a file without them goes to the tree's errors
+    std::string error;
+
+private:
+    enum class Mode { None, Vocab, Merges };
+    struct Level { bool object; std::string key; };
+
+    bool capturing() const { return mode_ != Mode::None; }
+    // The value about to start is root.model.<field>.
+    bool at_model_field(const char* field) const {
+        return stack_.size() == 2 && stack_[0].object && stack_[0].key == "model" && stack_[1].object && stack_[1].key == field;
+    }
+    void begin(Mode m) {
+        (m == Mode::Vocab ? seen_vocab : seen_merges) = true;
+        mode_ = m;
+        depth_ = 1;
+        dom_.null();  // the tree holds null where the streamed table was
+    }
+    bool end_container() {
+        if (--depth_ == 0) mode_ = Mode::None;
+        return true;
+    }
+    bool id(int64_t v) {
+        if (mode_ == Mode::Vocab && depth_ == 1 && v >= 0) { tables.vocab.emplace_back(std::move(key_), v); return true; }
+        return other();
+    }
+    bool other() {
+        fallback = true;
+        return true;
+    }
+
+    nlohmann::detail::json_sax_dom_parser<Json> dom_;
+    std::vector<Level> stack_;
+    Mode mode_ = Mode::None;
+    int depth_ = 0;
+    std::string key_;
+    std::vector<std::string> pair_;
+};
+
+struct ParsedTokenizer {
+    Json root;
+    std::optional<BpeTables> tables;  // streamed, when the fast path took the file
+};
+
+ParsedTokenizer parse_tokenizer_json(const std::string& text, const std::string& file) {
+    check_json_depth(text, file, "");
+    ParsedTokenizer p;
+    {
+        TokenizerSax sax(p.root);
+        bool ok = false;
+        try {
+            ok = Json::sax_parse(text, &sax);
+        } catch (const nlohmann::json::exception& e) {
+            throw Error(file, "", std::string("is not valid JSON: ") + e.what(), "a truncated download? fetch the file again");
+        }
+        if (!ok) throw Error(file, "", "is not valid JSON: " + sax.error, "a truncated download? fetch the file again");
+        if (!sax.fallback && sax.seen_vocab && sax.seen_merges) p.tables = std::move(sax.tables);
+    }
+    if (!p.tables) p.root = parse_json(text, file);
+    return p;
+}
+
 // [SECTION] HfTokenizer
 class HfTokenizer final : public Tokenizer {
 public:
-    HfTokenizer(const nlohmann::json& j, const std::string& file) : file_(file) {
+    HfTokenizer(ParsedTokenizer parsed, const std::string& file) : file_(file) {
+        const nlohmann::json& j = parsed.root;
         const JsonAt root{j, file_, ""};
         root.require_object();
         const JsonAt model = root.child("model");
@@ -56,7 +182,7 @@ public:
         if (mt != "BPE") model.unsupported("model", "BPE");
         if (root.has("truncation")) root.child("truncation").fail("truncation is set", "moelab encodes whole texts: set it to null");
         if (root.has("padding")) root.child("padding").fail("padding is set", "moelab encodes one text at a time: set it to null");
-        bpe_ = std::make_unique<BpeModel>(model);
+        bpe_ = std::make_unique<BpeModel>(model, parsed.tables ? std::move(*parsed.tables) : BpeModel::tables_from_json(model));
         normalizer_ = parse_normalizer(root.has("normalizer") ? root.child("normalizer") : JsonAt{nullptr_json(), file_, "normalizer"});
         pre_ = parse_pre_tokenizer(root.has("pre_tokenizer") ? root.child("pre_tokenizer") : JsonAt{nullptr_json(), file_, "pre_tokenizer"});
         post_ = parse_post_processor(root.has("post_processor") ? root.child("post_processor") : JsonAt{nullptr_json(), file_, "post_processor"});
@@ -259,10 +385,10 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::filesystem::path& path) 
     if (!std::filesystem::exists(json_path, ec))
         throw Error(json_path.string(), "", "does not exist", folder ? "the model folder needs a tokenizer.json" : "a tokenizer.json file or a model folder");
     const std::string file = json_path.string();
-    auto tok = std::make_unique<HfTokenizer>(parse_json(read_file(json_path), file), file);
+    auto tok = std::make_unique<HfTokenizer>(parse_tokenizer_json(read_file(file, kMaxTokenizerBytes), file), file);
     const std::filesystem::path config = path / "tokenizer_config.json";
     if (folder && std::filesystem::exists(config, ec))
-        tok->read_config(parse_json(read_file(config), config.string()), config.string());
+        tok->read_config(parse_json(read_file(config.string(), kMaxConfigBytes), config.string()), config.string());
     return tok;
 }
 
