@@ -250,8 +250,9 @@ void top_k(const float* score, int n, int k, const unsigned char* allowed, int* 
 }
 
 // Group-limited routing: experts in n_groups equal groups; keep the topk_groups groups with the
-// highest sum of their two best scores (one if a group has one expert). Writes allowed (n).
-void group_mask(const float* score, int n, int n_groups, int topk_groups, float* group_score,
+// highest sum of their two best scores (one if a group has one expert), or with the highest best
+// score when by_max (DeepSeek-V2's group_limited_greedy). Writes allowed (n).
+void group_mask(const float* score, int n, int n_groups, int topk_groups, bool by_max, float* group_score,
                 int* group_pick, unsigned char* allowed) {
     const int group_size = n / n_groups;
     for (int g = 0; g < n_groups; ++g) {
@@ -266,7 +267,7 @@ void group_mask(const float* score, int n, int n_groups, int topk_groups, float*
                 second = v;
             }
         }
-        group_score[g] = group_size >= 2 ? best + second : best;
+        group_score[g] = group_size >= 2 && !by_max ? best + second : best;
     }
     top_k(group_score, n_groups, topk_groups, nullptr, group_pick);
     std::fill(allowed, allowed + n, static_cast<unsigned char>(0));
@@ -301,7 +302,7 @@ const int* choose(const RouterConfig& cfg, Scratch& s, int k) {
     const int n = cfg.n_experts;
     const unsigned char* allowed = nullptr;
     if (cfg.n_groups > 1 && supports_groups(cfg.scheme)) {
-        group_mask(s.score.data(), n, cfg.n_groups, cfg.topk_groups, s.group_score.data(),
+        group_mask(s.score.data(), n, cfg.n_groups, cfg.topk_groups, cfg.group_by_max, s.group_score.data(),
                    s.group_pick.data(), s.allowed.data());
         allowed = s.allowed.data();
     }
@@ -428,8 +429,9 @@ void route_token_choice(const RouterConfig& cfg, const RouteExtras& ex, RoutingT
                 for (int i = 0; i < n; ++i)
                     s.score[i] = p[i] + (ex.expert_bias ? (*ex.expert_bias)[i] : 0.0f);
                 const int* pick = choose(cfg, s, k);
-                float sum = 0.0f;
-                for (int r = 0; r < k; ++r) sum += p[pick[r]];
+                float sum = cfg.renormalize ? 0.0f : 1.0f;
+                if (cfg.renormalize)
+                    for (int r = 0; r < k; ++r) sum += p[pick[r]];
                 for (int r = 0; r < k; ++r) push_pair(tr, t, pick[r], r, rs * p[pick[r]] / sum, s.score[pick[r]]);
                 break;
             }
@@ -935,6 +937,13 @@ void gate_backward(const RouterConfig& cfg, const RoutingTrace& tr, std::span<co
                 break;
             }
             case Scheme::SigmoidBias: {
+                if (!cfg.renormalize) {  // g_a = rs * s_a, as Base's gates
+                    for (int a = 0; a < m; ++a) {
+                        const int j = tr.pairs[b + a].expert;
+                        d_row[j] += rs * kept_grad(b + a) * p[j] * (1.0f - p[j]);
+                    }
+                    break;
+                }
                 // g_a = rs * s_a / S over the chosen set: dL/dh_j = rs * s_j(1-s_j)/S * (d_j - sum_a d_a s_a/S).
                 float sum = 0.0f, dot = 0.0f;
                 for (int a = 0; a < m; ++a) sum += p[tr.pairs[b + a].expert];

@@ -29,6 +29,7 @@ enum class Scheme : int {
     Base,          // balanced assignment: each expert takes at most ceil(T/N) tokens (T/N when N | T), max sum h; gate sigmoid(h)
     Sinkhorn,      // Sinkhorn-balance exp(h) for cfg.sinkhorn_iters, top-K of that; gate = softmax p of chosen
     SigmoidBias,   // DeepSeek-V3: s = sigmoid(h), top-K of s + b; gate = s_i / sum_chosen s_j * routed_scaling
+                   // (s_i * routed_scaling without cfg.renormalize: V3's norm_topk_prob = false)
 };
 inline constexpr int kNumSchemes = 11;
 
@@ -53,13 +54,14 @@ struct RouterConfig {
     int k = 2;                       // forced to 1 by Switch and Base, to 2 by GShardTop2
     float capacity_factor = 1.25f;   // token-choice capacity, and Expert Choice's c
     DropPolicy drop_policy = DropPolicy::Dropless;
-    bool renormalize = true;         // TopKGShard: renormalise the chosen p to sum 1
+    bool renormalize = true;         // TopKGShard and SigmoidBias: renormalise the chosen p (s) to sum 1
     bool add_noise = false;          // NoisyTopK: add the noise (training-time behaviour)
     float noise_scale = 1.0f;        // NoisyTopK: multiplies eps (a teaching knob; 1 = the paper)
     float jitter_eps = 0.0f;         // router input multiplied by U(1-eps, 1+eps) (applied by the layer)
     bool shared_experts = true;      // layer knob: run the shared experts (teaching toggle)
     int n_groups = 1;                // group-limited routing: N experts in n_groups equal groups (1 = off)
     int topk_groups = 1;             // ... only the best topk_groups groups are searched
+    bool group_by_max = false;       // a group scores by its best expert (DeepSeek-V2), not its two best (V3)
     float routed_scaling = 1.0f;     // multiplies routed gate weights (DeepSeek-V3 uses 2.5)
     int sinkhorn_iters = 3;
     float bias_update_rate = 0.001f; // gamma of the aux-loss-free bias update

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/models/byte_lm_model.h"
+#include "core/models/hf/hf_model.h"
 #include "core/models/lm.h"
 
 namespace moe {
@@ -20,9 +21,7 @@ std::vector<const MoeLayer*> Model::moe_layers() const {
 std::unique_ptr<Model> open_model(const std::string& path) {
     if (path.empty() || path == "builtin") return make_byte_lm_model(LmModel::load(builtin_model_path()), builtin_model_path());
     std::error_code ec;
-    if (std::filesystem::is_directory(path, ec))
-        throw Error(path, "", "is a folder; Hugging Face model folders cannot be opened by this build yet",
-                    "give a moelab model file (.safetensors with its .json beside it) or 'builtin'");
+    if (std::filesystem::is_directory(path, ec)) return hf::open_hf_model(path);
     return make_byte_lm_model(LmModel::load(path), path);
 }
 

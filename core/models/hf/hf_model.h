@@ -1,0 +1,35 @@
+// A Hugging Face MoE checkpoint as a Model (core/models/model.h): mixtral, qwen2_moe, qwen3_moe,
+// olmoe, granitemoe, deepseek_v2, deepseek_v3 and kimi_k2, computed as transformers'
+// modeling_<arch>.py computes them (FP32), with every MoE layer an engine MoeLayer so every
+// routing knob applies.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/models/model.h"
+
+namespace moe::hf {
+
+struct OpenOptions {
+    // Called after each safetensors file with (bytes read, total bytes); returning false cancels.
+    bool (*progress)(void* user, uint64_t done, uint64_t total) = nullptr;
+    void* user = nullptr;
+    // Refuse when the float32 weights would not fit in this many bytes (0 = the machine's
+    // available memory, from /proc/meminfo).
+    uint64_t memory_limit = 0;
+};
+
+// Opens a model folder (config.json, model.safetensors or shards + index, tokenizer.json).
+// Throws moe::Error naming the file, tensor or config key on anything wrong.
+std::unique_ptr<Model> open_hf_model(const std::string& folder, const OpenOptions& opt = {});
+
+// What the folder's weights need in memory once loaded (float32, as moelab computes), for the
+// memory check and the app's "needs N GB" line. Reads only the safetensors headers.
+uint64_t hf_model_memory_bytes(const std::string& folder);
+
+// MemAvailable of /proc/meminfo in bytes (0 when unknown).
+uint64_t available_memory_bytes();
+
+}  // namespace moe::hf
