@@ -43,6 +43,7 @@
 #include "app/view_state.h"
 #include "core/engine/cpu_features.h"
 #include "core/error.h"
+#include "app/model_open.h"
 #include "core/session.h"
 #include "core/models/lm.h"
 #include "core/teach/lesson.h"
@@ -192,6 +193,7 @@ struct App {
     GLFWwindow* window = nullptr;
     std::unique_ptr<Session> owned_session;
     Session* session = nullptr;     // owned_session, or a test's
+    ModelOpener* opener = nullptr;  // File > Open model, a dropped folder (app/model_open.h)
     ViewState view;
     Panel* table = nullptr;
     int n_panels = 0;
@@ -316,15 +318,19 @@ void advance_view(App& app, const Snapshot& snap, double dt) {
 // Runs another model in a fresh session (the training lab's fine-tuned copy, the built-in one
 // again). The knobs and text are sent to it on the next frame; a model that cannot be opened
 // leaves the current one running and says why.
+void run_session(App& app, std::unique_ptr<Session> next, const std::string& label) {
+    app.owned_session = std::move(next);  // the old session's worker stops here
+    app.session = app.owned_session.get();
+    app.sent_any = false;
+    app.shown_generation = 0;
+    app.view.info = "running " + label;
+    app.view.status.clear();
+}
+
 void open_model(App& app, const std::string& path) {
     try {
-        auto next = std::make_unique<Session>(path == "builtin" ? std::string() : path);
-        app.owned_session = std::move(next);  // the old session's worker stops here
-        app.session = app.owned_session.get();
-        app.sent_any = false;
-        app.shown_generation = 0;
-        app.view.info = "running " + (path == "builtin" ? std::string("the built-in model") : path);
-        app.view.status.clear();
+        run_session(app, std::make_unique<Session>(path == "builtin" ? std::string() : path),
+                    path == "builtin" ? std::string("the built-in model") : path);
     } catch (const Error& e) {
         app.view.status = e.what();
     }
@@ -501,7 +507,8 @@ float draw_menu_bar(App& app) {
     float height = 0;
     if (ImGui::BeginMainMenuBar()) {
         if (begin_menu("File")) {
-            // Model loading (issue 11) adds "Open model..." here, first in this menu.
+            if (menu_item("Open model...") && app.opener) app.opener->show();
+            teach_hover("A Hugging Face MoE folder (Mixtral, Qwen-MoE, OLMoE, Granite, DeepSeek): the same knobs, a real model.");
             if (menu_item("Open lesson...")) open_prompt(app, App::Prompt::OpenLesson);
             teach_hover("A lesson file: steps that set the knobs and say what to look at.");
             ImGui::Separator();
@@ -775,6 +782,7 @@ std::shared_ptr<const Snapshot> frame(App& app, double dt) {
     if (!app.screenshot_mode && app.prompt == App::Prompt::None) handle_keys(app, *snap);
 
     const float menu_h = draw_menu_bar(app);
+    if (app.opener) app.opener->draw();
     const ImVec2 display = ImGui::GetIO().DisplaySize;
     const std::vector<StatusLine> lines = status_lines(app, *snap);
     const float status_h = status_bar_height(lines, display.x);
@@ -1003,6 +1011,11 @@ void on_enter(GLFWwindow* w, int entered) {
     ImGui_ImplGlfw_CursorEnterCallback(w, entered);
 }
 void on_cursor(GLFWwindow*, double, double) { g_input_seen = true; }  // the backend polls the position
+std::string g_dropped;  // a folder dropped on the window, opened by the main loop
+void on_drop(GLFWwindow*, int count, const char** paths) {
+    if (count > 0 && paths[0]) g_dropped = paths[0];
+    g_input_seen = true;
+}
 void on_refresh(GLFWwindow*) { g_input_seen = true; }
 void on_resize(GLFWwindow*, int, int) { g_input_seen = true; }
 
@@ -1140,6 +1153,11 @@ int run(int argc, char** argv) {
     glfwSetWindowRefreshCallback(app.window, on_refresh);
     glfwSetFramebufferSizeCallback(app.window, on_resize);
     glfwSetMonitorCallback(ImGui_ImplGlfw_MonitorCallback);
+    glfwSetDropCallback(app.window, on_drop);
+    ModelOpener opener(app.settings_path.empty()
+                           ? std::string()
+                           : (std::filesystem::path(app.settings_path).parent_path() / "recent_models.txt").string());
+    app.opener = &opener;
 
     if (!opt.lesson.empty()) {
         PanelContext ctx{*app.session, *app.session->latest(), app.view};
@@ -1169,7 +1187,9 @@ int run(int argc, char** argv) {
             // (bounded: the arcs grow for 0.4 s) or a panel training live (until paused or done).
             // Idle, the loop sleeps in glfwWaitEventsTimeout.
             const bool moving = app.view.playing || app.view.anim_t < 1.0f || app.view.keep_rendering;
-            auto engine_news = [&] { return session->busy() || session->latest()->generation != app.shown_generation; };
+            auto engine_news = [&] {
+                return session->busy() || session->latest()->generation != app.shown_generation || opener.loading();
+            };
             // At most 60 frames a second even where vsync does not hold the swap (Xvfb, some
             // drivers): input still wakes the loop at once.
             const double since_last = std::chrono::duration<double>(Clock::now() - last).count();
@@ -1179,6 +1199,17 @@ int run(int argc, char** argv) {
             g_input_seen = false;
             if (!(moving || settle_frames > 0 || engine_news())) continue;
             if (settle_frames > 0) --settle_frames;
+            if (!g_dropped.empty()) {
+                opener.start(g_dropped);
+                g_dropped.clear();
+            }
+            if (std::unique_ptr<Session> fresh = opener.take_ready()) {
+                // The loaded model replaces the old one, with its own trained routing as the knobs.
+                const std::string name = fresh->model().info().name;
+                run_session(app, std::move(fresh), name);
+                app.view.knobs = app.session->default_knobs();
+                app.view.layer = 0;
+            }
             const Clock::time_point now = Clock::now();
             const double dt = std::min(0.25, std::chrono::duration<double>(now - last).count());
             last = now;

@@ -1,6 +1,7 @@
 // moelab-cli params: total vs active parameters, FLOPs per token and memory of a real model,
 // read from its Hugging Face config.json (core/teach/params.h).
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "commands.h"
@@ -13,7 +14,7 @@ namespace {
 
 void print_usage() {
     std::printf(
-        "usage: moelab-cli params CONFIG.json [--dtype bf16] [--context 4096] [--json]\n"
+        "usage: moelab-cli params CONFIG.json|MODEL_DIR [--dtype bf16] [--context 4096] [--json]\n"
         "Counts a model's parameters from its Hugging Face config.json: total (what must stay in\n"
         "memory) and active per token (what one token computes with), FLOPs per token, and a dense\n"
         "model of the same total size for comparison. Configs of real models ship in assets/configs/.\n"
@@ -66,7 +67,10 @@ int cmd_params(Args args) {
                     "for example: moelab-cli params assets/configs/mixtral-8x7b.json");
     if (context < 1) throw Error("moelab-cli params", "--context", "is " + std::to_string(context), "expected a positive context length");
 
-    const ModelConfig cfg = load_model_config(pos[0]);
+    // A model folder counts from its config.json.
+    std::error_code ec;
+    const std::string config_path = std::filesystem::is_directory(pos[0], ec) ? pos[0] + "/config.json" : pos[0];
+    const ModelConfig cfg = load_model_config(config_path);
     const ParamReport r = count_model_params(cfg, dtype, context);
     if (as_json) {
         std::printf("%s\n", report_to_json(r).c_str());

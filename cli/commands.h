@@ -50,5 +50,6 @@ int cmd_mix2d(Args args);
 int cmd_lesson(Args args);
 int cmd_export(Args args);
 int cmd_tokenize(Args args);
+int cmd_hf_tiny(Args args);
 
 }  // namespace moe::cli

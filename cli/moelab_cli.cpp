@@ -15,14 +15,15 @@ namespace moe::cli {
 // The one table of subcommands.
 static const Command kCommands[] = {
     {"demo", "route a sample sentence through the built-in model and print what the router did", cmd_demo},
-    {"params", "params CONFIG.json: total and active parameters and FLOPs per token", cmd_params},
+    {"params", "params CONFIG.json|DIR: total and active parameters and FLOPs per token", cmd_params},
     {"route", "route hidden states (random, a file, or --model M --text T) and write the trace", cmd_route},
     {"train", "train the tiny MoE language model or the 2D mixture of experts", cmd_train},
-    {"generate", "generate text with the built-in MoE language model", cmd_generate},
+    {"generate", "generate text with a model (the built-in one or --model DIR)", cmd_generate},
     {"mix2d", "train the 2D mixture of local experts and watch collapse and its cures", cmd_mix2d},
     {"lesson", "lesson FILE: run a lesson headless and export its plots", cmd_lesson},
     {"export", "export a load plot or heatmap as PNG, SVG or CSV", cmd_export},
     {"tokenize", "text -> token ids and pieces with the byte tokenizer or a tokenizer.json", cmd_tokenize},
+    {"hf-tiny", "write a tiny random Hugging Face MoE checkpoint of one architecture", cmd_hf_tiny},
 };
 
 static void print_help() {

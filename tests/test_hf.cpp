@@ -16,6 +16,8 @@
 #include "core/models/hf/hf_model.h"
 #include "core/models/hf/hf_tiny.h"
 #include "core/models/model.h"
+#include "core/models/model_open.h"
+#include <sys/wait.h>
 #include "core/session.h"
 #include "tests/hf_reference.h"
 
@@ -274,6 +276,65 @@ TEST(HfFolder, RefusesWhatDoesNotFitInMemory) {
         EXPECT_NE(std::string(e.what()).find("GB"), std::string::npos) << e.what();
     }
     EXPECT_GT(hf::hf_model_memory_bytes(dir), 100000u);
+}
+
+TEST(HfCli, RouteAFolderByTokenIdsWithLogitsAndParams) {
+    const std::string cli = std::string(MOE_BINARY_DIR) + "/cli/moelab-cli";
+    const std::string dir = temp_folder("cli");
+    const std::string model = dir + "/olmoe";
+    ASSERT_EQ(std::system((cli + " hf-tiny --type olmoe --dtype BF16 --shards 2 --out " + model + " > " + dir + "/w.txt 2>&1").c_str()), 0)
+        << read_file(dir + "/w.txt");
+    const std::string cmd = cli + " route --model " + model + " --token-ids 5,17,300,2,99 --k 1 --out " + dir + "/t --logits " +
+                            dir + "/l.npy > " + dir + "/out.txt 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << read_file(dir + "/out.txt");
+    const nlohmann::json j = nlohmann::json::parse(read_file(dir + "/t.json"));
+    EXPECT_EQ(j["token_ids"], nlohmann::json::parse("[5,17,300,2,99]"));
+    EXPECT_EQ(j["token_text"].size(), 5u);
+    EXPECT_TRUE(j["context"].contains("trained_loss_nats_per_token"));
+    const std::string npy = read_file(dir + "/l.npy");
+    ASSERT_GT(npy.size(), 128u);
+    EXPECT_EQ(npy.substr(0, 6), "\x93NUMPY");
+    EXPECT_NE(npy.find("'shape': (5, 320)"), std::string::npos);
+    EXPECT_EQ(npy.size() % 64, (5u * 320u * 4u) % 64);  // header padded to 64 bytes, then the data
+    // The loss vs trained routing is printed.
+    EXPECT_NE(read_file(dir + "/out.txt").find("trained routing"), std::string::npos);
+    // An id past the vocabulary is refused with the id named.
+    EXPECT_EQ(WEXITSTATUS(std::system((cli + " route --model " + model + " --token-ids 1,320 --out " + dir + "/x > " + dir + "/e.txt 2>&1").c_str())), 2);
+    EXPECT_NE(read_file(dir + "/e.txt").find("320"), std::string::npos);
+    // params reads the folder's config.json.
+    ASSERT_EQ(std::system((cli + " params " + model + " > " + dir + "/p.txt 2>&1").c_str()), 0) << read_file(dir + "/p.txt");
+    EXPECT_NE(read_file(dir + "/p.txt").find("olmoe"), std::string::npos);
+}
+
+TEST(HfOpen, ProgressAndCancel) {
+    hf::TinySpec s;
+    s.model_type = "mixtral";
+    s.n_shards = 2;
+    const std::string dir = tiny(s);
+    struct Seen {
+        int calls = 0;
+        uint64_t last = 0, total = 0;
+    } seen;
+    OpenModelOptions o;
+    o.user = &seen;
+    o.progress = [](void* u, uint64_t done, uint64_t total) {
+        auto* s = static_cast<Seen*>(u);
+        ++s->calls;
+        s->last = done;
+        s->total = total;
+        return true;
+    };
+    EXPECT_NE(open_model(dir, o), nullptr);
+    EXPECT_EQ(seen.calls, 2);  // one call per shard
+    EXPECT_EQ(seen.last, seen.total);
+    EXPECT_GT(model_memory_bytes(dir), 0u);
+    o.progress = [](void*, uint64_t, uint64_t) { return false; };
+    try {
+        open_model(dir, o);
+        FAIL() << "a cancelled load returned a model";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("cancelled"), std::string::npos) << e.what();
+    }
 }
 
 // [SECTION] Live knobs on a real architecture

@@ -9,6 +9,7 @@
 #include "core/models/byte_lm_model.h"
 #include "core/models/hf/hf_model.h"
 #include "core/models/lm.h"
+#include "core/models/model_open.h"
 
 namespace moe {
 
@@ -23,6 +24,19 @@ std::unique_ptr<Model> open_model(const std::string& path) {
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec)) return hf::open_hf_model(path);
     return make_byte_lm_model(LmModel::load(path), path);
+}
+
+std::unique_ptr<Model> open_model(const std::string& path, const OpenModelOptions& opt) {
+    std::error_code ec;
+    if (!path.empty() && path != "builtin" && std::filesystem::is_directory(path, ec)) return hf::open_hf_model(path, opt);
+    return open_model(path);
+}
+
+uint64_t model_memory_bytes(const std::string& path) {
+    std::error_code ec;
+    if (!path.empty() && path != "builtin" && std::filesystem::is_directory(path, ec)) return hf::hf_model_memory_bytes(path);
+    const uint64_t n = std::filesystem::file_size(path.empty() || path == "builtin" ? builtin_model_path() : path, ec);
+    return ec ? 0 : n;  // the byte LM's file is float32: its size is what it takes
 }
 
 std::unique_ptr<Model> random_builtin_model(uint64_t seed) {

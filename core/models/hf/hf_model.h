@@ -9,17 +9,12 @@
 #include <string>
 
 #include "core/models/model.h"
+#include "core/models/model_open.h"
 
 namespace moe::hf {
 
-struct OpenOptions {
-    // Called after each safetensors file with (bytes read, total bytes); returning false cancels.
-    bool (*progress)(void* user, uint64_t done, uint64_t total) = nullptr;
-    void* user = nullptr;
-    // Refuse when the float32 weights would not fit in this many bytes (0 = the machine's
-    // available memory, from /proc/meminfo).
-    uint64_t memory_limit = 0;
-};
+// Progress, cancel and the memory limit (0 = the machine's available memory, /proc/meminfo).
+using OpenOptions = OpenModelOptions;
 
 // Opens a model folder (config.json, model.safetensors or shards + index, tokenizer.json).
 // Throws moe::Error naming the file, tensor or config key on anything wrong.
