@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/io/file_io.h"
 #include "core/models/model.h"
+#include "core/models/model_open.h"
 
 namespace moe::app {
 

@@ -279,7 +279,8 @@ int route_model(ArgParser& ap, const std::string& out) {
     TraceContext ctx;
     for (TokenId id : ids) {
         ctx.token_ids.push_back(id);
-        ctx.token_text.push_back(tok.token_bytes(id));
+        // A model's vocabulary is often padded past its tokenizer's: such ids have no text.
+        ctx.token_text.push_back(id < tok.vocab_size() ? tok.token_bytes(id) : "<" + std::to_string(id) + ">");
     }
     ctx.extra = {{"command", "route"}, {"model", path}, {"capacity_factor", opt.router.capacity_factor},
                  {"drop", drop_policy_name(opt.router.drop_policy)}, {"seed", opt.router.seed}, {"k", opt.router.k},

@@ -9,30 +9,6 @@ namespace moe {
 
 namespace {
 
-// One id per byte. The tokenizer engineer's make_byte_tokenizer() (core/text/) replaces this
-// once it lands; until then the byte LM carries its own, with the same contract.
-class ByteIds final : public Tokenizer {
-public:
-    std::string name() const override { return "byte"; }
-    int32_t vocab_size() const override { return 256; }
-    std::vector<TokenId> encode(std::string_view text, bool) const override {
-        std::vector<TokenId> ids;
-        ids.reserve(text.size());
-        for (char c : text) ids.push_back(static_cast<uint8_t>(c));
-        return ids;
-    }
-    std::string decode(std::span<const TokenId> ids, bool) const override {
-        std::string s;
-        for (TokenId id : ids) s += token_bytes(id);
-        return s;
-    }
-    std::string token_bytes(TokenId id) const override {
-        if (id < 0 || id > 255) return {};
-        return std::string(1, static_cast<char>(static_cast<uint8_t>(id)));
-    }
-    bool is_special(TokenId) const override { return false; }
-};
-
 struct ByteLmState final : ModelState {
     std::unique_ptr<LmModel::State> lm;
 };
@@ -56,7 +32,7 @@ public:
     }
 
     const ModelInfo& info() const override { return info_; }
-    const Tokenizer& tokenizer() const override { return tokenizer_; }
+    const Tokenizer& tokenizer() const override { return *tokenizer_; }
     int64_t n_params() const override { return lm_.n_params(); }
     void set_backend(const Backend& backend) override { lm_.set_backend(backend); }
 
@@ -92,7 +68,7 @@ public:
 
 private:
     LmModel lm_;
-    ByteIds tokenizer_;
+    std::unique_ptr<Tokenizer> tokenizer_ = make_byte_tokenizer();  // one id per byte
     ModelInfo info_;
 };
 
