@@ -1,11 +1,12 @@
 // Script fonts merged for the glyphs the text needs (app/fonts.h).
 //
 // [SECTION] Font files
-// [SECTION] UTF-8
 // [SECTION] What the text needs
 // [SECTION] Building the atlas
 // [SECTION] Drawing
 #include "app/fonts.h"
+
+#include "core/text/utf8.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -92,48 +93,15 @@ FontFile& base_file(const char* path) {
     return it->second;
 }
 
-// [SECTION] UTF-8
 
-// Decodes one code point at s[i], advancing i; invalid bytes give U+FFFD and advance by one.
+// One code point at s[i] (core/text/utf8.h), advancing i; a byte that does not start a valid
+// sequence gives U+FFFD and advances by one.
 uint32_t next_code_point(std::string_view s, size_t& i) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    int len = 0;
-    uint32_t cp = 0;
-    if (b < 0x80) { ++i; return b; }
-    if (b >= 0xC2 && b <= 0xDF) { len = 2; cp = b & 0x1Fu; }
-    else if (b >= 0xE0 && b <= 0xEF) { len = 3; cp = b & 0x0Fu; }
-    else if (b >= 0xF0 && b <= 0xF4) { len = 4; cp = b & 0x07u; }
-    else { ++i; return 0xFFFD; }
-    if (i + static_cast<size_t>(len) > s.size()) { ++i; return 0xFFFD; }
-    for (int k = 1; k < len; ++k) {
-        const auto c = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
-        if ((c & 0xC0) != 0x80) { ++i; return 0xFFFD; }
-        cp = (cp << 6) | (c & 0x3Fu);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)) {
+    if (utf8::valid_seq_len(s, i) == 0) {
         ++i;
         return 0xFFFD;
     }
-    i += static_cast<size_t>(len);
-    return cp;
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
+    return static_cast<uint32_t>(utf8::next(s, i));
 }
 
 // [SECTION] What the text needs
@@ -317,7 +285,7 @@ std::string screen_text(std::string_view utf8) {
         const size_t at = i;
         const uint32_t cp = next_code_point(utf8, i);
         const auto it = cp > 0xFFFF ? w.stand_in.find(cp) : w.stand_in.end();
-        if (it != w.stand_in.end()) append_utf8(out, it->second);
+        if (it != w.stand_in.end()) utf8::append(out, static_cast<char32_t>(it->second));
         else out.append(utf8.substr(at, i - at));
     }
     return out;
