@@ -37,8 +37,9 @@ inline constexpr int64_t kMaxExperts = int64_t{1} << 20;
 // A capacity factor above this is dropless in all but name (capacity >= T for any T we route).
 inline constexpr double kMaxCapacityFactor = 1e6;
 
-// --- text and lessons ---
-inline constexpr int64_t kMaxTextTokens = 1 << 20;     // tokens routed in one text
+// --- lessons ---
+// (Tokens per text are bounded where the text is used: a forward takes at most the model's
+// max_seq; a cap for the tokenizer's input belongs here once a reader needs one.)
 inline constexpr int64_t kMaxLessonTrainSteps = 20000;  // training steps one lesson may ask for, all steps together
 inline constexpr int64_t kMaxLessonExperts = 64;        // experts a lesson knob may set
 
