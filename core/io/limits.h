@@ -24,6 +24,10 @@ inline constexpr uint64_t kMaxTensors = 1u << 20;        // tensors in one file 
 inline constexpr uint64_t kMaxTensorRank = 8;            // dims per shape
 // Elements in one tensor: 2^34 (64 GiB as F32) is beyond any single weight of a real checkpoint.
 inline constexpr uint64_t kMaxTensorElements = uint64_t{1} << 34;
+// Bytes of one safetensors file. Hugging Face shards are up to ~5 GB (save_pretrained's default
+// max_shard_size) and single-file checkpoints larger, so read_file's 4 GiB default is too small
+// for them; what a checkpoint may take in RAM is checked against the machine before loading.
+inline constexpr uint64_t kMaxSafetensorsFileBytes = uint64_t{64} << 30;  // 64 GiB
 
 // --- model configs (HF config.json for the parameter counter, the byte LM's .json) ---
 // Upper bounds no real model reaches, which keep every parameter-count product within reach of

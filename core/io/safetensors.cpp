@@ -289,7 +289,9 @@ SafeTensorsFile parse_safetensors(std::string_view bytes, const std::string& whe
     return out;
 }
 
-SafeTensorsFile read_safetensors(const std::string& path) { return parse_safetensors(read_file(path), path); }
+SafeTensorsFile read_safetensors(const std::string& path) {
+    return parse_safetensors(read_file(path, kMaxSafetensorsFileBytes), path);
+}
 
 // [SECTION] Write
 std::string serialize_safetensors(const SafeTensorsFile& file, const std::string& where) {
