@@ -14,36 +14,17 @@
 #include "core/models/lm.h"
 #include "core/models/model.h"
 #include "core/session.h"
+#include "tiny_lm.h"
 
 namespace moe {
 namespace {
 
 namespace fs = std::filesystem;
 
-LmConfig tiny_config() {
-    LmConfig c;
-    c.d_model = 16;
-    c.n_layers = 2;
-    c.n_heads = 2;
-    c.max_seq = 40;
-    c.moe.d_model = 16;
-    c.moe.d_ff = 16;
-    c.moe.n_experts = 4;
-    c.moe.n_shared = 1;
-    c.moe.d_ff_shared = 8;
-    c.router.n_experts = 4;
-    c.router.k = 2;
-    return c;
-}
+LmConfig tiny_config() { return test::tiny_lm_config(40, /*with_shared=*/true); }
 
 const std::string& tiny_path() {
-    static const std::string path = [] {
-        const fs::path dir = fs::temp_directory_path() / ("moelab_test_model_" + std::to_string(::getpid()));
-        fs::create_directories(dir);
-        const std::string p = (dir / "tiny.safetensors").string();
-        LmModel::init(tiny_config(), 5).save(p);
-        return p;
-    }();
+    static const std::string path = test::save_tiny_lm("model", tiny_config(), 5);
     return path;
 }
 

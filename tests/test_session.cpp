@@ -12,50 +12,24 @@
 #include "core/error.h"
 #include "core/models/lm.h"
 #include "core/session.h"
+#include "tiny_lm.h"
 
 namespace moe {
 namespace {
 
 namespace fs = std::filesystem;
 
-LmConfig tiny_config() {
-    LmConfig c;
-    c.d_model = 16;
-    c.n_layers = 2;
-    c.n_heads = 2;
-    c.max_seq = 48;
-    c.moe.d_model = 16;
-    c.moe.d_ff = 16;
-    c.moe.n_experts = 4;
-    c.router.n_experts = 4;
-    c.router.k = 2;
-    return c;
-}
+LmConfig tiny_config() { return test::tiny_lm_config(48, /*with_shared=*/false); }
 
 // One saved tiny model shared by the tests of this file.
 const std::string& tiny_model_path() {
-    static const std::string path = [] {
-        const fs::path dir = fs::temp_directory_path() / ("moelab_test_session_" + std::to_string(::getpid()));
-        fs::create_directories(dir);
-        const std::string p = (dir / "tiny.safetensors").string();
-        LmModel::init(tiny_config(), 7).save(p);
-        return p;
-    }();
+    static const std::string path = test::save_tiny_lm("session", tiny_config(), 7);
     return path;
 }
 
 // The same tiny model with one shared expert per MoE layer, as the shipped model has.
 const std::string& shared_model_path() {
-    static const std::string path = [] {
-        LmConfig c = tiny_config();
-        c.moe.n_shared = 1;
-        c.moe.d_ff_shared = 8;
-        const fs::path dir = fs::temp_directory_path() / ("moelab_test_session_" + std::to_string(::getpid()));
-        fs::create_directories(dir);
-        const std::string p = (dir / "tiny_shared.safetensors").string();
-        LmModel::init(c, 11).save(p);
-        return p;
-    }();
+    static const std::string path = test::save_tiny_lm("session_shared", test::tiny_lm_config(48, /*with_shared=*/true), 11);
     return path;
 }
 
