@@ -13,19 +13,25 @@ namespace {
 constexpr const char* kWordClass = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}";
 
 // One JIT stack per thread, grown on demand up to 64 MB: long runs of whitespace make
-// \s+(?!\S) backtrack deeply, and the default 32 KB machine stack would fail on them.
-struct JitStack {
+// \s+(?!\S) backtrack deeply, and the default 32 KB machine stack would fail on them. The match
+// data lives beside it, so both are freed when the thread ends (the session's worker threads come
+// and go with each model).
+struct ThreadMatchState {
     pcre2_jit_stack* stack = pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, nullptr);
     pcre2_match_context* ctx = pcre2_match_context_create(nullptr);
-    JitStack() { pcre2_jit_stack_assign(ctx, nullptr, stack); }
-    ~JitStack() {
+    pcre2_match_data* md = pcre2_match_data_create(16, nullptr);
+    ThreadMatchState() { pcre2_jit_stack_assign(ctx, nullptr, stack); }
+    ~ThreadMatchState() {
+        pcre2_match_data_free(md);
         pcre2_match_context_free(ctx);
         pcre2_jit_stack_free(stack);
     }
+    ThreadMatchState(const ThreadMatchState&) = delete;
+    ThreadMatchState& operator=(const ThreadMatchState&) = delete;
 };
-pcre2_match_context* thread_match_context() {
-    thread_local JitStack js;
-    return js.ctx;
+ThreadMatchState& thread_match_state() {
+    thread_local ThreadMatchState st;
+    return st;
 }
 
 }  // namespace
@@ -98,9 +104,9 @@ Regex::Regex(std::string_view onig_pattern, const std::string& where, const std:
 Regex::~Regex() = default;
 
 bool Regex::search(std::string_view text, size_t from, size_t* start, size_t* end) const {
-    thread_local pcre2_match_data* md = pcre2_match_data_create(16, nullptr);
-    const int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), from, 0, md,
-                               thread_match_context());
+    ThreadMatchState& st = thread_match_state();
+    pcre2_match_data* md = st.md;
+    const int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), from, 0, md, st.ctx);
     if (rc == PCRE2_ERROR_NOMATCH) return false;
     if (rc < 0) {
         PCRE2_UCHAR msg[256];
