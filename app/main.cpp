@@ -761,7 +761,7 @@ void outline_look_at(const App& app) {
         r = app.layout.tabs;
     if (r.empty()) return;
     ImGui::GetForegroundDrawList()->AddRect(ImVec2(r.x + 1, r.y + 1), ImVec2(r.x + r.w - 1, r.y + r.h - 1),
-                                            IM_COL32(90, 230, 140, 255), 4.0f, 0, 3.0f);
+                                            kColorLookAt, 4.0f, 0, 3.0f);
 }
 
 // Builds and renders one frame (not swapped). Returns the snapshot it showed.

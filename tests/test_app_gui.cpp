@@ -95,6 +95,39 @@ TEST_F(AppGui, SettingsFileIsAppliedAndACorruptOneIsOnlyAMessage) {
     EXPECT_NE(w.err.find("scheme"), std::string::npos) << w.err;
 }
 
+// The rectangle of the first "drawn look_at WHAT INDEX x y w h" line, or w = -1 when there is none.
+Rect look_at_mark(const RunResult& r, const std::string& what_and_index) {
+    for (const std::string& line : r.drawn) {
+        const std::string head = "look_at " + what_and_index + " ";
+        if (line.rfind(head, 0) != 0) continue;
+        double x = 0, y = 0, w = 0, h = 0;
+        std::istringstream(line.substr(head.size())) >> x >> y >> w >> h;
+        return Rect{int(x), int(y), int(w), int(h)};
+    }
+    return Rect{0, 0, -1, -1};
+}
+
+bool inside(const Rect& a, const Rect& panel) {
+    return a.w >= 0 && a.x >= panel.x && a.y >= panel.y && a.x + a.w <= panel.x + panel.w && a.y + a.h <= panel.y + panel.h;
+}
+
+// A lesson step naming an expert and a token marks them inside the panels, not only the panel's
+// outline: the router's box, the load bar and the token strip's token, and nothing else.
+TEST_F(AppGui, LessonMarksTheExpertAndTokenItNames) {
+    const fs::path lesson = dir_ / "look.json";
+    std::ofstream(lesson) << R"({"title": "t", "summary": "s", "model": "builtin", "text": "Mixture of experts: each token picks K.",
+        "knobs": {"k": 2}, "steps": [
+          {"title": "one", "narrative": "n", "point_at": {"panel": "load", "token": 5, "expert": 3}}]})";
+    RunResult r;
+    screenshot("look.png", "--size 1280x720 --lesson " + quote(lesson.string()), &r);
+    ASSERT_TRUE(r.panels.count("Router") && r.panels.count("Expert load") && r.panels.count("Tokens")) << r.out;
+    EXPECT_TRUE(inside(look_at_mark(r, "router expert 3"), r.panels["Router"])) << r.out;
+    EXPECT_TRUE(inside(look_at_mark(r, "load expert 3"), r.panels["Expert load"])) << r.out;
+    EXPECT_TRUE(inside(look_at_mark(r, "token 5"), r.panels["Tokens"])) << r.out;
+    EXPECT_LT(look_at_mark(r, "router expert 2").w, 0) << "only the expert the step names is marked";
+    EXPECT_LT(look_at_mark(r, "token 4").w, 0) << "only the token the step names is marked";
+}
+
 TEST_F(AppGui, BadArgumentsExitTwoWithAMessage) {
     const std::string png = quote((dir_ / "bad.png").string());
     const RunResult scheme = run("--screenshot " + png + " --scheme nonsense", true);

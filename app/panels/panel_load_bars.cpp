@@ -267,6 +267,7 @@ void draw_load_bars(PanelContext& ctx) {
             const ImU32 mark = e == view.selected_expert ? IM_COL32(255, 255, 255, 255) : IM_COL32(255, 255, 255, 170);
             dl->AddRect(ImVec2(x0 - 1.5f, y_of(k + over) - 1.5f), ImVec2(x1 + 1.5f, p1.y + 1.5f), mark, 0.0f, 0, 1.5f);
         }
+        if (e == view.look_at_expert) mark_look_at(dl, "load expert", e, ImVec2(x0, y_of(k + over)), ImVec2(x1, p1.y));
         if (hovered && mouse.x >= p0.x + slot * static_cast<float>(s) && mouse.x < p0.x + slot * static_cast<float>(s + 1))
             hovered_e = e;
     }

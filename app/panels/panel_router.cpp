@@ -360,6 +360,7 @@ void draw_router(PanelContext& ctx) {
                          ImVec2((m.x + m1.x) * 0.5f, (m.y + m1.y) * 0.5f), IM_COL32(210, 210, 220, 200), lab);
             }
             report_drawn("router cell E%d %.1f %.1f %.1f %.1f", e, m.x, m.y, m1.x - m.x, m1.y - m.y);
+            if (e == view.look_at_expert) mark_look_at(dl, "router expert", e, m, m1);
         }
         if (hovered_expert >= 0) {
             const ImVec2 m = cg.cell_min(hovered_expert);
@@ -388,6 +389,7 @@ void draw_router(PanelContext& ctx) {
             dl->AddRectFilled(b0, b1, kColorIdle, 4.0f);
             dl->AddRect(b0, b1, expert_color(e, 0.8f), 4.0f, 0, 1.5f);
         }
+        if (e == view.look_at_expert) mark_look_at(dl, "router expert", e, b0, b1);
         char lab[12];
         std::snprintf(lab, sizeof lab, "E%d", e);
         text_centered(dl, font, cell_fs, ImVec2((b0.x + b1.x) * 0.5f, (b0.y + b1.y) * 0.5f),

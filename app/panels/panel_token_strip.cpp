@@ -206,6 +206,7 @@ void draw_token_strip(PanelContext& ctx) {
         }
         {
             const int tok = t;
+            if (tok == view.look_at_token) mark_look_at(dl, "token", tok, c0, c1);
             if (tok == cur) {
                 dl->AddRectFilled(ImVec2(c0.x - 1, c0.y - 1), ImVec2(c1.x + 1, c1.y + 1),
                                   IM_COL32(255, 255, 255, 45), 3.0f);

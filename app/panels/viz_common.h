@@ -7,6 +7,7 @@
 // [SECTION] Numbers
 // [SECTION] Text that fits
 // [SECTION] Draw report
+// [SECTION] Lesson marks
 // [SECTION] Messages
 #pragma once
 
@@ -268,6 +269,24 @@ void report_drawn(const char* fmt, Args... args) {
     char buf[256];
     std::snprintf(buf, sizeof buf, fmt, args...);
     draw_report().lines.emplace_back(buf);
+}
+
+// [SECTION] Lesson marks
+// A lesson step's "look at" names a panel (outlined by main.cpp) and may name an expert or a
+// token (ViewState::look_at_expert / look_at_token): each panel that draws that expert or token
+// calls mark_look_at() with its rectangle, so the class sees which box the teacher means.
+
+// The lesson's colour: the same green as the panel outline.
+inline constexpr ImU32 kColorLookAt = IM_COL32(90, 230, 140, 255);
+
+// A green frame a few pixels outside [a, b] and a small triangle above it pointing down at it;
+// `what` ("router expert 3", "token 8") goes into the draw report for the tests.
+inline void mark_look_at(ImDrawList* dl, const char* what, int index, ImVec2 a, ImVec2 b) {
+    const float pad = 3.0f;
+    dl->AddRect(ImVec2(a.x - pad, a.y - pad), ImVec2(b.x + pad, b.y + pad), kColorLookAt, 3.0f, 0, 3.0f);
+    const float cx = (a.x + b.x) * 0.5f, top = a.y - pad - 2.0f, s = 7.0f;
+    dl->AddTriangleFilled(ImVec2(cx - s, top - s * 1.4f), ImVec2(cx + s, top - s * 1.4f), ImVec2(cx, top), kColorLookAt);
+    report_drawn("look_at %s %d %.1f %.1f %.1f %.1f", what, index, a.x, a.y, b.x - a.x, b.y - a.y);
 }
 
 // [SECTION] Messages
