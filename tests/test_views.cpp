@@ -138,7 +138,30 @@ void check_router(Views& t, int n_experts, int k, const char* size) {
         EXPECT_TRUE(near(got, expert_rgb(c.expert), 14))
             << "E" << c.expert << " is lit but drawn " << str(got) << ", its colour is " << str(expert_rgb(c.expert));
     }
+    // The token box shows the tokenizer's piece of the token ("r" of "Mixture").
+    const std::string* tok = drawn_line(r, "router token ");
+    ASSERT_NE(tok, nullptr) << r.out;
+    EXPECT_EQ(*tok, "router token " + std::to_string(kToken) + " " + std::string(1, kText[kToken]));
     if (boxes) return;
+    // Every chosen expert is named with its gate, inside the router panel (the lead saw 2 of 8
+    // named at 256 experts at 1280x720, the other tags did not fit).
+    ASSERT_TRUE(r.panels.count("Router")) << r.out;
+    const Rect panel = r.panels.at("Router");
+    std::set<int> tagged;
+    for (const std::string& line : r.drawn) {
+        int e = -1, e2 = -2;
+        float x = 0, y = 0, w = 0, h = 0, gate = -1;
+        if (std::sscanf(line.c_str(), "router tag E%d %f %f %f %f E%d %f", &e, &x, &y, &w, &h, &e2, &gate) != 7) continue;
+        tagged.insert(e);
+        EXPECT_EQ(e2, e) << line;
+        for (const moe::RoutedPair& p : tr.token_pairs(kToken))
+            if (p.expert == e) EXPECT_NEAR(gate, p.gate, 0.0051f) << line;
+        EXPECT_GE(x, panel.x) << line;
+        EXPECT_GE(y, panel.y) << line;
+        EXPECT_LE(x + w, panel.x + panel.w) << line;
+        EXPECT_LE(y + h, panel.y + panel.h) << line;
+    }
+    EXPECT_EQ(tagged, chosen) << "every chosen expert must be named with its gate\n" << r.out;
     const std::vector<Cell> cells = cells_named(r, "router cell");
     ASSERT_EQ(static_cast<int>(cells.size()), n_experts);
     float max_p = 0;
@@ -155,9 +178,10 @@ void check_router(Views& t, int n_experts, int k, const char* size) {
     EXPECT_GE(matching, checked * 6 / 10) << matching << " of " << checked << " unchosen cells show their probability";
 }
 
-TEST_F(Views, RouterLightsTheChosenExpertsAt8And64And256) {
+TEST_F(Views, RouterLightsAndNamesTheChosenExpertsAt8And64And256) {
     check_router(*this, 8, 2, "1280x720");
     check_router(*this, 64, 8, "1280x720");
+    check_router(*this, 256, 8, "1280x720");
     check_router(*this, 256, 8, "1920x1080");
 }
 

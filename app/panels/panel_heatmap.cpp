@@ -27,7 +27,7 @@ void draw_heatmap(PanelContext& ctx) {
     const RoutingTrace& tr = *trp;
     const int n_tokens = tr.n_tokens, n_experts = tr.n_experts;
     const int cur = clamped_cursor(view, n_tokens);
-    const std::vector<uint8_t> byte_view = byte_tokens(snap);
+    const DisplayPieces& pc = display_pieces(ctx.session, snap);
     const bool sigmoid = tr.scheme == Scheme::SigmoidBias || tr.scheme == Scheme::Base;
     // Scale to the largest value present: with 64 experts a uniform softmax is 1/64, which on a
     // 0..1 scale would be one flat dark colour.
@@ -66,7 +66,15 @@ void draw_heatmap(PanelContext& ctx) {
     // Geometry shared by the fixed header and the scrolled rows.
     ImFont* mono = font_mono();
     const float label_fs = fs * 0.85f;
-    const float label_w = mono->CalcTextSizeA(label_fs, FLT_MAX, 0.0f, "000 <E2>").x + 8.0f;
+    // Row labels: "12 " and the token's piece, as wide as the widest piece up to 7 characters
+    // (a longer BPE piece is cut with "..."; its tooltip has it whole).
+    const float num_w = mono->CalcTextSizeA(label_fs, FLT_MAX, 0.0f, n_tokens > 999 ? "0000 " : "000 ").x;
+    float piece_w = mono->CalcTextSizeA(label_fs, FLT_MAX, 0.0f, "<E2>").x;
+    const float piece_cap = mono->CalcTextSizeA(label_fs, FLT_MAX, 0.0f, "0000000").x;
+    for (size_t t = 0; t < pc.screen.size() && piece_w < piece_cap; ++t)
+        piece_w = std::max(piece_w, mono->CalcTextSizeA(label_fs, FLT_MAX, 0.0f, pc.screen[t].c_str()).x);
+    piece_w = std::min(piece_w, piece_cap);
+    const float label_w = num_w + piece_w + 8.0f;
     const float avail_w = ImGui::GetContentRegionAvail().x - ImGui::GetStyle().ScrollbarSize - 8.0f;
     // Down to 1 px per expert (384 experts fit a 1280 px window); wider cells up to 5 em.
     const float cell_w = std::clamp((avail_w - label_w) / static_cast<float>(n_experts), 1.0f, fs * 5.0f);
@@ -129,22 +137,13 @@ void draw_heatmap(PanelContext& ctx) {
                  origin.y, cell_w, cell_h, first, last, gl::heatmap_shader_ok() ? 1 : 0);
 
     // Labels and marks on top, for the visible rows only.
-    char lab[8];
     for (int t = first; t < last; ++t) {
         const float y0 = origin.y + cell_h * static_cast<float>(t);
-        // A character's lead byte shows the character; its other bytes (and stray bytes) their hex.
-        char rl[24];
-        const uint8_t* tb = byte_view.data() + t;
-        const int clen = utf8_char_len(tb, static_cast<size_t>(n_tokens - t));
-        if (clen >= 2) {
-            const std::string g = screen_text(std::string_view(reinterpret_cast<const char*>(tb), static_cast<size_t>(clen)));
-            std::snprintf(rl, sizeof rl, "%3d %s", t, g.c_str());
-        } else {
-            byte_label(*tb, lab);
-            std::snprintf(rl, sizeof rl, "%3d %s", t, lab);
-        }
+        char num[16];
+        std::snprintf(num, sizeof num, n_tokens > 999 ? "%4d " : "%3d ", t);
+        const std::string rl = num + fit_piece(mono, label_fs, piece_w, pc.screen[static_cast<size_t>(t)]);
         cdl->AddText(mono, label_fs, ImVec2(origin.x, y0 + (cell_h - label_fs) * 0.5f),
-                     t == cur ? IM_COL32(255, 255, 255, 255) : IM_COL32(170, 170, 185, 255), rl);
+                     t == cur ? IM_COL32(255, 255, 255, 255) : IM_COL32(170, 170, 185, 255), rl.c_str());
         for (const RoutedPair& p : tr.token_pairs(t)) {
             if (p.expert < 0 || p.expert >= n_experts) continue;
             const float x0 = x_cells + cell_w * static_cast<float>(p.expert);
@@ -183,7 +182,7 @@ void draw_heatmap(PanelContext& ctx) {
             }
             if (mouse.x >= x_cells && e >= 0 && e < n_experts) {
                 ImGui::BeginTooltip();
-                ImGui::Text("token %d: %s", t, token_label(byte_view, t).c_str());
+                ImGui::Text("token %d: %s", t, piece_label(pc, t).c_str());
                 ImGui::TextColored(expert_color_vec(e), "expert E%d", e);
                 ImGui::Text("%s = %.4f", sigmoid ? "s" : "p", tr.probs(t, e));
                 const RoutedPair* pr = nullptr;

@@ -250,7 +250,7 @@ void draw_overview(PanelContext& ctx) {
         const RoutingTrace& tr = snap.forward.traces[static_cast<size_t>(row)];
         const int e = top1(tr, col);
         ImGui::BeginTooltip();
-        ImGui::Text("token %d: %s, MoE layer %d", col, token_label(byte_tokens(snap), col).c_str(), row);
+        ImGui::Text("token %d: %s, MoE layer %d", col, piece_label(display_pieces(ctx.session, snap), col).c_str(), row);
         if (e < 0) ImGui::TextDisabled("no expert took this token");
         else ImGui::TextColored(expert_color_vec(e), "first choice E%d (p %.3f)", e, tr.probs(col, e));
         ImGui::TextDisabled("click: show this token, layer and expert everywhere");

@@ -178,6 +178,49 @@ ImU32 darken(ImU32 c, float f) {
     return ImGui::ColorConvertFloat4ToU32(ImVec4(v.x * f, v.y * f, v.z * f, v.w));
 }
 
+// The chosen experts named beside the cell grid, one line each in rank order ("E12 0.31"), a
+// thin line from each cell to its line: at 256 experts a tag next to every lit cell does not
+// fit (8 tags in a 16 x 16 grid of 12 px cells overlap), a list always does.
+struct ChosenList {
+    float x0 = 0, x1 = 0;  // the list's whole area (all its columns)
+    float y0 = 0;          // top of the first line
+    float row_h = 0, col_w = 0;
+    float fs = 0;          // text size
+    int rows = 1;          // lines per column
+    int shown = 0;         // lines with an expert; the rest are summed up in one "+ M more" line
+    int more = 0;
+    ImVec2 line_min(int i) const {
+        return ImVec2(x0 + col_w * static_cast<float>(i / rows), y0 + row_h * static_cast<float>(i % rows));
+    }
+};
+
+// Room for n_pairs lines ending at x1 between y_top and y_bottom: lines packed closer and their
+// text smaller (down to 70%) before a second column, and only past two columns (Soft routing
+// chooses all N) does the last line say how many more.
+ChosenList layout_chosen(int n_pairs, int n_experts, ImFont* font, float tag_fs, float x1, float y_top,
+                         float y_bottom) {
+    ChosenList l;
+    const float avail = std::max(y_bottom - y_top, tag_fs);
+    const int want = std::max(1, n_pairs);
+    l.fs = std::clamp(avail / static_cast<float>(want) / 1.15f, tag_fs * 0.7f, tag_fs);
+    l.row_h = std::clamp(avail / static_cast<float>(want), l.fs * 1.12f, l.fs * 1.3f);
+    const int fit = std::max(1, static_cast<int>(avail / l.row_h));
+    const int cols = n_pairs > fit ? 2 : 1;
+    char widest[32];
+    std::snprintf(widest, sizeof widest, "E%d 0.00", std::max(0, n_experts - 1));
+    const float text_w = std::max(font->CalcTextSizeA(l.fs, FLT_MAX, 0.0f, widest).x,
+                                  font->CalcTextSizeA(l.fs, FLT_MAX, 0.0f, "+ 000 more").x);
+    l.col_w = text_w + l.fs * 1.6f;
+    l.x1 = x1;
+    l.x0 = x1 - l.col_w * static_cast<float>(cols);
+    l.rows = cols == 1 ? std::min(fit, want) : std::min(fit, (want + 1) / 2);
+    const int slots = l.rows * cols;
+    l.shown = n_pairs <= slots ? n_pairs : slots - 1;
+    l.more = n_pairs - l.shown;
+    l.y0 = std::max(y_top, (y_top + y_bottom) * 0.5f - l.row_h * static_cast<float>(l.rows) * 0.5f);
+    return l;
+}
+
 // [SECTION] Arcs
 
 struct ArcStyle {
@@ -285,10 +328,16 @@ void draw_router(PanelContext& ctx) {
     dl->AddRectFilled(tok0, tok1, IM_COL32(40, 44, 60, 255), 6.0f);
     dl->AddRect(tok0, tok1, IM_COL32(255, 255, 255, 230), 6.0f, 0, 2.0f);
     {
-        std::string detail;
-        const std::string glyph = token_glyph(byte_tokens(snap), cur, &detail);
+        // The tokenizer's piece (a BPE piece of any width, "<C3>" for part of a character),
+        // as the token strip shows it.
+        const DisplayPieces& pc = display_pieces(ctx.session, snap);
+        const std::string& glyph = pc.screen[static_cast<size_t>(cur)];
+        const std::string detail = pc.partial[static_cast<size_t>(cur)] ? "part of a character" : "";
+        // Shrunk to 60% (text_fit), and past that cut with "...": a long piece stays in its box.
+        const std::string shown = fit_piece(big, big_fs * 0.6f, tok_w - 8.0f, glyph);
         text_fit(dl, big, big_fs, tok_w - 8.0f, ImVec2((tok0.x + tok1.x) * 0.5f, mid_y - big_fs * 0.15f),
-                 IM_COL32(255, 255, 255, 255), glyph.c_str());
+                 IM_COL32(255, 255, 255, 255), shown.c_str());
+        report_drawn("router token %d %s", cur, shown.c_str());
         char idx[32];
         std::snprintf(idx, sizeof idx, "token %d", cur);
         text_centered(dl, font, fs * 0.85f, ImVec2((tok0.x + tok1.x) * 0.5f, tok1.y - fs * 0.55f),
@@ -330,7 +379,9 @@ void draw_router(PanelContext& ctx) {
     const ImVec2 ea(c0.x + W * 0.42f, top), eb(c0.x + W * 0.86f, bottom);
     const bool as_cells = n_experts > kMaxBoxes;
     const ExpertGrid g = layout_experts(as_cells ? 1 : n_experts, ea, eb, fs);
-    const CellGrid cg = layout_cells(as_cells ? n_experts : 1, ea, eb);
+    const float tag_fs = fs * 0.85f;
+    const ChosenList chosen = layout_chosen(static_cast<int>(pairs.size()), n_experts, font, tag_fs, eb.x, top, bottom);
+    const CellGrid cg = layout_cells(as_cells ? n_experts : 1, ea, ImVec2(chosen.x0 - fs * 0.8f, eb.y));
     const float cell_fs = std::min(fs, g.box_h * 0.8f);
     float max_p = 0.0f;
     for (int e = 0; e < n_experts; ++e) max_p = std::max(max_p, tr.probs(cur, e));
@@ -339,9 +390,10 @@ void draw_router(PanelContext& ctx) {
     const ImVec2 mouse = ImGui::GetMousePos();
     // Layers: arcs behind (channel 0), boxes and labels in front (channel 1), so an arc to
     // the right column passes behind the left column's boxes instead of hiding one. The cell
-    // grid draws its arcs, lit cells and gate tags over the cells (channel 2): an arc into the
-    // middle of a 16 x 16 grid would otherwise vanish behind it.
-    dl->ChannelsSplit(3);
+    // grid draws its arcs over the cells (channel 2): an arc into the middle of a 16 x 16 grid
+    // would otherwise vanish behind it; the lit cells and the chosen list go over the arcs
+    // (channel 3), so no later arc or line hides a lit cell's colour.
+    dl->ChannelsSplit(4);
     dl->ChannelsSetCurrent(1);
     if (as_cells) {
         const float gap = cg.gap();
@@ -489,14 +541,21 @@ void draw_router(PanelContext& ctx) {
     const float grow = smoothstep01(view.anim_t);
     const ImVec2 r_out(rt1.x, mid_y);
     int n_kept = 0;
-    // Cell grid: where tags may not go (x0, y0, x1, y1): the lit cells, then each placed tag.
-    std::vector<ImVec4> tag_rects;
-    if (as_cells)
-        for (const RoutedPair& p : pairs) {
-            if (p.expert < 0 || p.expert >= n_experts) continue;
-            const ImVec2 m = cg.cell_min(p.expert);
-            tag_rects.emplace_back(m.x - 2.0f, m.y - 2.0f, m.x + cg.side + 1.0f, m.y + cg.side + 1.0f);
-        }
+    // Each pair's line in the chosen list: its rank among this token's pairs (0 = first choice).
+    std::vector<int> rank_order(pairs.size());
+    {
+        std::vector<int> idx(pairs.size());
+        for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int>(i);
+        std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return pairs[a].rank < pairs[b].rank; });
+        for (size_t i = 0; i < idx.size(); ++i) rank_order[static_cast<size_t>(idx[i])] = static_cast<int>(i);
+    }
+    if (as_cells && chosen.more > 0) {
+        dl->ChannelsSetCurrent(3);
+        char mb[48];
+        std::snprintf(mb, sizeof mb, "+ %d more", chosen.more);
+        const ImVec2 at = chosen.line_min(chosen.shown);
+        dl->AddText(font, chosen.fs, ImVec2(at.x + 3.0f, at.y), IM_COL32(200, 200, 210, 255), mb);
+    }
     for (const RoutedPair& p : pairs) {
         if (p.expert < 0 || p.expert >= n_experts) continue;
         const ImVec2 target = as_cells ? cg.center(p.expert) : g.box_left(p.expert);
@@ -516,22 +575,12 @@ void draw_router(PanelContext& ctx) {
             if (prog >= 1.0f && !as_cells) {
                 dl->AddLine(g.cell_right(p.expert), ImVec2(sum_c.x - sum_r, sum_c.y), expert_color(p.expert, 0.55f),
                             std::max(1.5f, thick * 0.4f));
-            } else if (prog >= 1.0f) {
-                // From the grid's right edge at the cell's row, so the lines to the sum do not
-                // cross the cells.
-                const ImVec2 edge(cg.origin.x + cg.side * static_cast<float>(cg.cols), cg.center(p.expert).y);
-                dl->ChannelsSetCurrent(0);
-                dl->AddLine(edge, ImVec2(sum_c.x - sum_r, sum_c.y), expert_color(p.expert, 0.55f), std::max(1.5f, thick * 0.4f));
             }
         }
-        // Gate labels for the first few ranks (Soft routing has N of them; 8 is enough to read).
-        // A tag on the arc's last stretch, right before the box it enters, in that expert's row:
-        // rows never share a tag, and a right-column tag sits in the gap between the columns
-        // instead of on top of a left-column box.
         if (as_cells) {
-            // The lit cell: its expert colour, a white frame (red and crossed when dropped), and
-            // a tag with the expert and its gate just above it.
-            dl->ChannelsSetCurrent(2);
+            // The lit cell: its expert colour, a white frame (red and crossed when dropped); its
+            // name and gate in the list beside the grid, tied to it by a thin line.
+            dl->ChannelsSetCurrent(3);
             const ImVec2 m = cg.cell_min(p.expert);
             const float gap = cg.gap();
             const ImVec2 m1(m.x + cg.side - gap, m.y + cg.side - gap);
@@ -542,28 +591,34 @@ void draw_router(PanelContext& ctx) {
             if (p.dropped) cross(dl, ImVec2((m.x + m1.x) * 0.5f, (m.y + m1.y) * 0.5f), cg.side * 0.4f, kColorDropped, 2.5f);
             report_drawn("router lit E%d %.1f %.1f %.1f %.1f gate %.3f%s", p.expert, m.x, m.y, m1.x - m.x, m1.y - m.y,
                          p.gate, p.dropped ? " dropped" : "");
-            if (p.rank < 8 && prog > 0.6f) {
-                // Above, below, right or left of the cell, wherever no earlier (higher-ranked)
-                // tag sits; a tag with no free place is left out (hovering names the cell).
+            const int line = rank_order[static_cast<size_t>(&p - pairs.data())];
+            if (line < chosen.shown) {
+                const ImVec2 r0 = chosen.line_min(line);
+                const ImVec2 r1(r0.x + chosen.col_w - 3.0f, r0.y + chosen.row_h - 2.0f);
+                const float ym = (r0.y + r1.y) * 0.5f;
+                const ImU32 text_col = p.dropped ? kColorDropped : IM_COL32(255, 255, 255, 255);
+                const ImVec2 mid((m.x + m1.x) * 0.5f, (m.y + m1.y) * 0.5f);
+                dl->ChannelsSetCurrent(1);  // over the plain cells, under the lit ones
+                dl->AddLine(mid, ImVec2(r0.x, ym), expert_color(p.expert, 0.85f), 1.5f);
+                dl->ChannelsSetCurrent(3);
+                dl->AddRectFilled(r0, r1, IM_COL32(10, 10, 14, 230), 3.0f);
+                const float sw = chosen.fs * 0.75f;
+                dl->AddRectFilled(ImVec2(r0.x + 3.0f, ym - sw * 0.5f), ImVec2(r0.x + 3.0f + sw, ym + sw * 0.5f),
+                                  expert_color(p.expert), 2.0f);
+                if (p.dropped) cross(dl, ImVec2(r0.x + 3.0f + sw * 0.5f, ym), sw * 0.45f, IM_COL32(255, 255, 255, 255), 1.5f);
                 char gl[32];
                 std::snprintf(gl, sizeof gl, "E%d %.2f", p.expert, p.gate);
-                const float tag_fs = fs * 0.85f;
-                const ImVec2 ts = font->CalcTextSizeA(tag_fs, FLT_MAX, 0.0f, gl);
-                const ImVec2 half(ts.x * 0.5f + 4.0f, ts.y * 0.5f + 2.0f);
-                const ImVec2 mid((m.x + m1.x) * 0.5f, (m.y + m1.y) * 0.5f);
-                const ImVec2 places[4] = {ImVec2(mid.x, m.y - half.y - 1.0f), ImVec2(mid.x, m1.y + half.y + 1.0f),
-                                          ImVec2(m1.x + half.x + 2.0f, mid.y), ImVec2(m.x - half.x - 2.0f, mid.y)};
-                for (ImVec2 at : places) {
-                    at.x = std::clamp(at.x, c0.x + half.x, c1.x - half.x);
-                    at.y = std::clamp(at.y, top - fs + half.y, c1.y - half.y);
-                    const ImVec4 r(at.x - half.x, at.y - half.y, at.x + half.x, at.y + half.y);
-                    bool free = true;
-                    for (const ImVec4& o : tag_rects)
-                        free = free && (r.z <= o.x || o.z <= r.x || r.w <= o.y || o.w <= r.y);
-                    if (!free) continue;
-                    tag_rects.push_back(r);
-                    plate_text(dl, font, tag_fs, at, p.dropped ? kColorDropped : IM_COL32(255, 255, 255, 255), gl);
-                    break;
+                const ImVec2 tp(r0.x + sw + 8.0f, ym - chosen.fs * 0.5f);
+                dl->AddText(font, chosen.fs, tp, text_col, gl);
+                report_drawn("router tag E%d %.1f %.1f %.1f %.1f %s", p.expert, tp.x, tp.y,
+                             font->CalcTextSizeA(chosen.fs, FLT_MAX, 0.0f, gl).x, chosen.fs, gl);
+                if (canvas_hovered && mouse.x >= r0.x && mouse.x < r1.x && mouse.y >= r0.y && mouse.y < r1.y)
+                    hovered_expert = p.expert;
+                if (!p.dropped && prog >= 1.0f) {
+                    // Kept experts feed the sum from their line, so these lines never cross the grid.
+                    dl->ChannelsSetCurrent(0);
+                    dl->AddLine(ImVec2(r1.x, ym), ImVec2(sum_c.x - sum_r, sum_c.y), expert_color(p.expert, 0.55f),
+                                std::max(1.5f, thick * 0.4f));
                 }
             }
             continue;

@@ -16,7 +16,6 @@
 #include "app/panels.h"
 #include "app/panels/viz_common.h"
 #include "app/theme.h"
-#include "core/text/utf8.h"
 
 namespace moe::app {
 
@@ -70,34 +69,6 @@ StripMetrics strip_metrics(int k, float max_h, float scale = 1.0f) {
 float cell_width(const StripMetrics& m, const std::string& screen_piece) {
     const float w = m.font->CalcTextSizeA(m.fs, FLT_MAX, 0.0f, screen_piece.c_str()).x + 6.0f;
     return std::max(m.cell_w, w);
-}
-
-// The display pieces of this snapshot's tokens (core/text/tokenizer.h), ready for ImGui
-// (screen_text), and for each token whether its own bytes end inside a character: computed once
-// per snapshot, not per frame.
-struct Pieces {
-    uint64_t generation = ~0ull;
-    std::vector<std::string> screen;  // (n_tokens)
-    std::vector<bool> partial;        // (n_tokens) the token's bytes end mid-character
-};
-
-const Pieces& pieces_of(const Session& session, const Snapshot& snap) {
-    static Pieces p;
-    if (p.generation == snap.generation && p.screen.size() == snap.tokens.size()) return p;
-    p.generation = snap.generation;
-    const std::vector<std::string> raw = session.model().tokenizer().display_pieces(snap.tokens);
-    p.screen.assign(snap.tokens.size(), std::string());
-    p.partial.assign(snap.tokens.size(), false);
-    std::string pending;
-    for (size_t t = 0; t < snap.tokens.size(); ++t) {
-        p.screen[t] = screen_text(t < raw.size() ? raw[t] : std::string("?"));
-        if (t < snap.token_text.size()) {
-            pending += snap.token_text[t];
-            p.partial[t] = utf8::incomplete_tail(pending) > 0;
-            if (!p.partial[t]) pending.clear();
-        }
-    }
-    return p;
 }
 
 // Black or white text, whichever reads better on `bg`.
@@ -183,7 +154,7 @@ void draw_token_strip(PanelContext& ctx) {
     float cursor_y = 0.0f;  // top of the current token's line, relative to origin
 
     float x = 0.0f, y = 0.0f;
-    const Pieces& pc = pieces_of(ctx.session, snap);
+    const DisplayPieces& pc = display_pieces(ctx.session, snap);
     float partial_x0 = -1.0f, partial_y = 0.0f;  // where the amber underline of a split character starts
     for (int t = 0; t < n_tokens; ++t) {
         const std::string& piece = pc.screen[static_cast<size_t>(t)];

@@ -1,9 +1,10 @@
 // Small helpers shared by the visual panels (token strip, router, load bars, heatmap, counters,
-// prediction): checking that a snapshot can be drawn, writing a byte so a person can read it,
-// and the "nothing to show" message. Header-only; no state.
+// prediction): checking that a snapshot can be drawn, naming a token by its display piece,
+// fitting text, and the "nothing to show" message. Header-only; the only state is the pieces cache and the draw report.
 //
 // [SECTION] Snapshot checks
-// [SECTION] Bytes as text
+// [SECTION] Bytes for the exports
+// [SECTION] Display pieces
 // [SECTION] Numbers
 // [SECTION] Text that fits
 // [SECTION] Draw report
@@ -24,6 +25,8 @@
 #include "app/panels.h"
 #include "core/engine/routing.h"
 #include "core/session.h"
+#include "core/text/tokenizer.h"
+#include "core/text/utf8.h"
 
 namespace moe::app {
 
@@ -85,49 +88,11 @@ inline bool token_has_drop(const RoutingTrace& tr, int t, bool* all_dropped) {
     return any;
 }
 
-// [SECTION] Bytes as text
+// [SECTION] Bytes for the exports
 
-// A byte as a short readable label: printable ASCII as itself, space as a middle dot, common
-// control bytes as C escapes, anything else as <XX>. `out` holds at least 8 chars.
-inline void byte_label(uint8_t b, char out[8]) {
-    if (b == ' ') {
-        std::snprintf(out, 8, "\xC2\xB7");  // U+00B7 middle dot
-    } else if (b == '\n') {
-        std::snprintf(out, 8, "\\n");
-    } else if (b == '\t') {
-        std::snprintf(out, 8, "\\t");
-    } else if (b == '\r') {
-        std::snprintf(out, 8, "\\r");
-    } else if (b >= 0x21 && b <= 0x7E) {
-        out[0] = static_cast<char>(b);
-        out[1] = '\0';
-    } else {
-        std::snprintf(out, 8, "<%02X>", static_cast<unsigned>(b));
-    }
-}
-
-// Length of the valid multi-byte UTF-8 character starting at p (2..4), or 0 when p[0] does not
-// start one (ASCII, a stray continuation byte, an overlong or truncated sequence).
-inline int utf8_char_len(const uint8_t* p, size_t n_left) {
-    const uint8_t b = p[0];
-    int len = 0;
-    if (b >= 0xC2 && b <= 0xDF) len = 2;
-    else if (b >= 0xE0 && b <= 0xEF) len = 3;
-    else if (b >= 0xF0 && b <= 0xF4) len = 4;
-    else return 0;
-    if (static_cast<size_t>(len) > n_left) return 0;
-    for (int i = 1; i < len; ++i)
-        if ((p[i] & 0xC0) != 0x80) return 0;
-    // Overlong 3- and 4-byte forms, surrogates and code points past U+10FFFF.
-    if (b == 0xE0 && p[1] < 0xA0) return 0;
-    if (b == 0xED && p[1] > 0x9F) return 0;
-    if (b == 0xF0 && p[1] < 0x90) return 0;
-    if (b == 0xF4 && p[1] > 0x8F) return 0;
-    return len;
-}
-
-// The byte view of the tokens these panels draw: the bytes of the byte LM's tokens exactly; for
-// another tokenizer, the first byte of each token's text (the BPE-piece strip replaces this).
+// The byte view of the tokens, for the exports (core/teach): the bytes of the byte LM's tokens
+// exactly; for another tokenizer, the first byte of each token's text. The panels name tokens
+// by their display pieces instead (below).
 inline std::vector<uint8_t> byte_tokens(const Snapshot& snap) {
     std::vector<uint8_t> bytes;
     bytes.reserve(snap.token_text.size());
@@ -136,40 +101,59 @@ inline std::vector<uint8_t> byte_tokens(const Snapshot& snap) {
     return bytes;
 }
 
-// Token t for people. Returns the glyph: the whole character when t starts or sits inside a
-// valid multi-byte UTF-8 character, else byte_label(). *detail (if given) gets "byte 2 of 2, <80>"
-// for a byte inside a character, empty otherwise.
-inline std::string token_glyph(const std::vector<uint8_t>& tokens, int t, std::string* detail = nullptr) {
-    if (detail) detail->clear();
-    const size_t n = tokens.size();
-    if (t < 0 || static_cast<size_t>(t) >= n) return {};
-    // Walk back over at most 3 continuation bytes to find a lead byte whose character covers t.
-    for (int back = 0; back <= 3 && t - back >= 0; ++back) {
-        const size_t s = static_cast<size_t>(t - back);
-        const int len = utf8_char_len(tokens.data() + s, n - s);
-        if (len > back) {
-            if (detail) {
-                char buf[40];
-                std::snprintf(buf, sizeof buf, "byte %d of %d, <%02X>", back + 1, len,
-                              static_cast<unsigned>(tokens[static_cast<size_t>(t)]));
-                *detail = buf;
-            }
-            // Through screen_text(): an emoji is drawn by its private-use stand-in (app/fonts.h).
-            return screen_text(std::string_view(reinterpret_cast<const char*>(tokens.data() + s), static_cast<size_t>(len)));
+// [SECTION] Display pieces
+
+// The tokenizer's display pieces of this snapshot's tokens (core/text/tokenizer.h), ready for
+// ImGui (screen_text), and for each token whether its own bytes end inside a character. Every
+// panel that names a token uses these (the strip, the router's token box, the heatmap's rows),
+// computed once per snapshot, not per frame or per panel.
+struct DisplayPieces {
+    uint64_t generation = ~0ull;
+    std::vector<std::string> screen;  // (n_tokens)
+    std::vector<bool> partial;        // (n_tokens) the token's bytes end mid-character
+};
+
+inline const DisplayPieces& display_pieces(const Session& session, const Snapshot& snap) {
+    static DisplayPieces p;
+    if (p.generation == snap.generation && p.screen.size() == snap.tokens.size()) return p;
+    p.generation = snap.generation;
+    const std::vector<std::string> raw = session.model().tokenizer().display_pieces(snap.tokens);
+    p.screen.assign(snap.tokens.size(), std::string());
+    p.partial.assign(snap.tokens.size(), false);
+    std::string pending;
+    for (size_t t = 0; t < snap.tokens.size(); ++t) {
+        p.screen[t] = screen_text(t < raw.size() ? raw[t] : std::string("?"));
+        if (t < snap.token_text.size()) {
+            pending += snap.token_text[t];
+            p.partial[t] = utf8::incomplete_tail(pending) > 0;
+            if (!p.partial[t]) pending.clear();
         }
-        if ((tokens[s] & 0xC0) != 0x80) break;  // not a continuation byte: stop walking back
     }
-    char lab[8];
-    byte_label(tokens[static_cast<size_t>(t)], lab);
-    return lab;
+    return p;
 }
 
-// "р (byte 2 of 2, <80>)" or "a": glyph and detail in one string, for tooltips and headlines.
-inline std::string token_label(const std::vector<uint8_t>& tokens, int t) {
-    std::string detail;
-    std::string g = token_glyph(tokens, t, &detail);
-    if (!detail.empty()) g += " (" + detail + ")";
-    return g;
+// Token t's piece for a headline or tooltip: "<C3> (part of a character)" for a partial one.
+inline std::string piece_label(const DisplayPieces& pc, int t) {
+    if (t < 0 || static_cast<size_t>(t) >= pc.screen.size()) return {};
+    std::string s = pc.screen[static_cast<size_t>(t)];
+    if (pc.partial[static_cast<size_t>(t)]) s += " (part of a character, completed by a later token)";
+    return s;
+}
+
+// The longest prefix of `s` (whole UTF-8 characters) that fits max_w at `size`, with "..." when
+// cut: a long BPE piece in a narrow label column.
+inline std::string fit_piece(ImFont* font, float size, float max_w, const std::string& s) {
+    if (font->CalcTextSizeA(size, FLT_MAX, 0.0f, s.c_str()).x <= max_w) return s;
+    const float dots = font->CalcTextSizeA(size, FLT_MAX, 0.0f, "...").x;
+    size_t keep = 0;
+    for (size_t i = 0; i < s.size();) {
+        const size_t n = std::max<size_t>(1, utf8::valid_seq_len(s, i));
+        const std::string head = s.substr(0, i + n);
+        if (font->CalcTextSizeA(size, FLT_MAX, 0.0f, head.c_str()).x + dots > max_w) break;
+        i += n;
+        keep = i;
+    }
+    return s.substr(0, keep) + "...";
 }
 
 // [SECTION] Numbers
