@@ -10,6 +10,7 @@
 // [SECTION] BASE against brute force
 // [SECTION] Validation errors
 // [SECTION] Gradients
+// [SECTION] Extreme finite inputs
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -1129,6 +1130,118 @@ TEST(RoutingGradients, BackwardAccumulates) {
     }
     EXPECT_LT((twice - 2 * once).cwiseAbs().maxCoeff(), 1e-6f);
     EXPECT_GT(once.cwiseAbs().maxCoeff(), 0.0f);
+}
+
+// [SECTION] Extreme finite inputs
+// Issue 15's open finding (fuzz_router, 592,333 execs): noisy top-K with noise_scale 9.6e37
+// (finite, accepted) made h + eps * softplus(W_noise x) * noise_scale overflow to +-inf, and the
+// softmax over the kept values exp(inf - inf) gave NaN gates. The input is
+// fuzz/regressions/router/noisy-topk-noise-scale-9.6e37; this holds its config.
+TEST(RoutingExtreme, NoisyTopKHugeNoiseScaleIsAnError) {
+    RouterConfig c = make_cfg(Scheme::NoisyTopK, 43, 7);
+    c.add_noise = true;
+    c.noise_scale = 9.58869e37f;
+    c.capacity_factor = 0.596071f;
+    c.drop_policy = DropPolicy::Position;
+    c.routed_scaling = 0.596078f;
+    c.seed = 72340172838076673ull;
+    const Mat h = random_logits(1, 43, 5, 20.0f);
+    const Mat noise = random_logits(1, 43, 6, 3.0f);
+    RouteExtras ex;
+    ex.noise_logits = &noise;
+    expect_route_field(c, h, ex, "noise_scale");
+    c.noise_scale = kMaxNoiseScale;  // the largest accepted scale still routes with finite gates
+    const RoutingTrace tr = route(c, h, ex);
+    ASSERT_EQ(tr.pairs.size(), 7u);
+    float sum = 0.0f;
+    for (const RoutedPair& p : tr.pairs) {
+        EXPECT_TRUE(std::isfinite(p.gate));
+        sum += p.gate;
+    }
+    EXPECT_NEAR(sum, c.routed_scaling, 1e-5f);
+}
+
+// Every scheme on finite logits at the ends of float's range (what a diverged router or a
+// hostile file gives): gates finite and summing as the scheme says, gradients finite.
+TEST(RoutingExtreme, EverySchemeOnLogitsNearFloatMax) {
+    const float big = std::numeric_limits<float>::max();
+    // Token 0: all very negative (sigmoid underflows to 0 for every expert); token 1: +-max
+    // mixed; token 2: one huge and the rest ordinary; token 3: ordinary.
+    const Mat h = make_mat(4, 4, {-big, -1e30f, -3e38f, -2e38f,  //
+                                  big, -big, 1e38f, -1e38f,      //
+                                  3e38f, 1.0f, -2.0f, 0.5f,      //
+                                  0.3f, -0.7f, 1.1f, 0.0f});
+    const Mat noise = make_mat(4, 4, {big, -big, 0, 1, 1e30f, 2, 3, 4, 0, 0, 0, 0, 1, 2, 3, 4});
+    const std::vector<int32_t> ids = token_ids_for(4);
+    for (int s = 0; s < kNumSchemes; ++s) {
+        RouterConfig c = make_cfg(static_cast<Scheme>(s), 4, 2);
+        c.add_noise = true;
+        c.noise_scale = 1.0f;
+        c.sinkhorn_iters = 20;
+        c.drop_policy = DropPolicy::Dropless;
+        if (c.scheme == Scheme::ExpertChoice) c.capacity_factor = 2.0f;
+        RouteExtras ex;
+        ex.noise_logits = &noise;
+        ex.token_ids = ids;
+        SCOPED_TRACE(scheme_name(c.scheme));
+        RoutingTrace tr;
+        try {
+            tr = route(c, h, ex);
+        } catch (const Error& e) {
+            // Only a noisy value past float's range may be refused, and it must say so.
+            EXPECT_EQ(c.scheme, Scheme::NoisyTopK) << e.what();
+            EXPECT_EQ(e.field(), "noise_logits") << e.what();
+            continue;
+        }
+        for (int t = 0; t < 4; ++t) {
+            float sum = 0.0f;
+            std::set<int> experts;
+            for (const RoutedPair& p : tr.token_pairs(t)) {
+                EXPECT_TRUE(std::isfinite(p.gate)) << "token " << t << " expert " << p.expert;
+                sum += p.gate;
+                experts.insert(p.expert);
+            }
+            EXPECT_EQ(experts.size(), tr.token_pairs(t).size()) << "an expert chosen twice by token " << t;
+            if (c.scheme == Scheme::TopKMixtral || c.scheme == Scheme::TopKGShard || c.scheme == Scheme::SigmoidBias ||
+                c.scheme == Scheme::Soft || c.scheme == Scheme::Hash) {
+                EXPECT_NEAR(sum, 1.0f, 1e-5f) << "token " << t;
+            }
+        }
+        Mat d = Mat::Zero(4, 4);  // (n_tokens, n_experts)
+        if (c.scheme != Scheme::Hash) gate_backward(c, tr, std::vector<float>(tr.pairs.size(), 1.0f), d);
+        aux_loss_backward(tr, 0.01f, d);
+        EXPECT_TRUE(d.allFinite()) << d;
+    }
+}
+
+
+// Where every sigmoid underflows to 0 (h < -88) the shares s_i / sum s_j are still defined:
+// sigmoid(h) ~ exp(h) there, so they are softmax(h) over the chosen experts, not 0/0.
+TEST(RoutingExtreme, SigmoidSharesWhereEverySigmoidUnderflows) {
+    RouterConfig c = make_cfg(Scheme::SigmoidBias, 4, 2);
+    const Mat h = make_mat(1, 4, {-1000.0f, -1001.0f, -5000.0f, -1002.0f});
+    const Vec bias = (Vec(4) << 0.0f, 0.5f, 1.0f, -1.0f).finished();  // s = 0 everywhere: bias alone ranks
+    RouteExtras ex;
+    ex.expert_bias = &bias;
+    const RoutingTrace tr = route(c, h, ex);
+    ASSERT_EQ(tr.pairs.size(), 2u);
+    EXPECT_EQ(tr.pairs[0].expert, 2);
+    EXPECT_EQ(tr.pairs[1].expert, 1);
+    const double e2 = std::exp(-5000.0 + 1001.0);  // softmax of {-5000, -1001}
+    EXPECT_NEAR(tr.pairs[0].gate, e2 / (1.0 + e2), 1e-6);
+    EXPECT_NEAR(tr.pairs[1].gate, 1.0 / (1.0 + e2), 1e-6);
+    const Mat h2 = make_mat(1, 4, {-1000.0f, -1001.0f, -999.0f, -1002.0f});
+    const RoutingTrace tr2 = route(c, h2, ex);
+    const double a = 1.0 / (1.0 + std::exp(-2.0));  // experts 2 and 1: softmax of {-999, -1001}
+    EXPECT_NEAR(tr2.pairs[0].gate, a, 1e-6);
+    EXPECT_NEAR(tr2.pairs[1].gate, 1.0 - a, 1e-6);
+    EXPECT_TRUE(std::isfinite(tr2.stats.router_entropy));
+    Mat d = Mat::Zero(1, 4);  // (n_tokens, n_experts)
+    const std::vector<float> d_gate = {1.0f, 0.0f};
+    gate_backward(c, tr2, d_gate, d);
+    // d g_0 / d h_2 = q_0 (1 - q_0), d g_0 / d h_1 = -q_0 q_1 (s ~ 0, so 1 - s = 1)
+    EXPECT_NEAR(d(0, 2), a * (1.0 - a), 1e-6);
+    EXPECT_NEAR(d(0, 1), -a * (1.0 - a), 1e-6);
 }
 
 }  // namespace

@@ -191,8 +191,9 @@ void validate(const RouterConfig& cfg, int n_tokens) {
     if (cfg.sinkhorn_iters < 1 || cfg.sinkhorn_iters > kMaxSinkhornIters)
         throw Error(kWhere, "sinkhorn_iters", "sinkhorn_iters = " + std::to_string(cfg.sinkhorn_iters),
                     "1.." + std::to_string(kMaxSinkhornIters));
-    if (!(std::isfinite(cfg.noise_scale) && cfg.noise_scale >= 0.0f))
-        throw Error(kWhere, "noise_scale", "noise_scale = " + fmt(cfg.noise_scale), "a finite number >= 0");
+    if (!(std::isfinite(cfg.noise_scale) && cfg.noise_scale >= 0.0f && cfg.noise_scale <= kMaxNoiseScale))
+        throw Error(kWhere, "noise_scale", "noise_scale = " + fmt(cfg.noise_scale),
+                    "a number in [0, " + fmt(kMaxNoiseScale) + "] (1 = the paper's noise)");
     if (!(std::isfinite(cfg.jitter_eps) && cfg.jitter_eps >= 0.0f && cfg.jitter_eps <= 1.0f))
         throw Error(kWhere, "jitter_eps", "jitter_eps = " + fmt(cfg.jitter_eps),
                     "0 <= jitter_eps <= 1 (input scaled by U(1-eps, 1+eps))");
@@ -280,6 +281,26 @@ float softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
 
 bool uses_sigmoid(Scheme s) { return s == Scheme::SigmoidBias || s == Scheme::Base; }
 
+// Shares q_a = s_a / sum_b s_b of a set of experts (experts[0..m), or all m when null), s the
+// sigmoid probabilities p of row h. Returns the sum. When every s rounds to zero or near it (all
+// h below about -87, where float's sigmoid underflows) the plain ratio is 0/0 or inexact, yet the
+// shares are well defined: they are a softmax of log sigmoid(h), computed here in double.
+float sigmoid_shares(const float* h, const float* p, const int* experts, int m, float* q) {
+    float sum = 0.0f;
+    for (int a = 0; a < m; ++a) sum += p[experts ? experts[a] : a];
+    if (sum >= std::numeric_limits<float>::min()) {
+        for (int a = 0; a < m; ++a) q[a] = p[experts ? experts[a] : a] / sum;
+        return sum;
+    }
+    const auto log_sigmoid = [](double x) { return x < 0.0 ? x - std::log1p(std::exp(x)) : -std::log1p(std::exp(-x)); };
+    double mx = -std::numeric_limits<double>::infinity();
+    for (int a = 0; a < m; ++a) mx = std::max(mx, log_sigmoid(h[experts ? experts[a] : a]));
+    double total = 0.0;
+    for (int a = 0; a < m; ++a) total += std::exp(log_sigmoid(h[experts ? experts[a] : a]) - mx);
+    for (int a = 0; a < m; ++a) q[a] = static_cast<float>(std::exp(log_sigmoid(h[experts ? experts[a] : a]) - mx) / total);
+    return sum;
+}
+
 // Per-route scratch, sized once so the per-token loops never allocate.
 struct Scratch {
     std::vector<float> score;        // (n_experts) the values a token's experts are ranked by
@@ -287,9 +308,10 @@ struct Scratch {
     std::vector<unsigned char> allowed;  // (n_experts) group mask
     std::vector<float> group_score;  // (n_groups)
     std::vector<int> group_pick;     // (n_groups)
+    std::vector<float> share;        // (n_experts) SigmoidBias: s_i / sum_chosen s_j
     explicit Scratch(const RouterConfig& cfg)
         : score(cfg.n_experts), pick(cfg.n_experts), allowed(cfg.n_experts),
-          group_score(cfg.n_groups), group_pick(cfg.n_groups) {}
+          group_score(cfg.n_groups), group_pick(cfg.n_groups), share(cfg.n_experts) {}
 };
 
 }  // namespace
@@ -366,6 +388,15 @@ void route_token_choice(const RouterConfig& cfg, const RouteExtras& ex, RoutingT
                     if (cfg.scheme == Scheme::NoisyTopK && cfg.add_noise) {
                         const float eps = static_cast<float>(noise_rng.normal());
                         v += eps * softplus((*ex.noise_logits)(t, i)) * cfg.noise_scale;
+                        // Finite h and noise can still sum past float's range (h or W_noise x
+                        // near 3e38); the softmax over the kept values would then be inf - inf.
+                        if (!std::isfinite(v))
+                            throw Error(kWhere, "noise_logits",
+                                        "the noisy logit of token " + std::to_string(t) + ", expert " +
+                                            std::to_string(i) + " overflows a float (h = " + fmt(h[i]) +
+                                            ", W_noise x = " + fmt((*ex.noise_logits)(t, i)) + ")",
+                                        "logits and noise small enough that h + eps * softplus(W_noise x) * "
+                                        "noise_scale stays finite");
                     }
                     s.score[i] = v;
                 }
@@ -429,10 +460,10 @@ void route_token_choice(const RouterConfig& cfg, const RouteExtras& ex, RoutingT
                 for (int i = 0; i < n; ++i)
                     s.score[i] = p[i] + (ex.expert_bias ? (*ex.expert_bias)[i] : 0.0f);
                 const int* pick = choose(cfg, s, k);
-                float sum = cfg.renormalize ? 0.0f : 1.0f;
-                if (cfg.renormalize)
-                    for (int r = 0; r < k; ++r) sum += p[pick[r]];
-                for (int r = 0; r < k; ++r) push_pair(tr, t, pick[r], r, rs * p[pick[r]] / sum, s.score[pick[r]]);
+                float* share = s.share.data();
+                if (cfg.renormalize) sigmoid_shares(h, p, pick, k, share);
+                for (int r = 0; r < k; ++r)
+                    push_pair(tr, t, pick[r], r, rs * (cfg.renormalize ? share[r] : p[pick[r]]), s.score[pick[r]]);
                 break;
             }
             case Scheme::Soft: {
@@ -642,8 +673,9 @@ namespace {
 // q: the normalised router distribution the balance losses use: softmax p, or s / sum s for the
 // sigmoid schemes (as DeepSeek-V3's sequence-wise loss normalises its affinities).
 void normalised_probs(const RoutingTrace& tr, Mat& q) {
-    q = tr.probs;
-    for (int t = 0; t < tr.n_tokens; ++t) q.row(t) /= q.row(t).sum();
+    q.resize(tr.n_tokens, tr.n_experts);
+    for (int t = 0; t < tr.n_tokens; ++t)
+        sigmoid_shares(tr.logits.row(t).data(), tr.probs.row(t).data(), nullptr, tr.n_experts, q.row(t).data());
 }
 
 void compute_stats(const RouteExtras& ex, const Vec& row_lse, RoutingTrace& tr) {
@@ -944,13 +976,15 @@ void gate_backward(const RouterConfig& cfg, const RoutingTrace& tr, std::span<co
                     }
                     break;
                 }
-                // g_a = rs * s_a / S over the chosen set: dL/dh_j = rs * s_j(1-s_j)/S * (d_j - sum_a d_a s_a/S).
-                float sum = 0.0f, dot = 0.0f;
-                for (int a = 0; a < m; ++a) sum += p[tr.pairs[b + a].expert];
-                for (int a = 0; a < m; ++a) dot += kept_grad(b + a) * p[tr.pairs[b + a].expert] / sum;
+                // g_a = rs * q_a, q_a = s_a / S over the chosen set:
+                // dL/dh_j = rs * s_j(1-s_j)/S * (d_j - sum_a d_a q_a) = rs * q_j (1-s_j) (d_j - dot).
+                for (int a = 0; a < m; ++a) experts[a] = tr.pairs[b + a].expert;
+                sigmoid_shares(tr.logits.row(t).data(), p, experts.data(), m, v.data());
+                float dot = 0.0f;
+                for (int a = 0; a < m; ++a) dot += kept_grad(b + a) * v[a];
                 for (int a = 0; a < m; ++a) {
-                    const int j = tr.pairs[b + a].expert;
-                    d_row[j] += rs * p[j] * (1.0f - p[j]) / sum * (kept_grad(b + a) - dot);
+                    const int j = experts[a];
+                    d_row[j] += rs * v[a] * (1.0f - p[j]) * (kept_grad(b + a) - dot);
                 }
                 break;
             }
@@ -975,15 +1009,16 @@ void aux_loss_backward(const RoutingTrace& tr, float scale, MatRef d_logits) {
     std::vector<float> c(n);
     for (int i = 0; i < n; ++i)
         c[i] = static_cast<float>(n) * tr.expert_wanted[i] / static_cast<float>(tr.pairs.size()) / n_tokens;
+    std::vector<float> q(uses_sigmoid(tr.scheme) ? n : 0);  // (n_experts) a token's sigmoid shares
     for (int t = 0; t < n_tokens; ++t) {
         const float* p = tr.probs.row(t).data();
         float* d_row = &d_logits(t, 0);
         if (uses_sigmoid(tr.scheme)) {
-            // q = s / S: dL/dh_j = (c_j - sum_i c_i q_i) * s_j (1 - s_j) / S.
-            float sum = 0.0f, dot = 0.0f;
-            for (int i = 0; i < n; ++i) sum += p[i];
-            for (int i = 0; i < n; ++i) dot += c[i] * p[i] / sum;
-            for (int j = 0; j < n; ++j) d_row[j] += scale * (c[j] - dot) * p[j] * (1.0f - p[j]) / sum;
+            // q = s / S: dL/dh_j = (c_j - sum_i c_i q_i) * s_j (1 - s_j) / S = (c_j - dot) q_j (1 - s_j).
+            sigmoid_shares(tr.logits.row(t).data(), p, nullptr, n, q.data());
+            float dot = 0.0f;
+            for (int i = 0; i < n; ++i) dot += c[i] * q[i];
+            for (int j = 0; j < n; ++j) d_row[j] += scale * (c[j] - dot) * q[j] * (1.0f - p[j]);
         } else {
             float dot = 0.0f;
             for (int i = 0; i < n; ++i) dot += c[i] * p[i];

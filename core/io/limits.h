@@ -40,6 +40,9 @@ inline constexpr int64_t kMaxHeads = int64_t{1} << 14;
 inline constexpr int64_t kMaxExperts = int64_t{1} << 20;
 // A capacity factor above this is dropless in all but name (capacity >= T for any T we route).
 inline constexpr double kMaxCapacityFactor = 1e6;
+// Noisy top-K's noise_scale (1 = the paper): beyond this the router's logits are noise alone,
+// and h + eps * softplus(W_noise x) * noise_scale heads for float's overflow (fuzz_router).
+inline constexpr float kMaxNoiseScale = 1e6f;
 
 // --- lessons ---
 // (Tokens per text are bounded where the text is used: a forward takes at most the model's
