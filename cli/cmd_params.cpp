@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/teach/format.h"
 #include "core/teach/params.h"
 
 namespace moe::cli {
@@ -23,25 +24,8 @@ void print_usage() {
         "  --json     print the report as JSON\n");
 }
 
-std::string human(double x, const char* unit) {
-    char buf[64];
-    if (x >= 1e12) std::snprintf(buf, sizeof(buf), "%.2f T%s", x / 1e12, unit);
-    else if (x >= 1e9) std::snprintf(buf, sizeof(buf), "%.2f G%s", x / 1e9, unit);
-    else if (x >= 1e6) std::snprintf(buf, sizeof(buf), "%.2f M%s", x / 1e6, unit);
-    else if (x >= 1e3) std::snprintf(buf, sizeof(buf), "%.2f k%s", x / 1e3, unit);
-    else std::snprintf(buf, sizeof(buf), "%.0f %s", x, unit);
-    return buf;
-}
-
-std::string params(int64_t n) {  // parameters read best as B / T, not G
-    char buf[64];
-    const double x = static_cast<double>(n);
-    if (x >= 1e12) std::snprintf(buf, sizeof(buf), "%.3f T", x / 1e12);
-    else if (x >= 1e9) std::snprintf(buf, sizeof(buf), "%.2f B", x / 1e9);
-    else if (x >= 1e6) std::snprintf(buf, sizeof(buf), "%.2f M", x / 1e6);
-    else std::snprintf(buf, sizeof(buf), "%lld", static_cast<long long>(n));
-    return buf;
-}
+std::string human(double x, const char* unit) { return format_si(x, unit); }
+std::string params(int64_t n) { return format_count(static_cast<double>(n)); }
 
 void row(const char* name, const ParamGroup& g, int64_t total) {
     if (g.total == 0 && g.active == 0 && g.matmul_active == 0) return;

@@ -25,6 +25,7 @@
 #include "app/panels.h"
 #include "core/engine/routing.h"
 #include "core/session.h"
+#include "core/teach/format.h"
 #include "core/text/tokenizer.h"
 #include "core/text/utf8.h"
 
@@ -158,30 +159,9 @@ inline std::string fit_piece(ImFont* font, float size, float max_w, const std::s
 
 // [SECTION] Numbers
 
-// 1234 -> "1.23K", 46.7e9 -> "46.7B": three significant digits, so counts read at a glance.
-inline void human_count(double v, char* out, size_t size) {
-    const char* unit = "";
-    double x = v;
-    if (v >= 1e12) { x = v / 1e12; unit = "T"; }
-    else if (v >= 1e9) { x = v / 1e9; unit = "B"; }
-    else if (v >= 1e6) { x = v / 1e6; unit = "M"; }
-    else if (v >= 1e3) { x = v / 1e3; unit = "K"; }
-    if (*unit == '\0') std::snprintf(out, size, "%.0f", x);
-    else if (x >= 100) std::snprintf(out, size, "%.0f%s", x, unit);
-    else if (x >= 10) std::snprintf(out, size, "%.1f%s", x, unit);
-    else std::snprintf(out, size, "%.2f%s", x, unit);
-}
-
-// Bytes as "1.5 GiB" etc.
-inline void human_bytes(double v, char* out, size_t size) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    int u = 0;
-    while (v >= 1024.0 && u < 5) {
-        v /= 1024.0;
-        ++u;
-    }
-    std::snprintf(out, size, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-}
+// core/teach/format.h's formatters into a caller's buffer: "1.23K", "46.7B", "1.50 GB".
+inline void human_count(double v, char* out, size_t size) { std::snprintf(out, size, "%s", format_count(v).c_str()); }
+inline void human_bytes(double v, char* out, size_t size) { std::snprintf(out, size, "%s", format_bytes(v).c_str()); }
 
 // [SECTION] Text that fits
 // Drawn text must never run past a panel edge (a projector shows every cut): shrink it a little,

@@ -24,6 +24,7 @@
 #include "core/error.h"
 #include "core/io/limits.h"
 #include "core/teach/export.h"
+#include "core/teach/format.h"
 #include "core/io/file_io.h"
 #include "core/models/lm.h"
 #include "core/models/mix2d.h"
@@ -606,25 +607,6 @@ std::string fmtv(const char* f, double v) {
     return buf;
 }
 
-// 46.7e9 -> "46.7B"
-std::string human_count(double v) {
-    const double a = std::fabs(v);
-    if (a >= 1e12) return fmtv("%.3gT", v / 1e12);
-    if (a >= 1e9) return fmtv("%.3gB", v / 1e9);
-    if (a >= 1e6) return fmtv("%.3gM", v / 1e6);
-    if (a >= 1e3) return fmtv("%.3gK", v / 1e3);
-    return fmtv("%.3g", v);
-}
-
-std::string human_bytes(double v) {
-    const double a = std::fabs(v);
-    if (a >= 1e12) return fmtv("%.3g TB", v / 1e12);
-    if (a >= 1e9) return fmtv("%.3g GB", v / 1e9);
-    if (a >= 1e6) return fmtv("%.3g MB", v / 1e6);
-    if (a >= 1e3) return fmtv("%.3g kB", v / 1e3);
-    return fmtv("%.0f B", v);
-}
-
 class Runner {
 public:
     Runner(const Lesson& lesson, const LessonRunOptions& opt,
@@ -914,11 +896,11 @@ void Runner::run_gallery() {
                 label += " (K=" + std::to_string(mc.k) + ")";
             }
             const ParamReport rep = count_model_params(mc, "bf16", 4096);
-            add(r, label, "total " + human_count(static_cast<double>(rep.total_params)) + ", active " +
-                              human_count(static_cast<double>(rep.active_params)) + " (" + fmtv("%.1f%%", 100.0 * rep.active_fraction) +
+            add(r, label, "total " + format_count(static_cast<double>(rep.total_params)) + ", active " +
+                              format_count(static_cast<double>(rep.active_params)) + " (" + fmtv("%.1f%%", 100.0 * rep.active_fraction) +
                               "), " + std::to_string(mc.n_experts) + " experts top-" + std::to_string(mc.k) +
                               (mc.n_shared > 0 ? " + " + std::to_string(mc.n_shared) + " shared" : std::string()) + ", " +
-                              human_count(rep.flops_per_token) + " FLOPs/token, " + human_bytes(rep.resident_bytes) + " of bf16 weights");
+                              format_count(rep.flops_per_token) + " FLOPs/token, " + format_bytes(rep.resident_bytes) + " of bf16 weights");
             chart.categories.push_back(label);
             chart.values[0].push_back(static_cast<double>(rep.total_params) / 1e9);
             chart.values[1].push_back(static_cast<double>(rep.active_params) / 1e9);
@@ -985,11 +967,11 @@ void Runner::run_systems() {
                             fmtv("%.0f", n_moe) + " MoE layers");
         add(r, "batch", fmtv("%.0f", T) + " tokens on " + std::to_string(devices) + " devices, " + dtype);
         add(r, "tokens per expert (T*K/N)", fmtv("%.1f", per_expert));
-        add(r, "resident weights (all experts)", human_bytes(total * bytes));
-        add(r, "expert weights per device", human_bytes(experts_total * bytes / G));
-        add(r, "weights one token uses", human_bytes((total - experts_total + experts_total * k / n_exp) * bytes));
-        add(r, "all-to-all per MoE layer", human_bytes(a2a_layer));
-        add(r, "all-to-all per forward pass", human_bytes(a2a_layer * n_moe));
+        add(r, "resident weights (all experts)", format_bytes(total * bytes));
+        add(r, "expert weights per device", format_bytes(experts_total * bytes / G));
+        add(r, "weights one token uses", format_bytes((total - experts_total + experts_total * k / n_exp) * bytes));
+        add(r, "all-to-all per MoE layer", format_bytes(a2a_layer));
+        add(r, "all-to-all per forward pass", format_bytes(a2a_layer * n_moe));
 
         LineChart traffic;
         traffic.title = "All-to-all bytes per MoE layer (MB), T = " + fmtv("%.0f", T) + ", " + name;

@@ -16,6 +16,7 @@
 #include "core/io/file_io.h"
 #include "core/io/json_input.h"
 #include "core/io/limits.h"
+#include "core/teach/format.h"
 
 namespace moe {
 
@@ -320,16 +321,6 @@ void add_to(ParamGroup& g, int64_t total, int64_t active, int64_t matmul_total, 
     g.matmul_active = add(g.matmul_active, matmul_active, w);
 }
 
-std::string fmt_count(int64_t n) {
-    char buf[64];
-    const double x = static_cast<double>(n);
-    if (x >= 1e12) std::snprintf(buf, sizeof(buf), "%.2fT", x / 1e12);
-    else if (x >= 1e9) std::snprintf(buf, sizeof(buf), "%.2fB", x / 1e9);
-    else if (x >= 1e6) std::snprintf(buf, sizeof(buf), "%.2fM", x / 1e6);
-    else std::snprintf(buf, sizeof(buf), "%lld", static_cast<long long>(n));
-    return buf;
-}
-
 json group_json(const ParamGroup& g) {
     return json{{"total", g.total}, {"active", g.active}, {"matmul_total", g.matmul_total}, {"matmul_active", g.matmul_active}};
 }
@@ -449,7 +440,7 @@ ParamReport count_model_params(const ModelConfig& c, std::string_view dtype, int
                       (c.attention == AttentionKind::MLA ? "; MLA counted in its plain (non-absorbed) form" : ""));
     if (c.n_mtp_layers > 0)
         r.notes.push_back("the multi-token-prediction module (" + std::to_string(c.n_mtp_layers) + " layer) is not counted, as in the published totals");
-    r.notes.push_back("total " + fmt_count(r.total_params) + " stays resident even though only " + fmt_count(r.active_params) + " are active per token");
+    r.notes.push_back("total " + format_count(static_cast<double>(r.total_params)) + " stays resident even though only " + format_count(static_cast<double>(r.active_params)) + " are active per token");
     return r;
 }
 
