@@ -69,6 +69,7 @@ Layout compute_layout(const Rect& area, float scale, bool show_controls, bool fo
     const int heatmap = find_panel(table, n_panels, "Gate heatmap");
     const int counters = find_panel(table, n_panels, "Parameters and FLOPs");
     const int lesson = find_panel(table, n_panels, "Lesson");
+    const int overview = find_panel(table, n_panels, "Model overview");
     Layout out;
     out.rects.assign(static_cast<size_t>(n_panels), Rect{});
     std::vector<Rect>& rects = out.rects;
@@ -97,7 +98,7 @@ Layout compute_layout(const Rect& area, float scale, bool show_controls, bool fo
         const bool router_on = shown(table, router);
         if (router_on) rects[static_cast<size_t>(router)] = Rect{main.x, main.y, main.w - side_w, main.h};
         const Rect col = router_on ? Rect{main.x + main.w - side_w, main.y, side_w, main.h} : main;
-        for (int id : {show_controls ? -1 : text, prediction, heatmap, counters})
+        for (int id : {show_controls ? -1 : text, prediction, heatmap, counters, overview})
             if (shown(table, id)) out.tabbed.push_back(id);
         std::sort(out.tabbed.begin(), out.tabbed.end());
         const float load_share = out.tabbed.empty() ? 1.0f : 0.5f;
@@ -114,20 +115,42 @@ Layout compute_layout(const Rect& area, float scale, bool show_controls, bool fo
         main.y += top_h;
         main.h -= top_h;
     }
-    const float side_w = std::floor(main.w * 0.36f);
-    const bool side = any_visible(table, {load, prediction});
-    const bool bottom = any_visible(table, {heatmap, counters});
+    // The heatmap and the whole-model overview share a slot as two tabs (the overview first: it
+    // is shown because it was asked for).
+    int maps = heatmap;
+    if (shown(table, overview) && shown(table, heatmap)) {
+        out.tabbed = {overview, heatmap};
+    } else if (shown(table, overview)) {
+        maps = overview;
+    }
+    const bool maps_on = shown(table, maps);
+    // Wide enough (a 1024x768 window with the controls column is): the load bars get the router
+    // row's whole height beside the router (at 256 experts a 166-pixel slot left 40 pixels of
+    // bars), and the next-byte guess moves to the bottom row between the maps and the counters.
+    // Narrower (a lesson column beside the controls on a small window): load over next byte.
+    const bool wide = main.w >= 700.0f * scale;
+    const bool side = any_visible(table, wide ? std::initializer_list<int>{load} : std::initializer_list<int>{load, prediction});
+    const bool bottom = maps_on || any_visible(table, wide ? std::initializer_list<int>{prediction, counters}
+                                                           : std::initializer_list<int>{counters});
     const float mid_h = bottom ? std::floor(main.h * 0.58f) : main.h;
+    const float side_w = std::floor(main.w * (wide ? 0.38f : 0.36f));
     const bool router_on = shown(table, router);
     if (router_on) rects[static_cast<size_t>(router)] = Rect{main.x, main.y, side ? main.w - side_w : main.w, mid_h};
     if (side) {
         const Rect col = router_on ? Rect{main.x + main.w - side_w, main.y, side_w, mid_h}
                                    : Rect{main.x, main.y, main.w, mid_h};
-        split(col, !router_on, {{load, 0.55f}, {prediction, 0.45f}}, table, rects);
+        split(col, !router_on, {{load, 0.55f}, {wide ? -1 : prediction, 0.45f}}, table, rects);
     }
-    if (bottom)
-        split(Rect{main.x, main.y + mid_h, main.w, main.h - mid_h}, true, {{heatmap, 0.64f}, {counters, 0.36f}},
+    if (bottom) {
+        const Rect row{main.x, main.y + mid_h, main.w, main.h - mid_h};
+        // A stand-in panel id for the tab slot: the heatmap's, whose rectangle becomes the tabs'.
+        split(row, true, {{maps, wide ? 0.46f : 0.64f}, {wide ? prediction : -1, 0.26f}, {counters, wide ? 0.28f : 0.36f}},
               table, rects);
+        if (!out.tabbed.empty()) {
+            out.tabs = rects[static_cast<size_t>(heatmap)];
+            rects[static_cast<size_t>(heatmap)] = Rect{};
+        }
+    }
     return out;
 }
 

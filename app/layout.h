@@ -2,6 +2,8 @@
 // docking). Presenter mode lays itself out for the window it has: below 1920x1080 it keeps the
 // token strip, the router and the load bars large and folds the other grid panels into tabs.
 // A visible lesson takes its own column on the right, so it never covers the panel it points at.
+// The whole-model overview shares the heatmap's slot as a tab (folded with the others in
+// presenter mode). On a wide enough window the load bars get the router row's full height.
 #pragma once
 
 #include <vector>
@@ -18,7 +20,7 @@ struct Rect {
 struct Layout {
     std::vector<Rect> rects;   // (n_panels) where each panel goes; empty: not in the grid
     Rect tabs;                 // the host window of the folded panels; empty: nothing folded
-    std::vector<int> tabbed;   // panels drawn as tabs inside `tabs`, in table order
+    std::vector<int> tabbed;   // panels drawn as tabs inside `tabs`, left to right
 };
 
 // True when presenter mode folds panels into tabs at this window size (in pixels).

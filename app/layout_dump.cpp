@@ -4,6 +4,8 @@
 #include <imgui.h>
 #include <imgui_internal.h>
 
+#include <algorithm>
+#include <cfloat>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -38,6 +40,12 @@ void rect_line(const char* kind, const std::string& name, float x, float y, floa
     std::snprintf(buf, sizeof buf, "\" %.0f %.0f %.0f %.0f%s\n", x, y, w, h, tail);
     st().body += kind;
     st().body += " \"" + name + buf;
+}
+
+void panel_line(const std::string& label, float x, float y, float w, float h, bool cut_right, bool cut_bottom,
+                const std::string& where) {
+    rect_line("panel", label, x, y, w, h,
+              ((cut_right ? " cut_right" : std::string()) + (cut_bottom ? " cut_bottom" : "") + where).c_str());
 }
 
 }  // namespace
@@ -77,8 +85,7 @@ void item(const std::string& name) {
 
 void panel(const std::string& label, float x, float y, float w, float h, bool cut_right, bool cut_bottom) {
     if (!enabled()) return;
-    rect_line("panel", label, x, y, w, h, cut_right ? (cut_bottom ? " cut_right cut_bottom" : " cut_right")
-                                                    : (cut_bottom ? " cut_bottom" : ""));
+    panel_line(label, x, y, w, h, cut_right, cut_bottom, "");
 }
 
 void clipped(const std::string& what, float need, float have) {
@@ -110,7 +117,27 @@ void current_window(const std::string& label) {
     // the work rectangle is what the window shows without scrolling.
     const bool cut_right = !w->ScrollbarX && w->DC.CursorMaxPos.x > w->WorkRect.Max.x + 1.0f;
     const bool cut_bottom = w->DC.CursorMaxPos.y > w->InnerRect.Max.y + 1.0f;
-    panel(label, w->Pos.x, w->Pos.y, w->Size.x, w->Size.y, cut_right, cut_bottom);
+    // Where: the rows (screen y) of what was drawn past the right edge, from the window's own
+    // vertices, so a failing test can say which line of the panel is cut (look at that height).
+    std::string where;
+    if (cut_right) {
+        float y0 = FLT_MAX, y1 = -FLT_MAX;
+        // Glyphs wholly outside the clip rectangle are never emitted, so a cut line leaves vertices
+        // between the work rectangle's edge and the clip edge; the title bar, border and
+        // scrollbar lie outside that band.
+        // (a glyph crossing the clip edge reaches past it by up to its width).
+        const float edge = w->WorkRect.Max.x + 1.0f, clip = w->InnerClipRect.Max.x + ImGui::GetFontSize() * 1.5f;
+        for (const ImDrawVert& v : w->DrawList->VtxBuffer)
+            if (v.pos.x > edge && v.pos.x <= clip && v.pos.y > w->InnerRect.Min.y + 1.0f && v.pos.y < w->InnerRect.Max.y - 1.0f) {
+                y0 = std::min(y0, v.pos.y);
+                y1 = std::max(y1, v.pos.y);
+            }
+        char buf[64];
+        if (y0 <= y1) std::snprintf(buf, sizeof buf, " at_y %.0f..%.0f", y0, y1);
+        else std::snprintf(buf, sizeof buf, " at_y ?");
+        where = buf;
+    }
+    if (enabled()) panel_line(label, w->Pos.x, w->Pos.y, w->Size.x, w->Size.y, cut_right, cut_bottom, where);
 }
 
 }  // namespace moe::app::dump

@@ -211,6 +211,7 @@ struct App {
     int last_cursor = -1;
     Layout layout;                  // this frame's
     int tab_selected = -1;          // folded panel shown in the tabs; -1 = the first
+    std::vector<char> visible_before;  // each panel's visibility last frame: a tab just opened is selected
 
     // Fonts in use.
     float font_scale = 0.0f;
@@ -707,12 +708,20 @@ void draw_panel_body(Panel& p, PanelContext& ctx) {
 const char* tab_label(const char* label) {
     if (std::strcmp(label, "Gate heatmap") == 0) return "Heatmap";
     if (std::strcmp(label, "Parameters and FLOPs") == 0) return "Params";
+    if (std::strcmp(label, "Model overview") == 0) return "Overview";
     return label;
 }
 
-// The folded panels of presenter mode: one tab each, in a window where the grid put them.
+// Panels sharing a slot (the folded panels of presenter mode; the heatmap and the overview):
+// one tab each, in a window where the grid put them. Outside presenter mode a tab can be closed
+// like a panel. A tab whose panel was just opened (View menu) or that a lesson points at is
+// brought to the front.
 void draw_tabs(App& app, PanelContext& ctx) {
     const Rect& r = app.layout.tabs;
+    if (app.visible_before.size() != static_cast<size_t>(app.n_panels)) {
+        app.visible_before.resize(static_cast<size_t>(app.n_panels));
+        for (int i = 0; i < app.n_panels; ++i) app.visible_before[static_cast<size_t>(i)] = app.table[i].visible;
+    }
     ImGui::SetNextWindowPos(ImVec2(r.x, r.y), ImGuiCond_Always);
     ImGui::SetNextWindowSize(ImVec2(r.w, r.h), ImGuiCond_Always);
     const ImGuiWindowFlags flags = ImGuiWindowFlags_NoTitleBar | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize |
@@ -731,12 +740,13 @@ void draw_tabs(App& app, PanelContext& ctx) {
             Panel& p = app.table[id];
             const bool lesson_points_here = app.view.look_at_panel == p.label;
             ImGuiTabItemFlags tab_flags = ImGuiTabItemFlags_None;
-            if (lesson_points_here && app.tab_selected != id) {
-                tab_flags = ImGuiTabItemFlags_SetSelected;  // the lesson says "look at" this one
+            const bool just_opened = !app.visible_before[static_cast<size_t>(id)];
+            if ((lesson_points_here || just_opened) && app.tab_selected != id) {
+                tab_flags = ImGuiTabItemFlags_SetSelected;  // the lesson says "look at" this one, or it was just asked for
                 app.tab_selected = id;
             }
             const std::string tab = std::string(tab_label(p.label)) + "###" + p.label;
-            const bool open = ImGui::BeginTabItem(tab.c_str(), nullptr, tab_flags);
+            const bool open = ImGui::BeginTabItem(tab.c_str(), app.view.presenter ? nullptr : &p.visible, tab_flags);
             dump::item(std::string("tab ") + p.label);
             if (open) {
                 app.tab_selected = id;
@@ -824,6 +834,8 @@ std::shared_ptr<const Snapshot> frame(App& app, double dt) {
         ImGui::End();
     }
     if (!app.layout.tabbed.empty()) draw_tabs(app, ctx);
+    app.visible_before.resize(static_cast<size_t>(app.n_panels));
+    for (int i = 0; i < app.n_panels; ++i) app.visible_before[static_cast<size_t>(i)] = app.table[i].visible;
     outline_look_at(app);
     draw_status_bar(app, *snap, lines, Rect{0, display.y - status_h, display.x, status_h});
     draw_prompt(app, ctx);

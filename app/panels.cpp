@@ -21,7 +21,7 @@ Panel* panels(int* count) {
         {"Training lab", false, draw_training_lab},
         {"Systems", false, draw_systems},
         {"Getting started", false, draw_getting_started},
-        {"Model overview", false, draw_overview},  // every layer at once; floats like the teaching panels
+        {"Model overview", false, draw_overview},  // every layer at once; a tab beside the heatmap (layout.h)
     };
     *count = static_cast<int>(sizeof(table) / sizeof(table[0]));
     return table;

@@ -20,6 +20,7 @@
 
 #include "app/layout_dump.h"
 #include "app/panels.h"
+#include "app/panels/viz_common.h"
 #include "app/theme.h"
 
 namespace moe::app {
@@ -125,7 +126,7 @@ void draw_bias(PanelContext& ctx) {
     }
     teach("One balancing step: b_i += gamma * sign(mean load - load_i). Busy experts get a lower bias, idle "
           "ones a higher; the bias only changes which experts are picked, never the gate weights.");
-    ImGui::SameLine();
+    same_line_if_fits(button_width("reset bias"));
     if (ImGui::Button("reset bias")) {
         ctx.session.reset_expert_bias();
         b.cv.clear();
@@ -246,6 +247,10 @@ void draw_controls(PanelContext& ctx) {
     if (token_choice(scheme)) {
         static const char* const kDropLabels[] = {"dropless", "by position", "by score"};
         int drop = static_cast<int>(r.drop_policy);
+        // Wide enough for its longest choice ("by position"), even when that pushes the label out
+        // of the row: a cut "droples" in a 250-pixel column says nothing.
+        const float combo_w = ImGui::CalcTextSize("by position").x + ImGui::GetFrameHeight() + ImGui::GetStyle().FramePadding.x * 2.0f;
+        ImGui::SetNextItemWidth(std::max(ImGui::CalcItemWidth(), combo_w));
         if (ImGui::Combo("dropping", &drop, kDropLabels, 3)) r.drop_policy = static_cast<DropPolicy>(drop);
         teach("Dropless: no limit (MegaBlocks). Position: early tokens win. Score: confident tokens win.");
     } else {
@@ -322,7 +327,7 @@ void draw_controls(PanelContext& ctx) {
         if (ImGui::RadioButton(device_name(dev), device == d)) v.knobs.device = dev;
         if (!available) ImGui::EndDisabled();
         if (!available) teach(("Not available: " + device_unavailable_reason(dev) + ".").c_str());
-        if (d == 0) ImGui::SameLine();
+        if (d == 0) same_line_if_fits(ImGui::GetFrameHeight() + ImGui::CalcTextSize(device_name(Device(1))).x + teach_marker_width() + 8.0f);
     }
 
     ImGui::Spacing();
@@ -334,7 +339,7 @@ void draw_controls(PanelContext& ctx) {
         v.layer = keep_layer;
     }
     teach("Back to the routing the model was trained with (Ctrl+Z undoes it).");
-    ImGui::SameLine();
+    same_line_if_fits(button_width("reset load") + teach_marker_width());
     if (ImGui::Button("reset load")) ctx.session.reset_cumulative();
     teach("Start summing the per-expert load again from zero.");
     ImGui::PopItemWidth();

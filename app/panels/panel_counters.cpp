@@ -112,27 +112,38 @@ Gallery load_gallery() {
 
 // [SECTION] Drawing helpers
 
-// A labelled horizontal bar `frac` of the available width, for "this vs that" comparisons.
+// A labelled horizontal bar `frac` of the available width, for "this vs that" comparisons. In a
+// narrow panel (a 1280x720 window's bottom row) the label goes above the bar instead of beside it.
 void compare_bar(const char* label, double value, double full, ImU32 col, const char* text) {
     const float fs = ImGui::GetFontSize();
     const float label_w = fs * 11.0f;
+    const float text_w = ImGui::CalcTextSize(text).x + 8.0f;
     ImGui::TextUnformatted(label);
-    ImGui::SameLine(label_w);
+    if (ImGui::GetContentRegionAvail().x >= label_w + fs * 6.0f + text_w) ImGui::SameLine(label_w);
     const ImVec2 a = ImGui::GetCursorScreenPos();
-    const float w = std::max(ImGui::GetContentRegionAvail().x - fs * 9.0f, 40.0f);
+    const float w = std::max(ImGui::GetContentRegionAvail().x - text_w, 20.0f);
     const float frac = full > 0 ? static_cast<float>(std::clamp(value / full, 0.0, 1.0)) : 0.0f;
     ImDrawList* dl = ImGui::GetWindowDrawList();
     dl->AddRectFilled(a, ImVec2(a.x + w, a.y + fs), IM_COL32(60, 60, 70, 255), 2.0f);
     dl->AddRectFilled(a, ImVec2(a.x + std::max(w * frac, 2.0f), a.y + fs), col, 2.0f);
     dl->AddText(ImVec2(a.x + w + 6.0f, a.y), IM_COL32(235, 235, 240, 255), text);
-    ImGui::Dummy(ImVec2(w + fs * 8.0f, fs));
+    ImGui::Dummy(ImVec2(w + text_w, fs));
+}
+
+// One line in the large font, shrunk (to 60%) and then wrapped to fit the panel's width.
+void big_line(const char* s, ImU32 col) {
+    ImFont* font = font_large();
+    const float avail = ImGui::GetContentRegionAvail().x;
+    const FitText f = fit_text(font, font->FontSize, avail, s, 0.6f);
+    ImGui::GetWindowDrawList()->AddText(font, f.size, ImGui::GetCursorScreenPos(), col, s, nullptr, f.wrap);
+    ImGui::Dummy(ImVec2(std::min(f.extent.x, avail), f.extent.y));
 }
 
 // [SECTION] Tabs
 
 void draw_loaded_model(PanelContext& ctx, const LoadedCount& lc, int64_t k, const char* k_note, bool shared_on) {
     const ModelInfo& lm = ctx.session.model().info();
-    ImGui::TextUnformatted("The loaded model");
+    text_wrapped_before_teach("The loaded model");
     teach("A Mixture-of-Experts model stores every expert but runs only K of them per token. So it has "
           "two sizes: the total (what must sit in memory) and the active part (what one token costs). "
           "Counted by the same rules as the famous models (next tab).");
@@ -148,12 +159,20 @@ void draw_loaded_model(PanelContext& ctx, const LoadedCount& lc, int64_t k, cons
         char big1[64], big2[64];
         std::snprintf(big1, sizeof big1, "%s total", t1);
         std::snprintf(big2, sizeof big2, "%s active per token", t2);
+        // Both numbers on one line when they fit at full size, else one line each.
         ImGui::PushFont(font_large());
-        ImGui::TextUnformatted(big1);
-        // Second number on its own line when the panel is too narrow for both.
-        same_line_if_fits(ImGui::CalcTextSize(big2).x, ImGui::GetFontSize() * 1.5f);
-        ImGui::TextColored(ImVec4(0.34f, 0.71f, 0.91f, 1.0f), "%s", big2);
+        const float both_w = ImGui::CalcTextSize(big1).x + ImGui::GetFontSize() * 1.5f + ImGui::CalcTextSize(big2).x;
         ImGui::PopFont();
+        if (both_w <= ImGui::GetContentRegionAvail().x) {
+            ImGui::PushFont(font_large());
+            ImGui::TextUnformatted(big1);
+            ImGui::SameLine(0.0f, ImGui::GetFontSize() * 1.5f);
+            ImGui::TextColored(ImVec4(0.34f, 0.71f, 0.91f, 1.0f), "%s", big2);
+            ImGui::PopFont();
+        } else {
+            big_line(big1, IM_COL32(255, 255, 255, 255));
+            big_line(big2, IM_COL32(87, 181, 232, 255));
+        }
         ImGui::TextWrapped("%d of %d experts per token (K = %lld)%s, %d MoE of %d layers", static_cast<int>(k), lm.moe.n_experts,
                     static_cast<long long>(k), lm.moe.n_shared > 0 ? (shared_on ? " + shared always on" : ", shared switched off") : "",
                     static_cast<int>(lm.moe_layer_index.size()), lm.n_layers);
@@ -166,14 +185,19 @@ void draw_loaded_model(PanelContext& ctx, const LoadedCount& lc, int64_t k, cons
         const double frac = total > 0 ? active / total : 0.0;
         char b[96];
         std::snprintf(b, sizeof b, "%.1f%% of the weights work on each token", 100.0 * frac);
-        ImGui::ProgressBar(static_cast<float>(frac), ImVec2(-1.0f, ImGui::GetFontSize() * 1.3f), b);
+        // The sentence inside the bar when it fits; else the percentage inside, the words below.
+        const bool in_bar = ImGui::CalcTextSize(b).x + ImGui::GetStyle().FramePadding.x * 4 <= ImGui::GetContentRegionAvail().x;
+        char pct[16];
+        std::snprintf(pct, sizeof pct, "%.1f%%", 100.0 * frac);
+        ImGui::ProgressBar(static_cast<float>(frac), ImVec2(-1.0f, ImGui::GetFontSize() * 1.3f), in_bar ? b : pct);
+        if (!in_bar) ImGui::TextWrapped("of the weights work on each token");
 
         ImGui::Spacing();
         char f1[32], f2[32], txt[96];
         human_count(r.flops_per_token, f1, sizeof f1);
         human_count(lc.full.dense_same_total_flops_per_token, f2, sizeof f2);
         const double dense = lc.full.dense_same_total_flops_per_token;
-        ImGui::TextUnformatted("Compute per token (FLOPs, weights only)");
+        text_wrapped_before_teach("Compute per token (FLOPs, weights only)");
         teach("2 FLOPs per weight a token is multiplied by. A dense model with as many weights as this MoE "
               "in total would multiply every token by all of them.");
         std::snprintf(txt, sizeof txt, "%s", f1);
@@ -187,7 +211,7 @@ void draw_loaded_model(PanelContext& ctx, const LoadedCount& lc, int64_t k, cons
         char m1[32], m2[32];
         human_bytes(lc.full.resident_bytes, m1, sizeof m1);
         human_bytes(active * r.bytes_per_param, m2, sizeof m2);
-        ImGui::TextUnformatted("Memory (float32 weights)");
+        text_wrapped_before_teach("Memory (float32 weights)");
         teach("All experts must stay in memory because the next token may pick any of them; only the "
               "active ones are read for one token. Serving memory follows the total, not the active count.");
         compare_bar("kept in memory", lc.full.resident_bytes, lc.full.resident_bytes, IM_COL32(150, 150, 160, 255), m1);
@@ -205,7 +229,7 @@ void draw_loaded_model(PanelContext& ctx, const LoadedCount& lc, int64_t k, cons
 
 void draw_gallery() {
     static Gallery gallery;
-    ImGui::TextUnformatted("Famous MoE models, counted from their config.json");
+    text_wrapped_before_teach("Famous MoE models, counted from their config.json");
     teach("Each row is computed live from the model's published config.json by the same counter: the "
           "total is what must be stored, the active part what one token uses. Weights counted at 2 bytes "
           "(bf16).");
@@ -219,17 +243,28 @@ void draw_gallery() {
         ImGui::TextDisabled("No configs in %s/configs.", MOE_ASSETS_DIR);
         return;
     }
-    const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV | ImGuiTableFlags_SizingStretchProp |
-                                  ImGuiTableFlags_ScrollY;
-    if (ImGui::BeginTable("##gallery", 7, flags, ImVec2(0, std::max(ImGui::GetContentRegionAvail().y, ImGui::GetFontSize() * 8.0f)))) {
-        ImGui::TableSetupScrollFreeze(0, 1);
-        ImGui::TableSetupColumn("model", ImGuiTableColumnFlags_WidthStretch, 2.2f);
-        ImGui::TableSetupColumn("total", ImGuiTableColumnFlags_WidthStretch, 1.0f);
-        ImGui::TableSetupColumn("active", ImGuiTableColumnFlags_WidthStretch, 1.0f);
-        ImGui::TableSetupColumn("active fraction", ImGuiTableColumnFlags_WidthStretch, 2.4f);
-        ImGui::TableSetupColumn("experts", ImGuiTableColumnFlags_WidthStretch, 0.9f);
-        ImGui::TableSetupColumn("K", ImGuiTableColumnFlags_WidthStretch, 0.5f);
-        ImGui::TableSetupColumn("shared", ImGuiTableColumnFlags_WidthStretch, 0.8f);
+    // Wide: seven stretched columns. Narrow (a 1280x720 window's bottom row): four columns at
+    // their text's width, scrolling sideways rather than cutting a name; the rest in the tooltip.
+    const bool narrow = ImGui::GetContentRegionAvail().x < ImGui::GetFontSize() * 34.0f;
+    const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV | ImGuiTableFlags_ScrollY |
+                                  (narrow ? ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_ScrollX : ImGuiTableFlags_SizingStretchProp);
+    if (ImGui::BeginTable("##gallery", narrow ? 4 : 7, flags,
+                          ImVec2(0, std::max(ImGui::GetContentRegionAvail().y, ImGui::GetFontSize() * 8.0f)))) {
+        ImGui::TableSetupScrollFreeze(1, 1);
+        if (narrow) {
+            ImGui::TableSetupColumn("model");
+            ImGui::TableSetupColumn("total");
+            ImGui::TableSetupColumn("active");
+            ImGui::TableSetupColumn("K of N");
+        } else {
+            ImGui::TableSetupColumn("model", ImGuiTableColumnFlags_WidthStretch, 2.2f);
+            ImGui::TableSetupColumn("total", ImGuiTableColumnFlags_WidthStretch, 1.0f);
+            ImGui::TableSetupColumn("active", ImGuiTableColumnFlags_WidthStretch, 1.0f);
+            ImGui::TableSetupColumn("active fraction", ImGuiTableColumnFlags_WidthStretch, 2.4f);
+            ImGui::TableSetupColumn("experts", ImGuiTableColumnFlags_WidthStretch, 0.9f);
+            ImGui::TableSetupColumn("K", ImGuiTableColumnFlags_WidthStretch, 0.5f);
+            ImGui::TableSetupColumn("shared", ImGuiTableColumnFlags_WidthStretch, 0.8f);
+        }
         ImGui::TableHeadersRow();
         for (const GalleryEntry& ge : gallery.entries) {
             ImGui::TableNextRow();
@@ -250,16 +285,23 @@ void draw_gallery() {
             human_count(static_cast<double>(r.active_params), b, sizeof b);
             ImGui::TextColored(ImVec4(0.34f, 0.71f, 0.91f, 1.0f), "%s", b);
             ImGui::TableSetColumnIndex(3);
-            std::snprintf(b, sizeof b, "%.1f%%", 100.0 * r.active_fraction);
-            ImGui::ProgressBar(static_cast<float>(r.active_fraction), ImVec2(-1.0f, 0.0f), b);
+            if (narrow) {
+                ImGui::Text("%lld of %lld", static_cast<long long>(ge.cfg.k), static_cast<long long>(ge.cfg.n_experts));
+            } else {
+                std::snprintf(b, sizeof b, "%.1f%%", 100.0 * r.active_fraction);
+                ImGui::ProgressBar(static_cast<float>(r.active_fraction), ImVec2(-1.0f, 0.0f), b);
+            }
             if (ImGui::IsItemHovered()) {
                 char f[32], m[32];
                 human_count(r.flops_per_token, f, sizeof f);
                 human_bytes(r.resident_bytes, m, sizeof m);
-                ImGui::SetTooltip("%s (%s)\n%lld MoE + %lld dense layers\n%s FLOPs per token\n%s resident in bf16",
+                ImGui::SetTooltip("%s (%s)\n%lld MoE + %lld dense layers\n%.1f%% of the weights active, %lld shared "
+                                  "experts\n%s FLOPs per token\n%s resident in bf16",
                                   ge.name.c_str(), ge.cfg.model_type.c_str(), static_cast<long long>(r.n_moe_layers),
-                                  static_cast<long long>(r.n_dense_layers), f, m);
+                                  static_cast<long long>(r.n_dense_layers), 100.0 * r.active_fraction,
+                                  static_cast<long long>(ge.cfg.n_shared), f, m);
             }
+            if (narrow) continue;
             ImGui::TableSetColumnIndex(4);
             ImGui::Text("%lld", static_cast<long long>(ge.cfg.n_experts));
             ImGui::TableSetColumnIndex(5);

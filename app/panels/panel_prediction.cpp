@@ -109,7 +109,11 @@ void draw_prediction(PanelContext& ctx) {
     const float bar_max = std::max(avail - label_w - pct_w, 30.0f);
     const float p_top = std::max(top.front().second, 1e-6f);
     const ImVec2 a = ImGui::GetCursorScreenPos();
-    for (size_t i = 0; i < top.size(); ++i) {
+    // As many rows as fit above the "actual next token" line (two lines of text), at least 3,
+    // so the rank of the real next token shows without scrolling in a short 720p slot.
+    const float room = ImGui::GetContentRegionAvail().y - ImGui::GetTextLineHeightWithSpacing() * 2.2f;
+    const size_t n_rows = std::clamp(static_cast<size_t>(std::max(room, 0.0f) / row_h), size_t{3}, top.size());
+    for (size_t i = 0; i < n_rows; ++i) {
         const int byte = top[i].first;
         const float p = top[i].second;
         const float y = a.y + row_h * static_cast<float>(i);
@@ -129,18 +133,23 @@ void draw_prediction(PanelContext& ctx) {
         dl->AddText(font, fs, ImVec2(b1.x + 6.0f, y + (row_h - fs) * 0.5f),
                     is_actual ? IM_COL32(120, 230, 180, 255) : IM_COL32(220, 220, 230, 255), pct);
     }
-    ImGui::Dummy(ImVec2(avail, row_h * static_cast<float>(top.size())));
+    ImGui::Dummy(ImVec2(avail, row_h * static_cast<float>(n_rows)));
 
     if (!has_next) {
         ImGui::TextDisabled("This is the last token: there is no actual next token to compare with.");
     } else {
         const char* lab = cache.actual_piece.c_str();
-        const bool in_top = actual_rank < static_cast<int>(top.size());
+        const bool in_top = actual_rank < static_cast<int>(n_rows);
+        char line[256];
         if (in_top)
-            ImGui::Text("Actual next token %s: rank %d of %d, %.1f%%", lab, actual_rank + 1, vocab, 100.0 * actual_p);
+            std::snprintf(line, sizeof line, "Actual next token %s: rank %d of %d, %.1f%%", lab, actual_rank + 1, vocab,
+                          100.0 * actual_p);
         else
-            ImGui::TextColored(ImVec4(1.0f, 0.7f, 0.4f, 1.0f), "Actual next token %s is not in the top %d: rank %d of %d, %.2f%%",
-                               lab, kTopN, actual_rank + 1, vocab, 100.0 * actual_p);
+            std::snprintf(line, sizeof line, "Actual next token %s is not in the top %zu: rank %d of %d, %.2f%%", lab,
+                          n_rows, actual_rank + 1, vocab, 100.0 * actual_p);
+        if (!in_top) ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.0f, 0.7f, 0.4f, 1.0f));
+        text_wrapped_before_teach(line);  // wrapped: a 250-pixel slot at 720p cuts it otherwise
+        if (!in_top) ImGui::PopStyleColor();
         teach("Rank 1 means the model's favourite was right. The loss the model was trained on is "
               "-log(p of the actual token): high p, low loss.");
     }

@@ -11,6 +11,7 @@
 
 #include "app/layout_dump.h"
 #include "app/panels.h"
+#include "app/panels/viz_common.h"
 #include "app/theme.h"
 
 namespace moe::app {
@@ -93,13 +94,14 @@ void draw_text_input(PanelContext& ctx) {
         if (const char* clip = ImGui::GetClipboardText()) v.text_input = clip;
     }
     teach_hover("Replace the text with the clipboard.");
-    if (s.editing) {
-        ImGui::SameLine();
-        ImGui::TextColored(ImVec4(1.0f, 0.8f, 0.3f, 1.0f), "typing: keys go to the text, Esc leaves");
-    } else {
-        ImGui::SameLine();
-        ImGui::TextDisabled("click the text to edit");
-    }
+    // Beside the buttons when it fits, else below them, wrapped (a 250-pixel column at 1024x768).
+    const char* hint = s.editing ? "typing: keys go to the text, Esc leaves" : "click the text to edit";
+    same_line_if_fits(ImGui::CalcTextSize(hint).x);
+    ImGui::PushStyleColor(ImGuiCol_Text, s.editing ? ImVec4(1.0f, 0.8f, 0.3f, 1.0f) : ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
+    ImGui::PushTextWrapPos(0.0f);
+    ImGui::TextUnformatted(hint);
+    ImGui::PopTextWrapPos();
+    ImGui::PopStyleColor();
 }
 
 }  // namespace moe::app

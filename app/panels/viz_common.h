@@ -199,6 +199,11 @@ inline void same_line_if_fits(float next_w, float spacing = -1.0f) {
     if (ImGui::GetItemRectMax().x + sp + next_w <= right) ImGui::SameLine(0.0f, sp);
 }
 
+// Width of a button labelled `label`, for same_line_if_fits().
+inline float button_width(const char* label) {
+    return ImGui::CalcTextSize(label).x + ImGui::GetStyle().FramePadding.x * 2.0f;
+}
+
 // Width of the teach() marker "(?)" with its spacing, to leave room for it.
 inline float teach_marker_width() {
     return ImGui::CalcTextSize("(?)").x + ImGui::GetStyle().ItemSpacing.x;
