@@ -243,8 +243,9 @@ TEST_F(Views, HeatmapShaderAndFallbackDrawTheProbabilities) {
 TEST_F(Views, LoadBarsNameTheBusiestAndIdlestExpertAt256) {
     constexpr int kSeed = 11, kN = 256;
     RunResult r;
+    // 1280x720: the smallest grid, where the load panel is about 350 x 170 px.
     screenshot("load.png", "--random-model " + random_spec(kN, 2, 8, kSeed) + " --text " + quote(kText) +
-                               " --size 1920x1080", &r);
+                               " --size 1280x720", &r);
     const moe::LmForward fwd = route_text(random_config(kN, 2, 8), kSeed);
     const moe::RoutingTrace& tr = fwd.traces[0];
     int most = 0, least = 0;
@@ -262,6 +263,15 @@ TEST_F(Views, LoadBarsNameTheBusiestAndIdlestExpertAt256) {
     EXPECT_EQ(n_most, tr.expert_wanted[most]);
     EXPECT_EQ(got_least, least);
     EXPECT_EQ(n_least, tr.expert_wanted[least]);
+    // The "busiest ... idle N of 256" line wraps inside the panel instead of running past it.
+    const std::string* sum = drawn_line(r, "load summary");
+    ASSERT_NE(sum, nullptr) << r.out;
+    float x = 0, y = 0, w = 0, h = 0;
+    ASSERT_EQ(std::sscanf(sum->c_str(), "load summary %f %f %f %f", &x, &y, &w, &h), 4);
+    ASSERT_TRUE(r.panels.count("Expert load")) << r.out;
+    const Rect panel = r.panels.at("Expert load");
+    EXPECT_LE(x + w, static_cast<float>(panel.x + panel.w)) << *sum;
+    EXPECT_GT(w, 0.0f);
 }
 
 // The overview: the layers x experts matrix's brightest cell is the most loaded (layer, expert),

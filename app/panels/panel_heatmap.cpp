@@ -69,11 +69,19 @@ void draw_heatmap(PanelContext& ctx) {
     // Row labels: "12 " and the token's piece, as wide as the widest piece up to 7 characters
     // (a longer BPE piece is cut with "..."; its tooltip has it whole).
     const float num_w = mono->CalcTextSizeA(label_fs, FLT_MAX, 0.0f, n_tokens > 999 ? "0000 " : "000 ").x;
-    float piece_w = mono->CalcTextSizeA(label_fs, FLT_MAX, 0.0f, "<E2>").x;
-    const float piece_cap = mono->CalcTextSizeA(label_fs, FLT_MAX, 0.0f, "0000000").x;
-    for (size_t t = 0; t < pc.screen.size() && piece_w < piece_cap; ++t)
-        piece_w = std::max(piece_w, mono->CalcTextSizeA(label_fs, FLT_MAX, 0.0f, pc.screen[t].c_str()).x);
-    piece_w = std::min(piece_w, piece_cap);
+    // Measured once per snapshot and font size, not every frame (1,000 pieces).
+    static struct {
+        uint64_t generation = ~0ull;
+        float size = 0, width = 0;
+    } widest;
+    if (widest.generation != snap.generation || widest.size != label_fs) {
+        const float piece_cap = mono->CalcTextSizeA(label_fs, FLT_MAX, 0.0f, "0000000").x;
+        float w = mono->CalcTextSizeA(label_fs, FLT_MAX, 0.0f, "<E2>").x;
+        for (size_t t = 0; t < pc.screen.size() && w < piece_cap; ++t)
+            w = std::max(w, mono->CalcTextSizeA(label_fs, FLT_MAX, 0.0f, pc.screen[t].c_str()).x);
+        widest = {snap.generation, label_fs, std::min(w, piece_cap)};
+    }
+    const float piece_w = widest.width;
     const float label_w = num_w + piece_w + 8.0f;
     const float avail_w = ImGui::GetContentRegionAvail().x - ImGui::GetStyle().ScrollbarSize - 8.0f;
     // Down to 1 px per expert (384 experts fit a 1280 px window); wider cells up to 5 em.

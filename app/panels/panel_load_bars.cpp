@@ -9,6 +9,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "app/panels.h"
@@ -105,9 +106,51 @@ void draw_load_bars(PanelContext& ctx) {
     const float cv = cumulative ? static_cast<float>(ls.cv) : tr.stats.load_cv;
     const float mom = cumulative ? static_cast<float>(ls.max_over_mean) : tr.stats.max_over_mean;
 
+    // The slot order (id order, or busiest first), and the busiest and idlest experts by name:
+    // with 256 thin bars nobody can read which one is which.
+    std::vector<int> order(static_cast<size_t>(n_experts));
+    for (int e = 0; e < n_experts; ++e) order[static_cast<size_t>(e)] = e;
+    const auto wanted_of = [&](int e) {
+        const size_t i = static_cast<size_t>(e);
+        return (*kept)[i] + (cumulative ? 0 : std::max(0, tr.expert_wanted[i] - tr.expert_load[i]));
+    };
+    if (sorted)
+        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return wanted_of(a) > wanted_of(b); });
+    int most = 0, least = 0;
+    for (int e = 1; e < n_experts; ++e) {
+        if (wanted_of(e) > wanted_of(most)) most = e;
+        if (wanted_of(e) < wanted_of(least)) least = e;
+    }
+    int n_idle = 0;
+    for (int e = 0; e < n_experts; ++e) n_idle += (*kept)[static_cast<size_t>(e)] == 0 ? 1 : 0;
+    // A short, narrow panel (256 experts in the 1280x720 grid, about 350 x 170 px): every number
+    // in one small wrapped paragraph, their explanations on hover, so the bars keep the height.
+    const bool compact = many && !wide && ImGui::GetContentRegionAvail().y < ImGui::GetFontSize() * 11.0f;
+    if (compact) {
+        char txt[200];
+        const int n = std::snprintf(txt, sizeof txt, "CV %.2f   max/mean %.2f", cv, mom);
+        if (!cumulative && n > 0)
+            std::snprintf(txt + n, sizeof txt - static_cast<size_t>(n), "   dropped %d/%d", tr.stats.n_dropped, tr.stats.n_pairs);
+        const size_t used = std::strlen(txt);
+        std::snprintf(txt + used, sizeof txt - used, "   busiest E%d (%d)   idlest E%d (%d)   idle %d of %d", most,
+                      wanted_of(most), least, wanted_of(least), n_idle, n_experts);
+        ImFont* font = ImGui::GetFont();
+        const float w = ImGui::GetContentRegionAvail().x;
+        const ImVec2 at = ImGui::GetCursorScreenPos();
+        const FitText f = fit_text(font, ImGui::GetFontSize() * 0.85f, w, txt, 1.0f);
+        ImGui::GetWindowDrawList()->AddText(font, f.size, at, IM_COL32(235, 235, 240, 255), txt, nullptr, f.wrap);
+        ImGui::Dummy(ImVec2(w, f.extent.y));
+        teach_hover("CV: standard deviation / mean of the load over experts (0 = perfectly even). max/mean: the "
+                    "busiest expert's load over the average (1.0 is ideal). dropped: (token, expert) pairs refused "
+                    "for capacity. busiest / idlest: by the tokens the router sent them (kept + dropped); idle: "
+                    "experts that got no token at all.");
+        report_drawn("load summary %.1f %.1f %.1f %.1f", at.x, at.y, f.extent.x, f.extent.y);
+        report_drawn("load most E%d %d least E%d %d sorted %d", most, wanted_of(most), least, wanted_of(least),
+                     sorted ? 1 : 0);
+    }
     // The balance numbers, big: the thing to read from the back of the room (normal size when
     // the panel is too narrow for three large numbers on one line).
-    {
+    if (!compact) {
         ImFont* big = wide ? font_large() : ImGui::GetFont();
         ImGui::PushFont(big);
         ImGui::Text("CV %.2f", cv);
@@ -138,28 +181,15 @@ void draw_load_bars(PanelContext& ctx) {
         }
     }
 
-    // The slot order (id order, or busiest first), and the busiest and idlest experts by name:
-    // with 256 thin bars nobody can read which one is which.
-    std::vector<int> order(static_cast<size_t>(n_experts));
-    for (int e = 0; e < n_experts; ++e) order[static_cast<size_t>(e)] = e;
-    const auto wanted_of = [&](int e) {
-        const size_t i = static_cast<size_t>(e);
-        return (*kept)[i] + (cumulative ? 0 : std::max(0, tr.expert_wanted[i] - tr.expert_load[i]));
-    };
-    if (sorted)
-        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return wanted_of(a) > wanted_of(b); });
-    int most = 0, least = 0;
-    for (int e = 1; e < n_experts; ++e) {
-        if (wanted_of(e) > wanted_of(most)) most = e;
-        if (wanted_of(e) < wanted_of(least)) least = e;
-    }
-    if (many) {
-        int n_idle = 0;
-        for (int e = 0; e < n_experts; ++e) n_idle += (*kept)[static_cast<size_t>(e)] == 0 ? 1 : 0;
+    if (many && !compact) {
         char txt[96];
-        std::snprintf(txt, sizeof txt, "most E%d (%d)   least E%d (%d)   idle %d of %d", most, wanted_of(most), least,
+        std::snprintf(txt, sizeof txt, "busiest E%d (%d)   idlest E%d (%d)   idle %d of %d", most, wanted_of(most), least,
                       wanted_of(least), n_idle, n_experts);
-        ImGui::TextUnformatted(txt);
+        // Wrapped (a 350 px panel at 1280x720 cut it at "idle 120 of 2"), room left for the marker.
+        if (wide) text_wrapped_before_teach(txt);
+        else ImGui::TextWrapped("%s", txt);
+        report_drawn("load summary %.1f %.1f %.1f %.1f", ImGui::GetItemRectMin().x, ImGui::GetItemRectMin().y,
+                     ImGui::GetItemRectSize().x, ImGui::GetItemRectSize().y);
         explain("The busiest and the least used expert of this layer, by the tokens the router sent them "
                 "(kept + dropped), and how many experts got no token at all.");
         report_drawn("load most E%d %d least E%d %d sorted %d", most, wanted_of(most), least, wanted_of(least),
@@ -202,10 +232,12 @@ void draw_load_bars(PanelContext& ctx) {
     y_max *= 1.12;
     auto y_of = [&](double v) { return p1.y - static_cast<float>(v / y_max) * plot_h; };
 
-    // Axis and a few gridlines.
+    // Axis and a few gridlines: as many as the height has room for numbers (a 60 px plot gets
+    // one or two, never numbers drawn over each other).
     dl->AddLine(ImVec2(p0.x, p1.y), ImVec2(p1.x, p1.y), IM_COL32(180, 180, 190, 255), 1.5f);
     {
-        const double raw = y_max / 4.0;
+        const double n_ticks = std::clamp(std::floor(static_cast<double>(plot_h) / (fs * 1.1)), 1.0, 4.0);
+        const double raw = y_max / (n_ticks + 1.0);
         const double mag = std::pow(10.0, std::floor(std::log10(std::max(raw, 1e-9))));
         const double step = std::max(1.0, std::ceil(raw / mag) * mag);
         for (double v = step; v < y_max; v += step) {
@@ -255,7 +287,10 @@ void draw_load_bars(PanelContext& ctx) {
                 dl->AddText(font, fs * 0.8f, ImVec2((x0 + x1 - ow) * 0.5f, ty + fs * 0.8f), kColorDropped, b);
             }
         }
-        if (s % label_every == 0) {
+        // Many experts in a short plot: only the marked bars (busiest, idlest, selected) are
+        // named under the axis; hovering names the rest.
+        const bool marked = e == most || e == least || e == view.selected_expert;
+        if (many && short_canvas ? marked : s % label_every == 0) {
             char b[12];
             std::snprintf(b, sizeof b, "E%d", e);
             const float tw = font->CalcTextSizeA(fs * 0.8f, FLT_MAX, 0.0f, b).x;

@@ -73,6 +73,24 @@ std::vector<float> top1_matrix(const Snapshot& snap, int n_tokens) {
     return m;
 }
 
+// Both matrices of one snapshot, computed when a new snapshot arrives, not every frame (64
+// layers x 1,000 tokens is 512K pairs to scan; the textures upload on the same key).
+struct Matrices {
+    uint64_t generation = ~0ull;
+    std::vector<float> load;  // (n_layers, n_experts)
+    std::vector<float> top1;  // (n_layers, n_tokens)
+    float max_ratio = 1.0f;
+};
+
+const Matrices& matrices_of(const Snapshot& snap, int n_experts, int n_tokens) {
+    static Matrices m;
+    if (m.generation == snap.generation) return m;
+    m.generation = snap.generation;
+    m.load = load_matrix(snap, n_experts, &m.max_ratio);
+    m.top1 = top1_matrix(snap, n_tokens);
+    return m;
+}
+
 // [SECTION] Map drawing
 
 struct MapGeometry {
@@ -155,8 +173,9 @@ void draw_overview(PanelContext& ctx) {
     const float avail_w = ImGui::GetContentRegionAvail().x - label_w - 4.0f;
 
     // Layers x experts.
-    float max_ratio = 1.0f;
-    const std::vector<float> load = load_matrix(snap, n_experts, &max_ratio);
+    const Matrices& mats = matrices_of(snap, n_experts, n_tokens);
+    const float max_ratio = mats.max_ratio;
+    const std::vector<float>& load = mats.load;
     {
         char head[160];
         std::snprintf(head, sizeof head, "Load per expert, every MoE layer (%d layers x %d experts): brightest = %.1fx the even share",
@@ -230,7 +249,7 @@ void draw_overview(PanelContext& ctx) {
     tg.cell_w = std::max(avail_w / static_cast<float>(n_tokens), 1.0f);
     tg.cell_h = std::clamp(rest_h / static_cast<float>(n_layers), 2.0f, fs * 1.2f);
     tg.p0 = ImVec2(ImGui::GetCursorScreenPos().x + label_w, ImGui::GetCursorScreenPos().y);
-    const std::vector<float> top = top1_matrix(snap, n_tokens);
+    const std::vector<float>& top = mats.top1;
     draw_map("##overview_top1", top1_tex, key, top, tg, gl::ColorMap::Experts, 1.0f);
     const bool top_hovered = ImGui::IsItemHovered();
     const bool top_clicked = ImGui::IsItemClicked(ImGuiMouseButton_Left);
