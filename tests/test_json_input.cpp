@@ -41,6 +41,22 @@ TEST(JsonInput, EveryLibraryExceptionIsAMoeError) {
     EXPECT_NE(error_of("\"\xff\"").find("not valid JSON"), std::string::npos);         // invalid UTF-8
 }
 
+TEST(JsonInput, IntegersAreExactAndInRange) {
+    const auto read = [](const char* text) { return json_integer(nlohmann::json::parse(text), "f.json", "n", -5, 1 << 20, "hint"); };
+    EXPECT_EQ(read("7"), 7);
+    EXPECT_EQ(read("-5"), -5);
+    EXPECT_EQ(read("1048576"), 1 << 20);
+    for (const char* bad : {"1048577", "-6", "1.9", "1e30", "4294967298", "18446744073709551615", "\"3\"", "true", "null", "[1]"}) {
+        try {
+            read(bad);
+            ADD_FAILURE() << bad << " accepted";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.field(), "n");
+            EXPECT_NE(std::string(e.what()).find("-5..1048576"), std::string::npos) << e.what();
+        }
+    }
+}
+
 TEST(JsonInput, ShownNeverDumpsContainers) {
     EXPECT_EQ(json_shown(nlohmann::json::parse("[[1],[2],[3]]")), "an array of 3");
     EXPECT_EQ(json_shown(nlohmann::json::parse("{\"a\":{}}")), "an object");

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/models/lm.h"
 #include "core/models/lm_train.h"
+#include "core/io/file_io.h"
 
 using namespace moe;
 
@@ -429,6 +430,36 @@ TEST(LmTrain, ResumeReproducesAnUninterruptedRun) {
     LmModel x = LmModel::init(c, 1);
     Trainer tx(x, kTinyText, tc);
     EXPECT_THROW(tx.load_checkpoint(path), Error);
+}
+
+// Issue 15: the resume file's step and adam_t are exact integers; get<int>() turned 1e30 into
+// undefined behaviour and 4294967298 into 2.
+TEST(LmTrain, ResumeStepMustBeAnExactInteger) {
+    const LmConfig c = tiny_config(Scheme::TopKMixtral, 1);
+    const TrainConfig tc = tiny_train(Balance::Switch);
+    LmModel m = LmModel::init(c, 3);
+    const std::string path = (std::filesystem::temp_directory_path() / "moelab_test_resume_step.safetensors").string();
+    Trainer t(m, kTinyText, tc);
+    t.step();
+    t.save_checkpoint(path);
+    for (const char* bad : {"1e30", "4294967298", "1.9", "-1", "\"3\"", "[1]"}) {
+        write_file_atomic(path + ".train.json", std::string("{\"step\": ") + bad + ", \"adam_t\": 1}");
+        try {
+            t.load_checkpoint(path);
+            ADD_FAILURE() << "step " << bad << " accepted";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.field(), "step") << e.what();
+        }
+    }
+    write_file_atomic(path + ".train.json", "{\"step\": 4, \"adam_t\": 1e999}");
+    EXPECT_THROW(t.load_checkpoint(path), Error);
+    write_file_atomic(path + ".train.json", "{\"step\": 4}");
+    EXPECT_THROW(t.load_checkpoint(path), Error);
+    write_file_atomic(path + ".train.json", "{\"step\": 4, \"adam_t\": 1}");
+    t.load_checkpoint(path);
+    EXPECT_EQ(t.step_index(), 4);
+    for (const char* ext : {".safetensors", ".json", ".safetensors.train.json", ".safetensors.optim"})
+        std::filesystem::remove((std::filesystem::temp_directory_path() / (std::string("moelab_test_resume_step") + ext)).string());
 }
 
 TEST(LmTrain, BadConfigsThrow) {

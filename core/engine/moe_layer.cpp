@@ -17,6 +17,7 @@
 #include "core/engine/backend.h"
 #include "core/error.h"
 #include "core/engine/rng.h"
+#include "core/io/limits.h"
 
 namespace moe {
 
@@ -61,14 +62,13 @@ void validate(const MoeLayerConfig& cfg) {
     // Limits keep every index in int and a layer within what a desktop holds; the largest
     // published layers (DeepSeek-V3: d_model 7168, 256 experts of d_ff 2048) fit easily.
     constexpr int kMaxDim = 1 << 16;
-    constexpr int kMaxExperts = 4096;
     constexpr int64_t kMaxParams = int64_t{1} << 31;  // 8 GiB of floats
     if (cfg.d_model < 1 || cfg.d_model > kMaxDim)
         throw Error(where, "d_model", "is " + num(cfg.d_model), "expected 1.." + num(kMaxDim));
     if (cfg.d_ff < 1 || cfg.d_ff > 4 * kMaxDim)
         throw Error(where, "d_ff", "is " + num(cfg.d_ff), "expected 1.." + num(4 * kMaxDim));
-    if (cfg.n_experts < 1 || cfg.n_experts > kMaxExperts)
-        throw Error(where, "n_experts", "is " + num(cfg.n_experts), "expected 1.." + num(kMaxExperts));
+    if (cfg.n_experts < 1 || cfg.n_experts > kMaxLayerExperts)
+        throw Error(where, "n_experts", "is " + num(cfg.n_experts), "expected 1.." + num(kMaxLayerExperts));
     if (cfg.n_shared < 0 || cfg.n_shared > 64)
         throw Error(where, "n_shared", "is " + num(cfg.n_shared), "expected 0..64");
     if (cfg.d_ff_shared < 0 || cfg.d_ff_shared > 4 * kMaxDim)

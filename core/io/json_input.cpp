@@ -45,4 +45,16 @@ std::string json_shown(const nlohmann::json& v) {
     return s;
 }
 
+int64_t json_integer(const nlohmann::json& v, const std::string& where, const std::string& field, int64_t lo, int64_t hi,
+                     const std::string& hint) {
+    const bool in_range = v.is_number_unsigned()  ? v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX) &&
+                                                       v.get<int64_t>() >= lo && v.get<int64_t>() <= hi
+                          : v.is_number_integer() ? v.get<int64_t>() >= lo && v.get<int64_t>() <= hi
+                                                  : false;
+    if (!in_range)
+        throw Error(where, field, "is " + json_shown(v),
+                    "expected an integer in " + std::to_string(lo) + ".." + std::to_string(hi) + (hint.empty() ? "" : "; " + hint));
+    return v.get<int64_t>();
+}
+
 }  // namespace moe

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -24,5 +25,11 @@ nlohmann::json parse_json_input(std::string_view text, const std::string& where,
 // A JSON value for an error message: scalars as JSON, cut to about 40 characters; containers
 // described ("an array of 3", "an object"), never dumped (dump() recurses).
 std::string json_shown(const nlohmann::json& v);
+
+// An integer field read exactly: a JSON integer (not 1.9, not 1e30, not "3") in [lo, hi], or
+// moe::Error(where, field, "is <value>", "expected an integer in lo..hi; <hint>"). nlohmann's
+// get<int>() converts 1e30 with undefined behaviour and 4294967298 to 2 (issue 15, holes 5, 7).
+int64_t json_integer(const nlohmann::json& v, const std::string& where, const std::string& field, int64_t lo, int64_t hi,
+                     const std::string& hint);
 
 }  // namespace moe

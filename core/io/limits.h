@@ -37,7 +37,10 @@ inline constexpr int64_t kMaxModelWidth = int64_t{1} << 22;  // hidden sizes, FF
 inline constexpr int64_t kMaxVocab = int64_t{1} << 24;
 inline constexpr int64_t kMaxLayers = 10000;
 inline constexpr int64_t kMaxHeads = int64_t{1} << 14;
-inline constexpr int64_t kMaxExperts = int64_t{1} << 20;
+inline constexpr int64_t kMaxExperts = int64_t{1} << 20;  // a config the parameter counter may count
+// Experts of one MoE layer that runs (MoeLayerConfig): DeepSeek-V3 has 256, so 4096 leaves room;
+// the weights, not this, are what a desktop must hold.
+inline constexpr int kMaxLayerExperts = 4096;
 // A capacity factor above this is dropless in all but name (capacity >= T for any T we route).
 inline constexpr double kMaxCapacityFactor = 1e6;
 // Noisy top-K's noise_scale (1 = the paper): beyond this the router's logits are noise alone,

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -22,6 +23,7 @@
 #include "core/engine/packed_gemm.h"
 #include "core/error.h"
 #include "core/io/file_io.h"
+#include "core/io/json_input.h"
 
 namespace moe {
 
@@ -652,22 +654,17 @@ void Trainer::save_checkpoint(const std::string& path) const {
 
 void Trainer::load_checkpoint(const std::string& path) {
     const std::string jpath = path + ".train.json";
-    json j;
-    try {
-        j = json::parse(read_file(jpath, 1 << 20));
-    } catch (const Error&) {
-        throw;
-    } catch (const std::exception& e) {
-        throw Error(jpath, "JSON", std::string("does not parse: ") + e.what(), "expected a checkpoint written by moelab-cli train");
-    }
-    int step = 0, adam_t = 0;
-    try {
-        step = j.at("step").get<int>();
-        adam_t = j.at("adam_t").get<int>();
-    } catch (const std::exception& e) {
-        throw Error(jpath, "step", std::string("is missing or not an integer: ") + e.what(), "expected a checkpoint written by moelab-cli train");
-    }
-    if (step < 0 || adam_t < 0) throw Error(jpath, "step", "is negative", "expected a checkpoint written by moelab-cli train");
+    const std::string hint = "expected a checkpoint written by moelab-cli train";
+    const json j = parse_json_input(read_file(jpath, 1 << 20), jpath, "JSON", hint);
+    if (!j.is_object()) throw Error(jpath, "JSON", "is " + json_shown(j), hint);
+    // Exact integers: get<int>() turned "step": 1e30 into undefined behaviour (issue 15).
+    const auto field = [&](const char* key) {
+        const auto it = j.find(key);
+        if (it == j.end()) throw Error(jpath, key, "is missing", hint);
+        return static_cast<int>(json_integer(*it, jpath, key, 0, INT32_MAX, hint));
+    };
+    const int step = field("step");
+    const int adam_t = field("adam_t");
     const std::string opath = path + ".optim";
     const std::string bytes = read_file(opath);
     size_t expect = 0;
