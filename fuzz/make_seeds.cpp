@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/io/safetensors.h"
+#include "core/models/hf/hf_tiny.h"
 #include "core/models/lm.h"
 #include "fuzz/fuzz_util.h"
 
@@ -83,6 +84,26 @@ int main(int argc, char** argv) {
         return 1;
     }
     const fs::path out = argv[1];
+    // Hugging Face folders: every architecture's tiny checkpoint, packed as fuzz_hf_folder reads
+    // them (config.json first, then SEP name\n bytes per file); the first of each also sharded.
+    for (const std::string& type : moe::hf::tiny_model_types())
+        for (const int shards : {1, 2}) {
+            const fs::path dir = moe::fuzz::scratch_dir() / "seed-hf";
+            fs::remove_all(dir);
+            moe::hf::TinySpec spec;
+            spec.model_type = type;
+            spec.n_shards = shards;
+            spec.dtype = shards == 1 ? "F32" : "BF16";
+            moe::hf::write_tiny_checkpoint(dir.string(), spec);
+            std::vector<fs::path> files;
+            for (const fs::directory_entry& e : fs::directory_iterator(dir))
+                if (e.path().filename() != "config.json") files.push_back(e.path());
+            std::sort(files.begin(), files.end());
+            std::string packed = read(dir / "config.json");
+            for (const fs::path& f : files)
+                packed += std::string(moe::fuzz::kSeparator) + f.filename().string() + "\n" + read(f);
+            write(out / "hf_folder" / (type + "-" + std::to_string(shards)), packed);
+        }
     // Model pairs: real moelab-lm files from LmModel::save, a few KB each.
     int i = 0;
     for (const auto& [every, n] : {std::pair{1, 4}, std::pair{2, 2}}) {

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-30}
 shift || true
 harnesses=("$@")
-((${#harnesses[@]})) || harnesses=(safetensors lm_model params lesson router forward tokenizer)
+((${#harnesses[@]})) || harnesses=(safetensors lm_model params lesson router forward tokenizer hf_folder)
 
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
@@ -21,7 +21,7 @@ mkdir -p "$b/artifacts"
 
 # Extra seed folders of real files, and which harnesses read JSON (they get the dictionary).
 declare -A extra=([params]="assets/configs" [lesson]="scenarios")
-declare -A json=([safetensors]=1 [lm_model]=1 [params]=1 [lesson]=1 [tokenizer]=1)
+declare -A json=([safetensors]=1 [lm_model]=1 [params]=1 [lesson]=1 [tokenizer]=1 [hf_folder]=1)
 
 failed=0
 printf '%-12s %10s %8s %6s %6s\n' harness execs exec/s cov ft > "$b/fuzz-summary.txt"
