@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "app/layout_dump.h"
 #include "app/panels.h"
 #include "app/panels/viz_common.h"
 #include "app/theme.h"
@@ -346,11 +347,15 @@ void draw_counters(PanelContext& ctx) {
 
     // Two tabs, so the gallery is one click away instead of below the panel's bottom edge.
     if (!ImGui::BeginTabBar("##counters_tabs")) return;
-    if (ImGui::BeginTabItem("This model")) {
+    const bool this_model = ImGui::BeginTabItem("This model");
+    dump::item("tab This model");  // where the e2e test clicks (tests/e2e/drive_app.sh)
+    if (this_model) {
         draw_loaded_model(ctx, lc, k, k_note, shared_on);
         ImGui::EndTabItem();
     }
-    if (ImGui::BeginTabItem("Famous models")) {
+    const bool famous = ImGui::BeginTabItem("Famous models");
+    dump::item("tab Famous models");
+    if (famous) {
         draw_gallery();
         ImGui::EndTabItem();
     }

@@ -202,6 +202,23 @@ wait_for typing 0
 press_and_see 3 k 3
 echo "ok: typed 13 bytes (94 -> 107 tokens), the digit went into the text, Esc left the box"
 
+# 3b. The famous-models table in normal mode at 1280x720: nothing cut (it was).
+click_until "tab Famous models" "tab Famous models"
+click "tab Famous models"
+sleep 0.4
+found=$(cuts "$report" | grep -F '"Parameters and FLOPs"')
+[ -z "$found" ] || fail "the famous-models table at 1280x720 cuts text: $found"
+click "tab This model"
+echo "ok: the famous-models table fits at 1280x720"
+
+# Idle: nothing animates after a while, so the app should sleep (it used ~30% of a core).
+xdotool mousemove --window "$win" 5 5
+sleep 1.5
+t0=$(awk '{ print $14 + $15 }' "/proc/$app_pid/stat")
+sleep 3
+t1=$(awk '{ print $14 + $15 }' "/proc/$app_pid/stat")
+echo "idle CPU: $((t1 - t0)) ticks of $(getconf CLK_TCK)/s in 3 s ($(( (t1 - t0) * 100 / (3 * $(getconf CLK_TCK)) ))% of a core)"
+
 # 4. A scheme picked with the mouse in the combo.
 click_until "scheme combo" "scheme option switch"
 click "scheme option switch"
@@ -275,10 +292,32 @@ while [ "$(field scheme)" = "$before" ] && [ "$(field k)" = 1 ]; do
   alive; [ "$(now_ns)" -lt "$deadline" ] || fail "Ctrl+Z changed nothing"; sleep 0.02
 done
 echo "ok: Ctrl+Z undid a knob change (now k=$(field k) scheme=$(field scheme))"
-xdotool key ctrl+q
-for _ in $(seq 200); do kill -0 "$app_pid" 2> /dev/null || break; sleep 0.05; done
-kill -0 "$app_pid" 2> /dev/null && fail "Ctrl+Q did not quit within 10 s"
-wait "$app_pid"; rc=$?; app_pid=""
-[ "$rc" = 0 ] || fail "the app exited with $rc"
-[ -s "$XDG_CONFIG_HOME/moelab/settings.json" ] || fail "no settings.json after quitting"
-echo "ok: Ctrl+Q quit cleanly, settings saved; whole run $(( ($(now_ns) - start_ns) / 1000000 )) ms"
+# The MoE layer shown is a setting too: Up shows layer 1, and the next start must show it again.
+wait_not k 0  # a frame with the undone knobs routed (Up is clamped to the layers the frame has)
+sleep 0.3
+press_and_see Up layer 1
+saved_k=$(field k); saved_scheme=$(field scheme); saved_tokens=$(field n_tokens)
+quit_app() {
+  xdotool key ctrl+q
+  for _ in $(seq 200); do kill -0 "$app_pid" 2> /dev/null || break; sleep 0.05; done
+  kill -0 "$app_pid" 2> /dev/null && fail "Ctrl+Q did not quit within 10 s"
+  wait "$app_pid"; rc=$?; app_pid=""
+  [ "$rc" = 0 ] || fail "the app exited with $rc"
+  [ -s "$XDG_CONFIG_HOME/moelab/settings.json" ] || fail "no settings.json after quitting"
+}
+quit_app
+echo "ok: Ctrl+Q quit cleanly, settings saved"
+
+# 10. The next start restores the layer, K, the scheme and the text.
+rm -f "$report"
+"$APP" --size 1280x720 --dump-layout "$report" > "$work/app2.out" 2> "$work/app2.err" &
+app_pid=$!
+wait_for layer 1 30
+wait_not n_tokens 0  # the first routed text, not the empty first frame
+[ "$(field k)/$(field scheme)/$(field n_tokens)" = "$saved_k/$saved_scheme/$saved_tokens" ] ||
+  fail "the next start shows k/scheme/n_tokens $(field k)/$(field scheme)/$(field n_tokens), not the saved $saved_k/$saved_scheme/$saved_tokens"
+win=$(xdotool search --sync --onlyvisible --name "moelab" | head -1)
+xdotool windowfocus --sync "$win" 2> /dev/null || xdotool windowfocus "$win"
+echo "ok: the next start shows layer 1, k=$saved_k, $saved_scheme, $saved_tokens tokens again"
+quit_app
+echo "ok: whole run $(( ($(now_ns) - start_ns) / 1000000 )) ms"
