@@ -92,13 +92,17 @@ void draw_heatmap(PanelContext& ctx) {
     {
         const ImVec2 a = ImGui::GetCursorScreenPos();
         const float x_base = a.x + ImGui::GetStyle().WindowPadding.x + label_w;
-        const float lab_w = font->CalcTextSizeA(fs * 0.75f, FLT_MAX, 0.0f, "E00").x + 2.0f;
+        // As wide as the widest id ("E255"), so thinned labels never run into each other.
+        char widest_id[16];
+        std::snprintf(widest_id, sizeof widest_id, "E%d", std::max(0, n_experts - 1));
+        const float lab_w = font->CalcTextSizeA(fs * 0.75f, FLT_MAX, 0.0f, widest_id).x + 2.0f;
         const int every = std::max(1, static_cast<int>(std::ceil(lab_w / cell_w)));
         for (int e = 0; e < n_experts; ++e) {
             const float x0 = x_base + cell_w * static_cast<float>(e);
             const float g = cell_w >= 4.0f ? 1.0f : 0.0f;
             dl->AddRectFilled(ImVec2(x0 + g, a.y + fs * 0.95f), ImVec2(x0 + cell_w - g, a.y + fs * 1.2f), expert_color(e));
-            if (e % every == 0) {
+            // A label that would run past the last column (and the panel edge) is left out.
+            if (e % every == 0 && x0 + lab_w <= x_base + cell_w * static_cast<float>(n_experts) + ImGui::GetStyle().ScrollbarSize) {
                 char b[12];
                 std::snprintf(b, sizeof b, "E%d", e);
                 dl->AddText(font, fs * 0.75f, ImVec2(x0 + 1, a.y), expert_color(e), b);

@@ -254,7 +254,10 @@ void draw_load_bars(PanelContext& ctx) {
     const float bar_w = std::max(slot * 0.72f, 1.0f);
     const float num_w = font->CalcTextSizeA(fs * 0.8f, FLT_MAX, 0.0f, "000").x;
     const bool numbers_fit = slot > num_w && !short_canvas;
-    const float lab_w = font->CalcTextSizeA(fs * 0.8f, FLT_MAX, 0.0f, "E00").x + 4.0f;
+    // As wide as the widest id ("E255"), so thinned labels never run into each other.
+    char widest_id[16];
+    std::snprintf(widest_id, sizeof widest_id, "E%d", std::max(0, n_experts - 1));
+    const float lab_w = font->CalcTextSizeA(fs * 0.8f, FLT_MAX, 0.0f, widest_id).x + 4.0f;
     const int label_every = std::max(1, static_cast<int>(std::ceil(lab_w / slot)));
     const ImVec2 mouse = ImGui::GetMousePos();
     int hovered_e = -1;
