@@ -1,7 +1,7 @@
 // MoE layer speed, as ratios to baselines measured in the same run (core/engine/bench_cases.h shapes).
 //
-// [SECTION] Baselines   FMA peak and read bandwidth per thread count, at the kernels' vector
-//                       width; dense Eigen FFN with the same active FLOPs
+// [SECTION] Baselines   dense Eigen FFN with the same active FLOPs (FMA peak and read
+//                       bandwidth: bench_baselines.h, shared with bench_hf.cpp)
 // [SECTION] MoE layer   forward, FP32 or BF16 expert weights, with the dispatch stages timed apart
 // [SECTION] Summary     one table at the end; main()
 //
@@ -40,9 +40,11 @@
 #include "core/engine/packed_gemm.h"
 #include "core/engine/moe_layer.h"
 #include "core/engine/routing.h"
+#include "bench_baselines.h"
 
 namespace {
 
+using namespace moe::bench;  // Timing, the peak and bandwidth baselines
 using moe::Activation;
 using moe::Mat;
 using moe::MoeCase;
@@ -58,18 +60,7 @@ struct Result {
     double moe_cpu_s = 0, vs_dense_cpu = 0, vs_peak_cpu = 0;
     double gbs = 0, vs_bw = 0;  // expert weight bytes read per second, and / the bandwidth loop
 };
-struct Timing {
-    double wall_s = 0, cpu_s = 0;  // per run; cpu_s summed over threads
-};
-std::map<int, double> g_peak_gflops;         // thread count -> GFLOP/s (wall)
-std::map<int, double> g_peak_gflops_cpu;     // thread count -> GFLOP per CPU-second * threads
 std::map<std::string, Timing> g_dense;       // "<shape>/th<n>" -> one dense FFN
-
-double process_cpu_s() {
-    timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
 std::map<std::string, Result> g_results;     // "<shape>/th<n>"
 std::vector<std::string> g_result_order;
 
@@ -79,78 +70,6 @@ double expert_flops(const MoeCase& c, int64_t n_rows) {
 }
 
 // [SECTION] Baselines
-// Independent FMA chains per thread, at the packed kernels' vector width (core/engine/packed_gemm.h).
-Timing fma_peak_run(int n_threads, int64_t iters, double* flops) {
-    double sink = 0, done = 0;
-    const double c0 = process_cpu_s();
-    const auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel num_threads(n_threads) reduction(+ : sink, done)
-    sink += moe::fma_chains(iters, &done);
-    benchmark::DoNotOptimize(sink);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    *flops = done;
-    return {s, process_cpu_s() - c0};
-}
-
-void measure_peak(int n_threads, int64_t iters, int reps) {
-    double best = 0, best_cpu = 0;
-    for (int rep = 0; rep < reps; ++rep) {
-        double flops = 0;
-        const Timing t = fma_peak_run(n_threads, iters, &flops);
-        best = std::max(best, flops / t.wall_s / 1e9);
-        best_cpu = std::max(best_cpu, flops / t.cpu_s * n_threads / 1e9);
-    }
-    g_peak_gflops[n_threads] = best;
-    g_peak_gflops_cpu[n_threads] = best_cpu;
-}
-
-// Read bandwidth: a read-only stream over 256 MiB (8x this machine's L3), split between the
-// threads, best of a few passes. The buffer is first touched by the threads that read it.
-std::map<int, double> g_bw_gbs;  // thread count -> GB/s
-void measure_bandwidth(int n_threads, int reps) {
-    static moe::AlignedFloats buf;
-    constexpr size_t kFloats = size_t{64} << 20;
-    if (buf.empty()) {
-        buf.resize(kFloats);
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < static_cast<int64_t>(kFloats); ++i) buf[static_cast<size_t>(i)] = 1e-3f * static_cast<float>(i & 1023);
-    }
-    double best = 0, sink = 0;
-    for (int rep = 0; rep < reps; ++rep) {
-        const auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel num_threads(n_threads) reduction(+ : sink)
-        {
-            const size_t per = kFloats / static_cast<size_t>(omp_get_num_threads());
-            sink += moe::read_stream(buf.data() + per * static_cast<size_t>(omp_get_thread_num()), per);
-        }
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        best = std::max(best, static_cast<double>(kFloats * sizeof(float)) / s / 1e9);
-    }
-    benchmark::DoNotOptimize(sink);
-    g_bw_gbs[n_threads] = best;
-}
-
-void ensure_bandwidth(int n_threads) {
-    if (!g_bw_gbs.count(n_threads)) measure_bandwidth(n_threads, 3);
-}
-
-void bm_bandwidth(benchmark::State& state, int n_threads) {
-    for (auto _ : state) measure_bandwidth(n_threads, 1);
-    measure_bandwidth(n_threads, 3);
-    state.counters["GBs"] = g_bw_gbs[n_threads];
-}
-
-void ensure_peak(int n_threads) {  // the Peak benchmark was filtered out: measure it quickly
-    if (!g_peak_gflops.count(n_threads)) measure_peak(n_threads, 2'000'000, 5);
-}
-
-void bm_fma_peak(benchmark::State& state, int n_threads) {
-    for (auto _ : state) measure_peak(n_threads, 2'000'000, 1);
-    measure_peak(n_threads, 2'000'000, 3);
-    state.counters["GFLOPs"] = g_peak_gflops[n_threads];
-    state.counters["GFLOPs_cpu"] = g_peak_gflops_cpu[n_threads];
-}
-
 // The dense FFN: T*K rows through one expert's weights, plain Eigen (it parallelises its GEMMs
 // over omp_get_max_threads()).
 struct DenseFfn {
