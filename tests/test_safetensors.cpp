@@ -282,6 +282,36 @@ TEST(SafetensorsRoundTrip, RandomTensorsThroughAFile) {
     fs::remove_all(path.parent_path());
 }
 
+// The index checks the same rules and gives views into the bytes, converting nothing.
+TEST(SafetensorsRoundTrip, IndexViewsTheBytesWithoutConverting) {
+    moe::SafeTensorsFile f;
+    f.tensors["a"] = {"BF16", {2, 3}, {1.0f, -2.0f, 0.5f, 3.0f, 0.25f, -8.0f}};
+    f.tensors["b"] = {"F32", {2}, {7.0f, -1.5f}};
+    const std::string bytes = moe::serialize_safetensors(f);
+    const moe::SafeTensorsIndex index = moe::index_safetensors(bytes, "mem.safetensors");
+    ASSERT_EQ(index.tensors.size(), 2u);
+    const moe::SafeTensorView& a = index.tensors.at("a");
+    EXPECT_EQ(a.dtype, "BF16");
+    EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 3}));
+    EXPECT_EQ(a.bytes.size(), 12u);
+    EXPECT_GE(a.bytes.data(), bytes.data());  // a view into the file, not a copy
+    EXPECT_LE(a.bytes.data() + a.bytes.size(), bytes.data() + bytes.size());
+    std::vector<float> got(6);
+    moe::convert_to_float(a, got.data());
+    EXPECT_EQ(got, f.tensors["a"].data);
+    // A file one byte short fails the same rule through the index as through the parser.
+    const std::string cut = bytes.substr(0, bytes.size() - 1);
+    for (int via_index : {0, 1}) {
+        try {
+            if (via_index) moe::index_safetensors(cut, "cut.safetensors");
+            else moe::parse_safetensors(cut, "cut.safetensors");
+            ADD_FAILURE() << "a truncated file was accepted";
+        } catch (const moe::Error& e) {
+            EXPECT_NE(std::string(e.what()).find("data buffer has"), std::string::npos) << e.what();
+        }
+    }
+}
+
 TEST(SafetensorsRoundTrip, MatrixHelpers) {
     moe::Mat m(2, 3);  // (rows, cols)
     m << 1, 2, 3, 4, 5, 6;
@@ -321,6 +351,35 @@ TEST(FileIo, ReadErrorsNameThePathAndReason) {
     EXPECT_EQ(moe::read_file(p.string()), "0123456789");
     EXPECT_THROW(moe::read_file(p.string(), 5), moe::Error);  // over the cap
     EXPECT_THROW(moe::read_file(d.string()), moe::Error);     // a directory
+    fs::remove_all(d);
+}
+
+TEST(FileIo, MappedFileSeesTheBytesAndNamesErrors) {
+    const fs::path d = temp_dir();
+    const fs::path p = d / "ten.bin";
+    moe::write_file_atomic(p.string(), "0123456789");
+    {
+        moe::MappedFile m = moe::MappedFile::open(p.string(), 1 << 20);
+        EXPECT_EQ(m.bytes(), "0123456789");
+        moe::MappedFile moved = std::move(m);
+        EXPECT_EQ(moved.bytes(), "0123456789");  // the mapping moves with it
+        moved.release(moved.bytes().data(), moved.bytes().size());  // a hint: the bytes stay readable
+        EXPECT_EQ(moved.bytes(), "0123456789");
+    }
+    auto expect_error = [](const std::string& path, uint64_t cap, const std::string& what) {
+        try {
+            moe::MappedFile::open(path, cap);
+            ADD_FAILURE() << "mapped " << path;
+        } catch (const moe::Error& e) {
+            EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+        }
+    };
+    expect_error(p.string(), 5, "over the cap");
+    expect_error(d.string(), 1 << 20, "not a regular file");
+    expect_error((d / "missing.bin").string(), 1 << 20, "No such file");
+    moe::write_file_atomic((d / "empty.bin").string(), "");
+    EXPECT_TRUE(moe::MappedFile::open((d / "empty.bin").string(), 1 << 20).bytes().empty());
     fs::remove_all(d);
 }
 

@@ -2,6 +2,7 @@
 #include "core/io/file_io.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -112,6 +113,59 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
     Fd d;
     d.fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (d.fd >= 0) ::fsync(d.fd);
+}
+
+MappedFile MappedFile::open(const std::string& path, uint64_t max_bytes) {
+    Fd f;
+    do {
+        f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    } while (f.fd < 0 && errno == EINTR);
+    if (f.fd < 0) throw Error(path, "", "cannot open for reading: " + errno_text(errno));
+    struct stat st {};
+    if (::fstat(f.fd, &st) != 0) throw Error(path, "", "cannot stat: " + errno_text(errno));
+    if (!S_ISREG(st.st_mode)) throw Error(path, "", "is not a regular file", "give the path of a file");
+    if (static_cast<uint64_t>(st.st_size) > max_bytes)
+        throw Error(path, "", "file is " + std::to_string(st.st_size) + " bytes, over the cap of " + std::to_string(max_bytes) + " bytes");
+    MappedFile m;
+    m.path_ = path;
+    m.size_ = static_cast<size_t>(st.st_size);
+    if (m.size_ == 0) return m;  // mmap refuses a length of 0; there is nothing to read anyway
+    void* a = ::mmap(nullptr, m.size_, PROT_READ, MAP_PRIVATE, f.fd, 0);
+    if (a == MAP_FAILED) throw Error(path, "", "cannot be mapped into memory: " + errno_text(errno));
+    m.addr_ = a;
+    // The loader reads each tensor front to back once: read ahead aggressively.
+    ::madvise(a, m.size_, MADV_SEQUENTIAL);
+    return m;  // the descriptor closes; the mapping stays valid
+}
+
+MappedFile::MappedFile(MappedFile&& o) noexcept : addr_(o.addr_), size_(o.size_), path_(std::move(o.path_)) {
+    o.addr_ = nullptr;
+    o.size_ = 0;
+}
+
+MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
+    if (this != &o) {
+        if (addr_) ::munmap(addr_, size_);
+        addr_ = o.addr_;
+        size_ = o.size_;
+        path_ = std::move(o.path_);
+        o.addr_ = nullptr;
+        o.size_ = 0;
+    }
+    return *this;
+}
+
+MappedFile::~MappedFile() {
+    if (addr_) ::munmap(addr_, size_);
+}
+
+void MappedFile::release(const char* p, uint64_t n) const {
+    if (!addr_ || n == 0) return;
+    // Whole pages inside [p, p + n) only: the neighbours' first and last pages may still be read.
+    const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+    const uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+    if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);  // a hint: failure changes nothing
 }
 
 }  // namespace moe

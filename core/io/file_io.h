@@ -23,4 +23,31 @@ std::string read_file(const std::string& path, uint64_t max_bytes = kDefaultRead
 // temporary file is removed and whatever was at path is left untouched.
 void write_file_atomic(const std::string& path, std::string_view bytes);
 
+// A file mapped read-only into memory (mmap), unmapped when this is destroyed: a multi-GB
+// checkpoint shard is read where it lies, its pages in the page cache (reclaimable, shared),
+// not copied into the process. Move-only.
+class MappedFile {
+public:
+    // Throws moe::Error naming the path and the reason when it cannot be opened, is not a regular
+    // file, is larger than max_bytes or cannot be mapped. An empty file maps to no bytes.
+    static MappedFile open(const std::string& path, uint64_t max_bytes);
+    MappedFile() = default;
+    MappedFile(MappedFile&& o) noexcept;
+    MappedFile& operator=(MappedFile&& o) noexcept;
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+    ~MappedFile();
+
+    std::string_view bytes() const { return {static_cast<const char*>(addr_), size_}; }
+    const std::string& path() const { return path_; }
+    // Tells the kernel the pages of [p, p + n) are done with (read once, then packed): they leave
+    // this process's resident set at once instead of lingering until the unmap.
+    void release(const char* p, uint64_t n) const;
+
+private:
+    void* addr_ = nullptr;
+    size_t size_ = 0;
+    std::string path_;
+};
+
 }  // namespace moe

@@ -158,14 +158,19 @@ int safetensors_dtype_size(std::string_view dtype) {
     return 0;
 }
 
-int64_t SafeTensor::numel() const {
+namespace {
+int64_t shape_numel(const std::vector<int64_t>& shape) {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
     return n;
 }
+}  // namespace
+
+int64_t SafeTensor::numel() const { return shape_numel(shape); }
+int64_t SafeTensorView::numel() const { return shape_numel(shape); }
 
 // [SECTION] Parse
-SafeTensorsFile parse_safetensors(std::string_view bytes, const std::string& where) {
+SafeTensorsIndex index_safetensors(std::string_view bytes, const std::string& where) {
     if (bytes.size() < 8)
         throw Error(where, "header size", "file is " + std::to_string(bytes.size()) + " bytes, shorter than 8 bytes",
                     "a safetensors file starts with a u64 header size");
@@ -202,7 +207,7 @@ SafeTensorsFile parse_safetensors(std::string_view bytes, const std::string& whe
     if (h.size() > kMaxTensors)
         throw Error(where, "header", "lists " + std::to_string(h.size()) + " tensors, over the cap of " + std::to_string(kMaxTensors), "the file is corrupt");
 
-    SafeTensorsFile out;
+    SafeTensorsIndex out;
     std::vector<Entry> entries;
     for (auto it = h.begin(); it != h.end(); ++it) {
         const std::string& name = it.key();
@@ -225,7 +230,7 @@ SafeTensorsFile parse_safetensors(std::string_view bytes, const std::string& whe
         if (!v.contains("shape") || !v.at("shape").is_array()) throw Error(where, field, "shape is missing or not an array", "expected a list of non-negative integers");
         if (v.at("shape").size() > kMaxTensorRank)
             throw Error(where, field, "shape has " + std::to_string(v.at("shape").size()) + " dimensions", "at most " + std::to_string(kMaxTensorRank));
-        SafeTensor t;
+        SafeTensorView t;
         t.dtype = dtype;
         uint64_t numel = 1;
         for (const json& d : v.at("shape")) {
@@ -273,18 +278,37 @@ SafeTensorsFile parse_safetensors(std::string_view bytes, const std::string& whe
         throw Error(where, "data_offsets", "tensors cover " + std::to_string(pos) + " bytes but the data buffer has " + std::to_string(data.size()),
                     "offsets must cover the whole data buffer exactly (file length = 8 + header + last end)");
 
-    for (const Entry& e : entries) {
-        SafeTensor& t = out.tensors.at(e.name);
-        const int esize = safetensors_dtype_size(t.dtype);
-        const uint64_t n = (e.end - e.begin) / static_cast<uint64_t>(esize);
-        t.data.resize(static_cast<size_t>(n));
-        const char* p = data.data() + e.begin;
-        if (t.dtype == "F32") {
-            // An empty tensor has no storage: memcpy with a null pointer is undefined even for 0 bytes.
-            if (n > 0) std::memcpy(t.data.data(), p, static_cast<size_t>(e.end - e.begin));
-        } else {
-            for (uint64_t i = 0; i < n; ++i) t.data[static_cast<size_t>(i)] = convert_one(t.dtype, p + i * static_cast<uint64_t>(esize));
-        }
+    for (const Entry& e : entries) out.tensors.at(e.name).bytes = data.substr(e.begin, e.end - e.begin);
+    return out;
+}
+
+void convert_to_float(const SafeTensorView& t, float* out) {
+    const int esize = safetensors_dtype_size(t.dtype);
+    MOE_ASSERT(esize > 0, "the dtype was validated when the file was indexed");
+    const uint64_t n = t.bytes.size() / static_cast<uint64_t>(esize);
+    // An empty tensor has no storage: memcpy with a null pointer is undefined even for 0 bytes.
+    if (n == 0) return;
+    const char* p = t.bytes.data();
+    if (t.dtype == "F32") {
+        std::memcpy(out, p, t.bytes.size());
+    } else if (t.dtype == "BF16") {
+        for (uint64_t i = 0; i < n; ++i) out[i] = bf16_to_float(load<uint16_t>(p + 2 * i));
+    } else {
+        for (uint64_t i = 0; i < n; ++i) out[i] = convert_one(t.dtype, p + i * static_cast<uint64_t>(esize));
+    }
+}
+
+SafeTensorsFile parse_safetensors(std::string_view bytes, const std::string& where) {
+    SafeTensorsIndex index = index_safetensors(bytes, where);
+    SafeTensorsFile out;
+    out.metadata = std::move(index.metadata);
+    for (auto& [name, v] : index.tensors) {
+        SafeTensor t;
+        t.data.resize(static_cast<size_t>(v.numel()));
+        convert_to_float(v, t.data.data());
+        t.dtype = std::move(v.dtype);
+        t.shape = std::move(v.shape);
+        out.tensors.emplace(name, std::move(t));
     }
     return out;
 }

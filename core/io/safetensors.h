@@ -38,10 +38,31 @@ struct SafeTensorsFile {
     std::map<std::string, std::string> metadata;  // "__metadata__"
 };
 
+// One tensor of a file held in memory or mapped (core/io/file_io.h MappedFile), after every
+// rule above was checked, its bytes not yet converted: a loader converts or packs only the
+// tensors it uses, straight from the file's bytes.
+struct SafeTensorView {
+    std::string dtype;
+    std::vector<int64_t> shape;  // (rank)
+    std::string_view bytes;      // (numel * dtype size) inside the viewed file; no alignment promised
+    int64_t numel() const;
+};
+
+struct SafeTensorsIndex {
+    std::map<std::string, SafeTensorView> tensors;
+    std::map<std::string, std::string> metadata;
+};
+
 // Bytes per element of a safetensors dtype name; 0 if unknown.
 int safetensors_dtype_size(std::string_view dtype);
 
-// Parses a whole file held in memory. `where` names it in errors.
+// Checks a whole file held in memory against every rule and lists its tensors without touching
+// their data (the views point into `bytes`, which must outlive them). `where` names it in errors.
+SafeTensorsIndex index_safetensors(std::string_view bytes, const std::string& where);
+// The view's values as float32 into out (numel floats).
+void convert_to_float(const SafeTensorView& t, float* out);
+
+// Parses a whole file held in memory (index_safetensors, then every tensor converted).
 SafeTensorsFile parse_safetensors(std::string_view bytes, const std::string& where);
 SafeTensorsFile read_safetensors(const std::string& path);
 
