@@ -196,11 +196,13 @@ void check_expert(const ExpertWeights& e, const MoeLayerConfig& cfg, int d_ff, c
     check_len(e.b2, cfg.d_model, name + ".b2");
 }
 
-void check_weights(const MoeLayerConfig& cfg, const MoeLayerWeights& w) {
+// experts_packed: the experts live only in a backend's pack (MoeLayer's second constructor).
+void check_weights(const MoeLayerConfig& cfg, const MoeLayerWeights& w, bool experts_packed = false) {
     check_shape(w.w_router, cfg.n_experts, cfg.d_model, "w_router", false);
     check_len(w.b_router, cfg.n_experts, "b_router");
     check_shape(w.w_noise, cfg.n_experts, cfg.d_model, "w_noise", true);
     check_len(w.expert_bias, cfg.n_experts, "expert_bias");
+    if (experts_packed) return;
     if (static_cast<int>(w.experts.size()) != cfg.n_experts)
         throw Error("MoeLayerWeights", "experts", "has " + num(w.experts.size()) + " experts",
                     "expected n_experts = " + num(cfg.n_experts));
@@ -226,16 +228,35 @@ MoeLayer::MoeLayer(MoeLayerConfig cfg, MoeLayerWeights weights)
     check_weights(cfg_, w_);
 }
 
+MoeLayer::MoeLayer(MoeLayerConfig cfg, MoeLayerWeights weights, const Backend& packed_by,
+                   std::unique_ptr<PackedExperts> routed)
+    : cfg_(cfg), w_(std::move(weights)), backend_(&packed_by), packed_only_(true) {
+    validate(cfg_);
+    check_weights(cfg_, w_, true);
+    MOE_ASSERT(routed && routed->n_experts == cfg_.n_experts && routed->d_model == cfg_.d_model &&
+                   routed->d_ff == cfg_.d_ff && routed->activation == cfg_.activation,
+               "a packed-only layer's pack matches its config");
+    MOE_ASSERT(cfg_.n_shared == 0 && w_.experts.empty() && w_.shared.empty(),
+               "a packed-only layer holds no FP32 experts and no shared experts");
+    packed_ = std::make_unique<Packed>();
+    packed_->backend = &packed_by;
+    packed_->routed = std::move(routed);
+}
+
 MoeLayer::~MoeLayer() = default;
 MoeLayer::MoeLayer(MoeLayer&&) noexcept = default;
 MoeLayer& MoeLayer::operator=(MoeLayer&&) noexcept = default;
 
 MoeLayerWeights& MoeLayer::mutable_weights() {
-    packed_.reset();
+    if (!packed_only_) packed_.reset();  // packed-only: the experts are not in w_, nothing to redo
     return w_;
 }
 
 void MoeLayer::set_backend(const Backend& backend) {
+    if (packed_only_ && &backend != backend_)
+        throw Error("MoeLayer::set_backend", "backend", std::string("is ") + backend.name() + ", but this layer's experts are held packed for " +
+                                                            backend_->name() + " only (no FP32 copy is kept to repack from)",
+                    "run this model on the CPU");
     if (&backend != backend_) packed_.reset();
     backend_ = &backend;
 }

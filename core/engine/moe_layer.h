@@ -81,10 +81,18 @@ struct MoeForwardProfile {
 };
 
 class Backend;
+struct PackedExperts;
 
 class MoeLayer {
 public:
     MoeLayer(MoeLayerConfig cfg, MoeLayerWeights weights);  // validates, pre-packs expert weights
+    // Routed experts held ONLY packed, no FP32 copy (a checkpoint's BF16 experts stay BF16 in
+    // memory): weights.experts and weights.shared are empty, cfg.n_shared is 0, and `routed` was
+    // made by packed_by.pack_experts for cfg's (n_experts, d_model, d_ff). The layer then runs on
+    // packed_by only: set_backend to another backend throws moe::Error (there is nothing to
+    // repack from), and mutable_weights() keeps the pack (router, noise and selection bias change).
+    MoeLayer(MoeLayerConfig cfg, MoeLayerWeights weights, const Backend& packed_by,
+             std::unique_ptr<PackedExperts> routed);
     ~MoeLayer();
     MoeLayer(MoeLayer&&) noexcept;
     MoeLayer& operator=(MoeLayer&&) noexcept;
@@ -92,6 +100,7 @@ public:
     const MoeLayerConfig& config() const { return cfg_; }
     const MoeLayerWeights& weights() const { return w_; }
     MoeLayerWeights& mutable_weights();  // invalidates packed copies; they are rebuilt on next forward
+    bool experts_packed_only() const { return packed_only_; }
 
     // x: (n_tokens, d_model). Writes y (n_tokens, d_model) and the routing trace.
     // token_ids (n_tokens) are used by Hash routing only. Throws moe::Error on bad knobs.
@@ -115,6 +124,7 @@ private:
     MoeLayerWeights w_;
     const Backend* backend_;
     mutable std::unique_ptr<Packed> packed_;
+    bool packed_only_ = false;  // the experts exist only in packed_ (second constructor)
 };
 
 // y = E(x) for one expert, rows = tokens: (n_rows, d_model) -> (n_rows, d_model). Plain Eigen;

@@ -81,6 +81,30 @@ struct PackedMatrix {
     // BF16 panels from FP32 weights, each rounded to BF16 (tests, benchmarks, halving memory).
     void pack_bf16(ConstMatRef w);
     size_t weight_bytes() const { return data.size() * sizeof(float) + bf16.size() * sizeof(uint32_t); }
+    // What pack()/pack_bf16() allocate for (n_out, n_in): weight_bytes() before packing, for
+    // memory estimates of packs held behind an interface (a backend's PackedExperts).
+    static size_t packed_bytes(WeightType t, int n_out, int n_in) {
+        const size_t panels = static_cast<size_t>((n_out + kPanelWidth - 1) / kPanelWidth);
+        return t == WeightType::F32 ? panels * n_in * kPanelWidth * sizeof(float)
+                                    : panels * static_cast<size_t>((n_in + 1) / 2) * kPanelWidth * sizeof(uint32_t);
+    }
+    // Row r of W (n_in floats) read back out of the panels: an embedding table kept only as its
+    // packed (tied) head looks a token's row up here instead of holding a second copy.
+    void row_to_float(int r, float* out) const {
+        const int p = r / kPanelWidth, c = r % kPanelWidth;
+        if (type == WeightType::F32) {
+            const float* src = data.data() + static_cast<size_t>(p) * n_in * kPanelWidth + c;
+            for (int k = 0; k < n_in; ++k) out[k] = src[static_cast<size_t>(k) * kPanelWidth];
+            return;
+        }
+        const int n_pairs = (n_in + 1) / 2;
+        const uint32_t* src = bf16.data() + static_cast<size_t>(p) * n_pairs * kPanelWidth + c;
+        for (int q = 0; q < n_pairs; ++q) {
+            const uint32_t word = src[static_cast<size_t>(q) * kPanelWidth];
+            out[2 * q] = bf16_to_float(static_cast<uint16_t>(word & 0xFFFFu));
+            if (2 * q + 1 < n_in) out[2 * q + 1] = bf16_to_float(static_cast<uint16_t>(word >> 16));
+        }
+    }
 };
 
 // C[:, columns of panels [p_begin, p_end)] = A W^T for rows [0, m). A (m, n_in) row-major with

@@ -73,6 +73,10 @@ public:
     virtual const ModelInfo& info() const = 0;
     virtual const Tokenizer& tokenizer() const = 0;
     virtual int64_t n_params() const = 0;  // every stored weight
+    // Bytes its weights take in memory as held (BF16 checkpoints stay BF16, packed panels
+    // counted as allocated): what the app's "needs N GB" line and the README's RAM table mean.
+    // The default is float32 once per stored weight.
+    virtual uint64_t resident_weight_bytes() const { return static_cast<uint64_t>(n_params()) * sizeof(float); }
 
     // Where the MoE layers run; attention, norms and the head stay on the CPU.
     virtual void set_backend(const Backend& backend) = 0;

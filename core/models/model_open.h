@@ -11,12 +11,13 @@
 namespace moe {
 
 struct OpenModelOptions {
-    // Called with (bytes read so far, total bytes) after each weights file; returning false
-    // cancels the load (moe::Error "loading was cancelled").
+    // Called with (tensor bytes loaded so far, total tensor bytes) as loading starts and after
+    // every tensor; returning false cancels the load (moe::Error "loading was cancelled") before
+    // the next tensor, so a cancel never waits for a whole shard.
     bool (*progress)(void* user, uint64_t done, uint64_t total) = nullptr;
     void* user = nullptr;
-    // Refuse when the weights in float32 would need more than this (0 = the machine's available
-    // memory): the error gives the number and a hint instead of swapping.
+    // Refuse when the weights as held (BF16 stays BF16) would need more than this (0 = the
+    // machine's available memory): the error gives the number and a hint instead of swapping.
     uint64_t memory_limit = 0;
 };
 

@@ -6,6 +6,8 @@
 #include "core/models/hf/hf_checkpoint.h"
 
 #include <filesystem>
+#include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -118,6 +120,22 @@ json read_header(const std::string& path) {
     }
 }
 
+// What a tensor of this header entry takes once loaded: vectors in float32, matrices (and each
+// matrix of a 3-D stack) as packed panels, BF16 staying BF16 (Checkpoint::take_packed).
+uint64_t resident_tensor_bytes(const std::string& name, const std::string& dtype, const json& shape) {
+    std::vector<uint64_t> d;
+    for (const json& x : shape) d.push_back(x.is_number_unsigned() ? x.get<uint64_t>() : 0);
+    if (d.size() < 2) return (d.empty() ? 1 : d[0]) * 4;
+    const uint64_t n_out = d[d.size() - 2], n_in = d.back();
+    if (n_out > static_cast<uint64_t>(INT32_MAX) || n_in > static_cast<uint64_t>(INT32_MAX)) return UINT64_MAX / 4;  // refused at open
+    uint64_t stack = 1;
+    for (size_t i = 0; i + 2 < d.size(); ++i) stack *= d[i];
+    const WeightType t = dtype == "BF16" ? WeightType::BF16 : WeightType::F32;
+    // granitemoe's fused input_linear (E, 2 d_ff, d) is held as two packed halves per expert.
+    const int halves = name.ends_with(tensor_names(Arch::GraniteMoe).fused_input) ? 2 : 1;
+    return stack * halves * PackedMatrix::packed_bytes(t, static_cast<int>(n_out / halves), static_cast<int>(n_in));
+}
+
 }  // namespace
 
 CheckpointSummary summarize_checkpoint(const std::string& folder) {
@@ -132,7 +150,9 @@ CheckpointSummary summarize_checkpoint(const std::string& folder) {
             uint64_t numel = 1;
             for (const json& d : t["shape"]) numel *= d.is_number_unsigned() ? d.get<uint64_t>() : 0;
             s.f32_bytes += numel * 4;
-            if (t.contains("dtype") && t["dtype"].is_string()) ++s.dtype_count[t["dtype"].get<std::string>()];
+            const std::string dtype = t.contains("dtype") && t["dtype"].is_string() ? t["dtype"].get<std::string>() : "";
+            if (!dtype.empty()) ++s.dtype_count[dtype];
+            s.resident_bytes += resident_tensor_bytes(name, dtype, t["shape"]);
         }
     }
     return s;
@@ -142,29 +162,29 @@ CheckpointSummary summarize_checkpoint(const std::string& folder) {
 Checkpoint Checkpoint::open(const std::string& folder, Progress progress, void* user) {
     Checkpoint c;
     c.folder_ = folder;
+    c.progress_ = progress;
+    c.user_ = user;
     std::map<std::string, std::string> listed;
     const std::vector<std::string> files = shard_files(folder, &listed);
-    uint64_t total = 0, done = 0;
     for (const std::string& f : files) {
-        std::error_code ec;
-        total += fs::file_size(f, ec);
-    }
-    for (const std::string& f : files) {
-        SafeTensorsFile st = read_safetensors(f);
+        // Every rule of the hardened reader (header, offsets tiling the data, file length exactly
+        // 8 + header + data) is checked on the mapped bytes before any tensor is used.
+        c.maps_.push_back(MappedFile::open(f, kMaxSafetensorsFileBytes));
+        SafeTensorsIndex st = index_safetensors(c.maps_.back().bytes(), f);
         for (auto& [name, t] : st.tensors) {
             const auto it = listed.find(name);
             if (!listed.empty() && it != listed.end() && it->second != f)
                 throw Error(f, "tensor '" + name + "'", "is in this shard but the index lists it in " + it->second);
-            if (c.tensors_.count(name)) throw Error(f, "tensor '" + name + "'", "is also in " + c.tensors_[name].file, "each tensor in one shard");
+            if (c.tensors_.count(name))
+                throw Error(f, "tensor '" + name + "'", "is also in " + c.file_of(c.tensors_[name]), "each tensor in one shard");
             ++c.dtypes_[t.dtype];
-            c.tensors_[name] = Entry{std::move(t), f};
+            c.total_ += t.bytes.size();
+            c.tensors_[name] = Entry{std::move(t), c.maps_.size() - 1};
         }
-        std::error_code ec;
-        done += fs::file_size(f, ec);
-        if (progress && !progress(user, done, total)) throw Error(folder, "", "loading was cancelled");
     }
     for (const auto& [name, file] : listed)
         if (!c.tensors_.count(name)) throw Error(file, "tensor '" + name + "'", "is listed in the index but not in the file");
+    if (c.progress_ && !c.progress_(c.user_, 0, c.total_)) throw Error(folder, "", "loading was cancelled");
     return c;
 }
 
@@ -183,40 +203,74 @@ std::string shape_text(const std::vector<int64_t>& s) {
 }
 }  // namespace
 
-Mat Checkpoint::take(const std::string& name, int64_t rows, int64_t cols) {
+// The entry, if its shape is `want` (or, for want = (1, n), a 1-D tensor of n).
+const Checkpoint::Entry& Checkpoint::checked(const std::string& name, const std::vector<int64_t>& want) const {
     const Entry& e = entry(name);
     const std::vector<int64_t>& s = e.tensor.shape;
-    const bool ok = (s.size() == 2 && s[0] == rows && s[1] == cols) || (s.size() == 1 && rows == 1 && s[0] == cols);
-    if (!ok)
-        throw Error(e.file, "tensor '" + name + "'", "has shape " + shape_text(s),
-                    "expected (" + std::to_string(rows) + ", " + std::to_string(cols) + ") from config.json");
-    Mat m = Eigen::Map<const Mat>(e.tensor.data.data(), rows, cols);
-    tensors_.erase(name);  // the float copy now lives in the model; free the file's
+    const bool ok = s == want || (want.size() == 2 && want[0] == 1 && s.size() == 1 && s[0] == want[1]);
+    if (!ok) throw Error(file_of(e), "tensor '" + name + "'", "has shape " + shape_text(s), "expected " + shape_text(want) + " from config.json");
+    return e;
+}
+
+void Checkpoint::converted(const Entry& e, float* out) const { convert_to_float(e.tensor, out); }
+
+void Checkpoint::done_with(const std::string& name) {
+    const auto it = tensors_.find(name);
+    const uint64_t n = it->second.tensor.bytes.size();
+    maps_[it->second.map].release(it->second.tensor.bytes.data(), n);  // packed now: the file's pages can go
+    tensors_.erase(it);
+    done_ += n;
+    if (progress_ && !progress_(user_, done_, total_)) throw Error(folder_, "", "loading was cancelled");
+}
+
+Mat Checkpoint::take(const std::string& name, int64_t rows, int64_t cols) {
+    const Entry& e = checked(name, {rows, cols});
+    Mat m(rows, cols);
+    converted(e, m.data());
+    done_with(name);
     return m;
 }
 
 Vec Checkpoint::take_vec(const std::string& name, int64_t n) {
-    const Entry& e = entry(name);
-    if (e.tensor.shape.size() != 1 || e.tensor.shape[0] != n)
-        throw Error(e.file, "tensor '" + name + "'", "has shape " + shape_text(e.tensor.shape),
-                    "expected (" + std::to_string(n) + ") from config.json");
-    Vec v = Eigen::Map<const Vec>(e.tensor.data.data(), n);
-    tensors_.erase(name);
+    const Entry& e = checked(name, {n});
+    Vec v(n);
+    converted(e, v.data());
+    done_with(name);
     return v;
 }
 
 std::vector<Mat> Checkpoint::take_stack(const std::string& name, int64_t n, int64_t rows, int64_t cols) {
-    const Entry& e = entry(name);
-    const std::vector<int64_t>& s = e.tensor.shape;
-    if (s.size() != 3 || s[0] != n || s[1] != rows || s[2] != cols)
-        throw Error(e.file, "tensor '" + name + "'", "has shape " + shape_text(s),
-                    "expected (" + std::to_string(n) + ", " + std::to_string(rows) + ", " + std::to_string(cols) + ") from config.json");
+    const Entry& e = checked(name, {n, rows, cols});
+    SafeTensorView part = e.tensor;
+    part.shape = {rows, cols};
+    const size_t part_bytes = e.tensor.bytes.size() / static_cast<size_t>(std::max<int64_t>(n, 1));
     std::vector<Mat> out;
     out.reserve(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i)
-        out.emplace_back(Eigen::Map<const Mat>(e.tensor.data.data() + i * rows * cols, rows, cols));
-    tensors_.erase(name);
+    for (int64_t i = 0; i < n; ++i) {
+        part.bytes = e.tensor.bytes.substr(static_cast<size_t>(i) * part_bytes, part_bytes);
+        converted(Entry{part, e.map}, out.emplace_back(rows, cols).data());
+    }
+    done_with(name);
     return out;
+}
+
+void Checkpoint::take_packed(const std::string& name, int64_t rows, int64_t cols, PackedMatrix& w) {
+    const Entry& e = checked(name, {rows, cols});
+    if (e.tensor.dtype == "BF16") {
+        const char* p = e.tensor.bytes.data();
+        if (reinterpret_cast<uintptr_t>(p) % alignof(uint16_t) == 0) {
+            w.pack_bf16(reinterpret_cast<const uint16_t*>(p), static_cast<int>(rows), static_cast<int>(cols));
+        } else {  // a header of odd length (writers pad it to 8, a hand-made file may not): copy it aligned
+            std::vector<uint16_t> aligned(static_cast<size_t>(rows * cols));
+            if (!aligned.empty()) std::memcpy(aligned.data(), p, aligned.size() * sizeof(uint16_t));
+            w.pack_bf16(aligned.data(), static_cast<int>(rows), static_cast<int>(cols));
+        }
+    } else {
+        Mat m(rows, cols);
+        converted(e, m.data());
+        w.pack(m);
+    }
+    done_with(name);
 }
 
 std::vector<std::string> Checkpoint::untaken() const {

@@ -3,6 +3,14 @@
 // FFN (engine MoeLayer + shared experts, or a dense SwiGLU MLP) -> residual] x n_layers ->
 // RMSNorm -> head. Each step names the transformers code it follows.
 //
+// Memory: every matrix is held once, packed for the packed GEMM (core/engine/packed_gemm.h), in
+// the checkpoint's own precision: a BF16 checkpoint stays BF16 (half of float32), packed straight
+// from the memory-mapped shard; F32 (and F16, converted once to F32: see Checkpoint::take_packed)
+// as F32 panels. The routed experts are packed by the CPU backend (cpu_backend_bf16() for BF16)
+// and the MoE layer keeps only that pack (MoeLayer's packed-only constructor). The embedding
+// table is its packed matrix too, rows read back per token (with tied embeddings it IS the head).
+// Only small things stay float32: norms, biases, routers (their logits decide the routing).
+//
 // [SECTION] Weights
 // [SECTION] Building blocks
 // [SECTION] Attention
@@ -16,7 +24,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/engine/backend.h"
 #include "core/engine/packed_gemm.h"
+#include "core/engine/rng.h"
 #include "core/error.h"
 #include "core/models/hf/hf_checkpoint.h"
 #include "core/models/hf/hf_config.h"
@@ -41,22 +51,21 @@ struct Linear {
     int n_out() const { return w.n_out; }
 };
 
-Linear linear(Checkpoint& ck, const std::string& name, int64_t n_out, int64_t n_in, bool bias = false) {
+// `name` is the full tensor name without ".weight".
+Linear linear(WeightSource& ck, const std::string& name, int64_t n_out, int64_t n_in, bool bias = false) {
     Linear l;
-    l.w.pack(ck.take(name + ".weight", n_out, n_in));
+    ck.take_packed(name + ".weight", n_out, n_in, l.w);
     if (bias) l.b = ck.take_vec(name + ".bias", n_out);
     return l;
 }
 
-Linear linear_of(const Mat& w) {
-    Linear l;
-    l.w.pack(w);
-    return l;
-}
+size_t vec_bytes(const Vec& v) { return static_cast<size_t>(v.size()) * sizeof(float); }
+size_t linear_bytes(const Linear& l) { return l.w.weight_bytes() + vec_bytes(l.b); }
 
 struct Mlp {  // SwiGLU: down(silu(gate x) * up x)
     Linear gate, up, down;
     bool empty() const { return gate.n_out() == 0; }
+    size_t bytes() const { return linear_bytes(gate) + linear_bytes(up) + linear_bytes(down); }
 };
 
 struct Layer {
@@ -269,9 +278,11 @@ class HfModel final : public Model {
 public:
     HfConfig cfg;
     ModelInfo info_;
-    Mat embed;          // (vocab, d_model)
-    Vec final_norm;     // (d_model)
-    Linear head;        // (vocab, d_model): lm_head, or embed_tokens when tied
+    PackedMatrix embed;  // (vocab, d_model) embed_tokens; empty when tied (the head is the table)
+    Vec final_norm;      // (d_model)
+    Linear head;         // (vocab, d_model): lm_head, or embed_tokens when tied
+    uint64_t resident_bytes_ = 0;
+    WeightType experts_type = WeightType::F32;  // the routed experts' packs
     std::vector<Layer> layers;
     std::unique_ptr<Tokenizer> tok;
     int64_t n_params_ = 0;
@@ -279,9 +290,15 @@ public:
     const ModelInfo& info() const override { return info_; }
     const Tokenizer& tokenizer() const override { return *tok; }
     int64_t n_params() const override { return n_params_; }
+    uint64_t resident_weight_bytes() const override { return resident_bytes_; }
+    const PackedMatrix& embed_table() const { return cfg.tie_embeddings ? head.w : embed; }
+    // The experts exist only as the CPU backend's pack (no float32 copy to give another device);
+    // both CPU backends run a pack of either precision the same way (the panels carry their type).
     void set_backend(const Backend& backend) override {
-        for (Layer& l : layers)
-            if (l.moe) l.moe->set_backend(backend);
+        if (&backend == &cpu_backend() || &backend == &cpu_backend_bf16()) return;
+        throw Error(info_.name, "device", std::string("is ") + backend.name() +
+                                              ", but a Hugging Face checkpoint's experts are held packed for the CPU only (no float32 copy is kept)",
+                    "run it on the CPU");
     }
     std::vector<MoeLayer*> moe_layers() override {
         std::vector<MoeLayer*> out;
@@ -298,7 +315,11 @@ public:
             throw Error("Hugging Face model", "router.n_experts", "is " + num(opt.router.n_experts), "the model has " + num(cfg.n_experts) + " experts");
         validate(opt.router, n);
         Mat x(n, cfg.d_model);  // (n, d_model) residual stream
-        for (int t = 0; t < n; ++t) x.row(t) = embed.row(tokens[static_cast<size_t>(t)]) * cfg.embedding_multiplier;
+        const PackedMatrix& table = embed_table();
+        for (int t = 0; t < n; ++t) {
+            table.row_to_float(tokens[static_cast<size_t>(t)], x.row(t).data());
+            x.row(t) *= cfg.embedding_multiplier;
+        }
         if (traces) traces->clear();
         if (trace_layer) trace_layer->clear();
         if (moe_inputs) moe_inputs->clear();
@@ -364,15 +385,21 @@ public:
 };
 
 // [SECTION] Loading
-Mlp load_mlp(Checkpoint& ck, int l, const char* gate, const char* up, const char* down, int d_ff, int d) {
+// Layer tensor names end in ".weight"; linear() adds it back.
+std::string weight_base(int l, const char* pattern, int expert = -1) {
+    std::string s = layer_tensor(l, pattern, expert);
+    return s.substr(0, s.size() - std::string_view(".weight").size());
+}
+
+Mlp load_mlp(WeightSource& ck, int l, const char* gate, const char* up, const char* down, int d_ff, int d) {
     Mlp m;
-    m.gate.w.pack(ck.take(layer_tensor(l, gate), d_ff, d));
-    m.up.w.pack(ck.take(layer_tensor(l, up), d_ff, d));
-    m.down.w.pack(ck.take(layer_tensor(l, down), d, d_ff));
+    m.gate = linear(ck, weight_base(l, gate), d_ff, d);
+    m.up = linear(ck, weight_base(l, up), d_ff, d);
+    m.down = linear(ck, weight_base(l, down), d, d_ff);
     return m;
 }
 
-std::unique_ptr<MoeLayer> load_moe(Checkpoint& ck, const HfConfig& c, const ArchTensorNames& names, int l) {
+std::unique_ptr<MoeLayer> load_moe(WeightSource& ck, const HfConfig& c, const ArchTensorNames& names, int l) {
     MoeLayerConfig mc;
     mc.d_model = c.d_model;
     mc.d_ff = c.d_ff_expert;
@@ -380,33 +407,38 @@ std::unique_ptr<MoeLayer> load_moe(Checkpoint& ck, const HfConfig& c, const Arch
     mc.activation = Activation::SwiGLU;
     MoeLayerWeights w;
     w.w_router = ck.take(layer_tensor(l, names.router), c.n_experts, c.d_model);
+    std::vector<ExpertWeights> experts(static_cast<size_t>(c.n_experts));
     // The engine's noisy top-K knob needs a noise projection; a trained model has none, so it is
     // zero: the noise is then eps * softplus(0), the same spread for every expert.
     w.w_noise = Mat::Zero(c.n_experts, c.d_model);
     w.expert_bias = *names.router_bias ? ck.take_vec(layer_tensor(l, names.router_bias), c.n_experts) : Vec::Zero(c.n_experts);
-    w.experts.resize(static_cast<size_t>(c.n_experts));
     if (*names.fused_input) {
         // GraniteMoeParallelExperts: input_linear (E, 2 d_ff, d) is chunked into silu(first half) * second half.
         const std::vector<Mat> in = ck.take_stack(layer_tensor(l, names.fused_input), c.n_experts, 2 * c.d_ff_expert, c.d_model);
         const std::vector<Mat> out = ck.take_stack(layer_tensor(l, names.fused_output), c.n_experts, c.d_model, c.d_ff_expert);
         for (int e = 0; e < c.n_experts; ++e) {
-            ExpertWeights& x = w.experts[static_cast<size_t>(e)];
+            ExpertWeights& x = experts[static_cast<size_t>(e)];
             x.w1 = in[static_cast<size_t>(e)].topRows(c.d_ff_expert);
             x.w3 = in[static_cast<size_t>(e)].bottomRows(c.d_ff_expert);
             x.w2 = out[static_cast<size_t>(e)];
         }
     } else {
         for (int e = 0; e < c.n_experts; ++e) {
-            ExpertWeights& x = w.experts[static_cast<size_t>(e)];
+            ExpertWeights& x = experts[static_cast<size_t>(e)];
             x.w1 = ck.take(layer_tensor(l, names.expert_gate, e), c.d_ff_expert, c.d_model);
             x.w3 = ck.take(layer_tensor(l, names.expert_up, e), c.d_ff_expert, c.d_model);
             x.w2 = ck.take(layer_tensor(l, names.expert_down, e), c.d_model, c.d_ff_expert);
         }
     }
-    return std::make_unique<MoeLayer>(mc, std::move(w));
+    // The float32 experts above are this layer's only (transient: one layer's worth at a time);
+    // the layer keeps the pack, BF16 for a BF16 checkpoint. Packing from the file's BF16 bits
+    // directly would need a Backend::pack_experts taking them (the CPU backend packs from Mat).
+    const Backend& be = ck.weight_type() == WeightType::BF16 ? cpu_backend_bf16() : cpu_backend();
+    std::unique_ptr<PackedExperts> packed = be.pack_experts(experts, mc.activation);
+    return std::make_unique<MoeLayer>(mc, std::move(w), be, std::move(packed));
 }
 
-Layer load_layer(Checkpoint& ck, const HfConfig& c, int l) {
+Layer load_layer(WeightSource& ck, const HfConfig& c, int l) {
     const ArchTensorNames& names = tensor_names(c.arch);
     Layer L;
     const int d = c.d_model;
@@ -444,7 +476,7 @@ Layer load_layer(Checkpoint& ck, const HfConfig& c, int l) {
         L.moe = load_moe(ck, c, names, l);
         if (c.n_shared > 0)
             L.shared = load_mlp(ck, l, names.shared_gate, names.shared_up, names.shared_down, c.d_ff_shared, d);
-        if (c.shared_gate) L.shared_gate = linear_of(ck.take(layer_tensor(l, names.shared_expert_gate), 1, d));
+        if (c.shared_gate) L.shared_gate = linear(ck, weight_base(l, names.shared_expert_gate), 1, d);
     } else {
         L.dense = load_mlp(ck, l, names.dense_gate, names.dense_up, names.dense_down, c.d_ff_dense, d);
     }
@@ -467,7 +499,7 @@ std::unique_ptr<Tokenizer> open_tokenizer(const std::string& folder, int vocab) 
 }
 
 int64_t count_stored(const HfModel& m) {
-    int64_t n = m.embed.size() + m.final_norm.size();
+    int64_t n = static_cast<int64_t>(m.embed_table().n_out) * m.embed_table().n_in + m.final_norm.size();
     if (!m.cfg.tie_embeddings) n += static_cast<int64_t>(m.head.w.n_out) * m.head.w.n_in;
     auto lin = [](const Linear& l) { return static_cast<int64_t>(l.w.n_out) * l.w.n_in + l.b.size(); };
     for (const Layer& L : m.layers) {
@@ -478,6 +510,26 @@ int64_t count_stored(const HfModel& m) {
         if (L.moe) n += count_params(L.moe->config(), false, 0) + (L.moe->weights().expert_bias.size() && tensor_names(m.cfg.arch).router_bias[0] ? m.cfg.n_experts : 0);
     }
     return n;
+}
+
+// What the model holds: every packed matrix's panels, the experts' packs (the CPU backend's
+// three packed matrices per expert), norms, biases, routers.
+uint64_t count_resident_bytes(const HfModel& m) {
+    uint64_t b = m.embed.weight_bytes() + linear_bytes(m.head) + vec_bytes(m.final_norm);
+    for (const Layer& L : m.layers) {
+        b += vec_bytes(L.attn_norm) + vec_bytes(L.ffn_norm) + vec_bytes(L.q_norm) + vec_bytes(L.k_norm) + vec_bytes(L.q_a_norm) +
+             vec_bytes(L.kv_a_norm);
+        for (const Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.q_a, &L.q_b, &L.kv_a, &L.kv_b, &L.shared_gate}) b += linear_bytes(*l);
+        b += L.shared.bytes() + L.dense.bytes();
+        if (!L.moe) continue;
+        const MoeLayerConfig& mc = L.moe->config();
+        const MoeLayerWeights& w = L.moe->weights();
+        const WeightType t = m.experts_type;
+        b += static_cast<uint64_t>(mc.n_experts) *
+             (2 * PackedMatrix::packed_bytes(t, mc.d_ff, mc.d_model) + PackedMatrix::packed_bytes(t, mc.d_model, mc.d_ff));
+        b += static_cast<uint64_t>(w.w_router.size() + w.w_noise.size()) * sizeof(float) + vec_bytes(w.b_router) + vec_bytes(w.expert_bias);
+    }
+    return b;
 }
 
 }  // namespace
@@ -492,44 +544,32 @@ uint64_t available_memory_bytes() {
     return 0;
 }
 
-uint64_t hf_model_memory_bytes(const std::string& folder) { return summarize_checkpoint(folder).f32_bytes; }
+uint64_t hf_model_memory_bytes(const std::string& folder) { return summarize_checkpoint(folder).resident_bytes; }
 
-std::unique_ptr<Model> open_hf_model(const std::string& folder, const OpenOptions& opt) {
-    const std::string config_path = (fs::path(folder) / "config.json").string();
-    std::error_code ec;
-    if (!fs::exists(config_path, ec))
-        throw Error(folder, "config.json", "is missing", "a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)");
-    HfConfig cfg = read_hf_config(config_path);
-    auto tok = open_tokenizer(folder, cfg.vocab);
-    const uint64_t need = hf_model_memory_bytes(folder);
-    const uint64_t have = opt.memory_limit ? opt.memory_limit : available_memory_bytes();
-    if (have > 0 && need > have) {
-        char buf[160];
-        std::snprintf(buf, sizeof buf, "needs %.2f GB for its weights in float32 but %.2f GB of memory is available",
-                      static_cast<double>(need) / 1e9, static_cast<double>(have) / 1e9);
-        throw Error(folder, "", buf, "close other programs, or pick a smaller model (README: which models fit in how much RAM)");
-    }
-    Checkpoint ck = Checkpoint::open(folder, opt.progress, opt.user);
+namespace {
+
+// The model's weights from a source (a checkpoint, or random), layer by layer.
+std::unique_ptr<HfModel> build_model(WeightSource& ck, const HfConfig& cfg, const std::string& where) {
     auto m = std::make_unique<HfModel>();
-    m->embed = ck.take("model.embed_tokens.weight", cfg.vocab, cfg.d_model);
-    m->final_norm = ck.take_vec("model.norm.weight", cfg.d_model);
+    m->experts_type = ck.weight_type();
     if (cfg.tie_embeddings) {
         if (ck.has("lm_head.weight"))
-            throw Error(folder, "tensor 'lm_head.weight'", "is present but tie_word_embeddings is true", "one of the two is wrong");
-        m->head.w.pack(m->embed);
+            throw Error(where, "tensor 'lm_head.weight'", "is present but tie_word_embeddings is true", "one of the two is wrong");
+        m->head = linear(ck, "model.embed_tokens", cfg.vocab, cfg.d_model);
     } else {
-        m->head.w.pack(ck.take("lm_head.weight", cfg.vocab, cfg.d_model));
+        m->embed = linear(ck, "model.embed_tokens", cfg.vocab, cfg.d_model).w;
+        m->head = linear(ck, "lm_head", cfg.vocab, cfg.d_model);
     }
+    m->final_norm = ck.take_vec("model.norm.weight", cfg.d_model);
     for (int l = 0; l < cfg.n_layers; ++l) m->layers.push_back(load_layer(ck, cfg, l));
-    const std::vector<std::string> left = ck.untaken();
-    if (!left.empty())
-        throw Error(folder, "tensor '" + left.front() + "'", "is not part of a " + cfg.model_type + " model with this config" +
-                    (left.size() > 1 ? " (and " + num(static_cast<int64_t>(left.size()) - 1) + " more)" : ""),
-                    "check config.json against the checkpoint");
+    return m;
+}
 
-    ModelInfo& info = m->info_;
-    info.name = cfg.model_type + " (" + fs::path(folder).filename().string() + ", " + ck.dtype() + ")";
-    info.source = folder;
+// What the session and the app show about it, and the counts.
+void describe(HfModel& m, HfConfig cfg, ModelConfig counted, std::string name, std::string source, std::unique_ptr<Tokenizer> tok) {
+    ModelInfo& info = m.info_;
+    info.name = std::move(name);
+    info.source = std::move(source);
     info.vocab = cfg.vocab;
     info.d_model = cfg.d_model;
     info.n_layers = cfg.n_layers;
@@ -542,11 +582,96 @@ std::unique_ptr<Model> open_hf_model(const std::string& folder, const OpenOption
     info.trained_router = cfg.router;
     for (int l = 0; l < cfg.n_layers; ++l)
         if (cfg.moe_layer[static_cast<size_t>(l)]) info.moe_layer_index.push_back(l);
-    info.counted = load_model_config(config_path);
+    info.counted = std::move(counted);
     info.routing_notes = cfg.routing_notes;
-    m->cfg = std::move(cfg);
-    m->tok = std::move(tok);
-    m->n_params_ = count_stored(*m);
+    m.cfg = std::move(cfg);
+    m.tok = std::move(tok);
+    m.n_params_ = count_stored(m);
+    m.resident_bytes_ = count_resident_bytes(m);
+}
+
+// Random weights by tensor name, made when taken (a seed per name): matrices uniform with the
+// variance 1/n_in of a trained layer's scale, norms 1, other vectors small. Nothing is read.
+class RandomWeights final : public WeightSource {
+public:
+    RandomWeights(WeightType type, uint64_t seed) : type_(type), seed_(seed) {}
+    bool has(const std::string&) const override { return false; }  // nothing beyond what the config names
+    Mat take(const std::string& name, int64_t rows, int64_t cols) override {
+        Mat m(rows, cols);
+        fill(name, m.data(), m.size(), 1.0f / std::sqrt(static_cast<float>(cols)));
+        return m;
+    }
+    Vec take_vec(const std::string& name, int64_t n) override {
+        if (name.ends_with("norm.weight")) return Vec::Ones(n);
+        Vec v(n);
+        fill(name, v.data(), n, 0.02f);
+        return v;
+    }
+    std::vector<Mat> take_stack(const std::string& name, int64_t n, int64_t rows, int64_t cols) override {
+        std::vector<Mat> out;
+        for (int64_t i = 0; i < n; ++i) out.push_back(take(name + "#" + std::to_string(i), rows, cols));
+        return out;
+    }
+    void take_packed(const std::string& name, int64_t rows, int64_t cols, PackedMatrix& w) override {
+        const Mat m = take(name, rows, cols);
+        if (type_ == WeightType::BF16) w.pack_bf16(m);
+        else w.pack(m);
+    }
+    WeightType weight_type() const override { return type_; }
+
+private:
+    void fill(const std::string& name, float* p, int64_t n, float stddev) const {
+        uint64_t h = 1469598103934665603ull;  // FNV-1a of the name: the same tensor, the same values
+        for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
+        Rng rng(seed_ ^ h);
+        const float a = stddev * std::sqrt(3.0f);  // U(-a, a) has variance a^2 / 3
+        for (int64_t i = 0; i < n; ++i) p[i] = a * static_cast<float>(2.0 * rng.uniform() - 1.0);
+    }
+    WeightType type_;
+    uint64_t seed_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> open_hf_model(const std::string& folder, const OpenOptions& opt) {
+    const std::string config_path = (fs::path(folder) / "config.json").string();
+    std::error_code ec;
+    if (!fs::exists(config_path, ec))
+        throw Error(folder, "config.json", "is missing", "a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)");
+    HfConfig cfg = read_hf_config(config_path);
+    auto tok = open_tokenizer(folder, cfg.vocab);
+    const uint64_t need = hf_model_memory_bytes(folder);
+    const uint64_t have = opt.memory_limit ? opt.memory_limit : available_memory_bytes();
+    if (have > 0 && need > have) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "needs %.2f GB for its weights but %.2f GB of memory is available",
+                      static_cast<double>(need) / 1e9, static_cast<double>(have) / 1e9);
+        throw Error(folder, "", buf, "close other programs, or pick a smaller model (README: which models fit in how much RAM)");
+    }
+    Checkpoint ck = Checkpoint::open(folder, opt.progress, opt.user);
+    std::unique_ptr<HfModel> m = build_model(ck, cfg, folder);
+    const std::vector<std::string> left = ck.untaken();
+    if (!left.empty())
+        throw Error(folder, "tensor '" + left.front() + "'", "is not part of a " + cfg.model_type + " model with this config" +
+                    (left.size() > 1 ? " (and " + num(static_cast<int64_t>(left.size()) - 1) + " more)" : ""),
+                    "check config.json against the checkpoint");
+    const std::string name = cfg.model_type + " (" + fs::path(folder).filename().string() + ", " + ck.dtype() + ")";
+    describe(*m, std::move(cfg), load_model_config(config_path), name, folder, std::move(tok));
+    return m;
+}
+
+std::unique_ptr<Model> random_hf_model(std::string_view config_json, int n_layers_built, WeightType type, uint64_t seed) {
+    const std::string where = "random_hf_model config";
+    HfConfig cfg = parse_hf_config(config_json, where);
+    if (n_layers_built < 0 || n_layers_built > cfg.n_layers)
+        throw Error(where, "n_layers_built", "is " + num(n_layers_built), "0 .. num_hidden_layers = " + num(cfg.n_layers));
+    cfg.n_layers = n_layers_built;
+    cfg.moe_layer.resize(static_cast<size_t>(n_layers_built));
+    RandomWeights w(type, seed);
+    std::unique_ptr<HfModel> m = build_model(w, cfg, where);
+    const int vocab = cfg.vocab;
+    const std::string name = cfg.model_type + " (random, " + (type == WeightType::BF16 ? "BF16" : "F32") + ")";
+    describe(*m, std::move(cfg), parse_model_config(config_json, where), name, "", std::make_unique<IdsOnlyTokenizer>(vocab, where));
     return m;
 }
 
