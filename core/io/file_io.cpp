@@ -28,17 +28,21 @@ struct Fd {
     }
 };
 
-}  // namespace
-
-std::string read_file(const std::string& path, uint64_t max_bytes) {
-    Fd f;
+// Opens path read-only into f (retrying on EINTR) and stats it; throws naming the path and the reason.
+void open_for_reading(const std::string& path, Fd& f, struct stat& st) {
     do {
         f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     } while (f.fd < 0 && errno == EINTR);
     if (f.fd < 0) throw Error(path, "", "cannot open for reading: " + errno_text(errno));
-
-    struct stat st {};
     if (::fstat(f.fd, &st) != 0) throw Error(path, "", "cannot stat: " + errno_text(errno));
+}
+
+}  // namespace
+
+std::string read_file(const std::string& path, uint64_t max_bytes) {
+    Fd f;
+    struct stat st {};
+    open_for_reading(path, f, st);
     if (S_ISDIR(st.st_mode)) throw Error(path, "", "is a directory", "give the path of a file");
     if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > max_bytes)
         throw Error(path, "", "file is " + std::to_string(st.st_size) + " bytes, over the cap of " +
@@ -117,12 +121,8 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
 
 MappedFile MappedFile::open(const std::string& path, uint64_t max_bytes) {
     Fd f;
-    do {
-        f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    } while (f.fd < 0 && errno == EINTR);
-    if (f.fd < 0) throw Error(path, "", "cannot open for reading: " + errno_text(errno));
     struct stat st {};
-    if (::fstat(f.fd, &st) != 0) throw Error(path, "", "cannot stat: " + errno_text(errno));
+    open_for_reading(path, f, st);
     if (!S_ISREG(st.st_mode)) throw Error(path, "", "is not a regular file", "give the path of a file");
     if (static_cast<uint64_t>(st.st_size) > max_bytes)
         throw Error(path, "", "file is " + std::to_string(st.st_size) + " bytes, over the cap of " + std::to_string(max_bytes) + " bytes");
