@@ -1215,6 +1215,27 @@ TEST(RoutingExtreme, EverySchemeOnLogitsNearFloatMax) {
 }
 
 
+// Sinkhorn scales every column to T/N, so a constant added to one expert's logits changes
+// nothing it picks: a column 1000 below the rest (every exp(h) underflows, once 0 / 0 = NaN
+// scores and NaN-ranked choices) must route exactly as the same column shifted back.
+TEST(RoutingExtreme, SinkhornIgnoresAColumnShiftEvenPastUnderflow) {
+    const Mat near = make_mat(3, 4, {0.0f, 0.4f, 0.5f, 0.2f,  //
+                                     0.1f, 0.9f, 0.3f, 0.9f,  //
+                                     0.7f, 0.2f, 0.6f, 0.1f});
+    Mat far = near;
+    far.col(1).array() -= 1000.0f;
+    RouterConfig c = make_cfg(Scheme::Sinkhorn, 4, 1);
+    c.sinkhorn_iters = 50;
+    const RoutingTrace a = route(c, near, {});
+    const RoutingTrace b = route(c, far, {});
+    ASSERT_EQ(a.pairs.size(), b.pairs.size());
+    for (size_t i = 0; i < a.pairs.size(); ++i) {
+        EXPECT_EQ(a.pairs[i].expert, b.pairs[i].expert) << "pair " << i;
+        EXPECT_TRUE(std::isfinite(b.pairs[i].score) && std::isfinite(b.pairs[i].gate)) << "pair " << i;
+        EXPECT_NEAR(a.pairs[i].score, b.pairs[i].score, 1e-4f) << "pair " << i;
+    }
+}
+
 // Where every sigmoid underflows to 0 (h < -88) the shares s_i / sum s_j are still defined:
 // sigmoid(h) ~ exp(h) there, so they are softmax(h) over the chosen experts, not 0/0.
 TEST(RoutingExtreme, SigmoidSharesWhereEverySigmoidUnderflows) {

@@ -360,19 +360,30 @@ void route_token_choice(const RouterConfig& cfg, const RouteExtras& ex, RoutingT
     Rng gshard_rng(splitmix64(cfg.seed ^ kGShardStream));
     Mat balanced;  // (n_tokens, n_experts) Sinkhorn only
     if (cfg.scheme == Scheme::Sinkhorn && n_tokens > 0) {  // T = 0: a 0 x N matrix has no columns to scale
-        // exp(h - max) per row (the row normalisation removes the per-row shift), then alternate
-        // rows to sum 1 and columns to sum T/N. Double: many iterations of float drift visibly.
-        Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> m(n_tokens, n);  // (n_tokens, n_experts)
-        for (int t = 0; t < n_tokens; ++t) {
-            const double row_max = tr.logits.row(t).maxCoeff();
-            for (int i = 0; i < n; ++i) m(t, i) = std::exp(static_cast<double>(tr.logits(t, i)) - row_max);
-        }
-        const double col_target = static_cast<double>(n_tokens) / n;
+        // Rows to sum 1 and columns to sum T/N, alternately, in the log domain: log m = h + u_t + v_i
+        // with u_t = -logsumexp_i(h + v) and v_i = log(T/N) - logsumexp_t(h + u). The same
+        // iteration as rescaling exp(h), but a column whose exp(h) all underflow (logits 1000 below
+        // the rest) stays finite instead of 0 / 0. Double: many iterations of float drift visibly.
+        using RowMajorD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+        const RowMajorD h = tr.logits.cast<double>();  // (n_tokens, n_experts)
+        Eigen::VectorXd u = Eigen::VectorXd::Zero(n_tokens);  // (n_tokens) row log-scales
+        Eigen::VectorXd v = Eigen::VectorXd::Zero(n);         // (n_experts) column log-scales
+        const double log_col_target = std::log(static_cast<double>(n_tokens) / n);
         for (int it = 0; it < cfg.sinkhorn_iters; ++it) {
-            for (int t = 0; t < n_tokens; ++t) m.row(t) /= m.row(t).sum();
-            for (int i = 0; i < n; ++i) m.col(i) *= col_target / m.col(i).sum();
+            for (int t = 0; t < n_tokens; ++t) {
+                const double mx = (h.row(t).transpose() + v).maxCoeff();
+                u(t) = -(mx + std::log((h.row(t).transpose() + v).array().unaryExpr([mx](double x) { return std::exp(x - mx); }).sum()));
+            }
+            for (int i = 0; i < n; ++i) {
+                const double mx = (h.col(i) + u).maxCoeff();
+                v(i) = log_col_target - (mx + std::log((h.col(i) + u).array().unaryExpr([mx](double x) { return std::exp(x - mx); }).sum()));
+            }
         }
-        balanced = m.cast<float>();
+        // m = exp(h + u + v): its entries are the balanced scores the trace reports; u and v are
+        // finite, so an entry far below the rest is 0, never NaN.
+        balanced.resize(n_tokens, n);
+        for (int t = 0; t < n_tokens; ++t)
+            for (int i = 0; i < n; ++i) balanced(t, i) = static_cast<float>(std::exp(h(t, i) + u(t) + v(i)));
     }
 
     tr.pairs.reserve(static_cast<size_t>(n_tokens) * static_cast<size_t>(std::max(k, 1)));
