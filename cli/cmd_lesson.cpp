@@ -19,7 +19,9 @@ static void print_lesson_help() {
         "with --out writes that step's plots to DIR as PNG, SVG and CSV.\n"
         "  --list               list the shipped lessons in %s\n"
         "  --out DIR            export each step's plots (created if missing)\n"
-        "  --model PATH         the language model for builtin lessons (default: the shipped one)\n"
+        "  --model PATH         the model builtin lessons run on, over the lesson's own model_folder\n"
+        "                       (a Hugging Face folder, a moelab LM file, or builtin; default: the\n"
+        "                       lesson's model_folder, else the shipped model)\n"
         "  --max-train-steps N  cap every mix2d training action (quick runs)\n",
         default_scenarios_dir().c_str());
 }
@@ -63,6 +65,7 @@ int cmd_lesson(Args args) {
     }
     const Lesson lesson = load_lesson(resolve_lesson(pos[0]));
     std::printf("# %s  (%s)\n\n%s\n", lesson.title.c_str(), lesson_model_name(lesson.model), lesson.summary.c_str());
+    if (!lesson.model_folder.empty() && opt.model_path.empty()) std::printf("\nmodel: %s\n", lesson_model_path(lesson).c_str());
     run_lesson(lesson, opt, [&](const LessonStepResult& r) {
         const LessonStep& st = *r.step;
         std::printf("\n## Step %d/%zu: %s\n\n%s\n\n", r.index + 1, lesson.steps.size(), st.title.c_str(), st.narrative.c_str());

@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,7 @@
 #include "core/io/file_io.h"
 #include "core/io/limits.h"
 #include "core/teach/lesson.h"
+#include "core/models/hf/hf_tiny.h"
 #include "core/models/lm.h"
 
 namespace moe {
@@ -287,6 +290,132 @@ TEST(LessonCaps, ExpertsAndTrainingStepsAreBounded) {
     const std::string e = error_of(many);
     EXPECT_TRUE(contains(e, "steps[2].train.train_steps")) << e;
     EXPECT_TRUE(contains(e, "in all steps together")) << e;
+}
+
+// Issue 11: a lesson may name the model folder it runs on ("model_folder"), relative to the
+// lesson file's folder or under ~/. A missing or broken folder is the lesson's error, naming the
+// file, the field and the path.
+TEST(LessonModelFolder, ParsesAndRejectsMistakes) {
+    const Lesson l = parse_lesson(with("\"model\": \"builtin\",", "\"model\": \"builtin\", \"model_folder\": \"models/tiny\","),
+                                  "/data/lessons/t.json");
+    EXPECT_EQ(l.model_folder, "models/tiny");
+    EXPECT_EQ(lesson_model_path(l), "/data/lessons/models/tiny");
+    EXPECT_EQ(lesson_model_path(parse_lesson(kValid, "t.json")), "") << "no model_folder: the built-in model";
+
+    const std::string number = error_of(with("\"model\": \"builtin\",", "\"model\": \"builtin\", \"model_folder\": 7,"));
+    EXPECT_TRUE(contains(number, "scenarios/t.json: line 4: model_folder: expected a string, got 7")) << number;
+    const std::string empty = error_of(with("\"model\": \"builtin\",", "\"model\": \"builtin\", \"model_folder\": \"\","));
+    EXPECT_TRUE(contains(empty, "model_folder: is empty")) << empty;
+    const std::string nul = error_of(with("\"model\": \"builtin\",", "\"model\": \"builtin\", \"model_folder\": \"a\\u0000b\","));
+    EXPECT_TRUE(contains(nul, "model_folder: \"a")) << nul;
+    EXPECT_TRUE(contains(nul, "control character")) << nul;
+    const std::string huge = error_of(with("\"model\": \"builtin\",", "\"model\": \"builtin\", \"model_folder\": \"" + std::string(5000, 'a') + "\","));
+    EXPECT_TRUE(contains(huge, "model_folder: is 5000 bytes long")) << huge;
+    const std::string typo = error_of(with("\"model\": \"builtin\",", "\"model\": \"builtin\", \"model_foldr\": \"x\","));
+    EXPECT_TRUE(contains(typo, "model_foldr: unknown field (did you mean \"model_folder\"?)")) << typo;
+    const std::string mix = R"({"title": "T", "summary": "S", "model": "mix2d", "model_folder": "x",
+  "steps": [{"title": "a", "narrative": "b"}]})";
+    EXPECT_TRUE(contains(error_of(mix), "line 1: model_folder: is only used by lessons with model \"builtin\"")) << error_of(mix);
+}
+
+TEST(LessonModelFolder, HomeAndAbsolutePaths) {
+    Lesson l;
+    l.path = "/somewhere/lesson.json";
+    l.model_folder = "/abs/olmoe";
+    EXPECT_EQ(lesson_model_path(l), "/abs/olmoe");
+    const char* home = std::getenv("HOME");
+    if (home && *home) {
+        l.model_folder = "~/models/olmoe";
+        EXPECT_EQ(lesson_model_path(l), (fs::path(home) / "models/olmoe").lexically_normal().string());
+    }
+    l.model_folder = "../m";
+    EXPECT_EQ(lesson_model_path(l), "/m");
+}
+
+class LessonOnFolder : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = fs::temp_directory_path() / ("moelab_lesson_folder_" + std::to_string(::getpid()));
+        fs::remove_all(dir_);
+        fs::create_directories(dir_);
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+    // A builtin lesson over `folder` with K 2 -> 1 -> a capacity of 0.5 -> the switch scheme.
+    std::string write_lesson(const std::string& folder) {
+        const std::string text = std::string(R"({"title": "On a real architecture", "summary": "S", "model": "builtin",
+  "model_folder": ")") + folder + R"(", "text": "the cat sat on the mat, then the dog",
+  "knobs": {"k": 2},
+  "steps": [
+    {"title": "trained", "narrative": "n"},
+    {"title": "K 1", "narrative": "n", "knobs": {"k": 1}},
+    {"title": "capacity", "narrative": "n", "knobs": {"k": 2, "capacity_factor": 0.5, "drop_policy": "position"}},
+    {"title": "switch", "narrative": "n", "knobs": {"scheme": "switch", "capacity_factor": 8.0}}
+  ]})";
+        const fs::path p = dir_ / "lesson.json";
+        write_file_atomic(p.string(), text);
+        return p.string();
+    }
+    static std::string number(const LessonStepResult& r, const std::string& label) {
+        for (const LessonNumber& n : r.numbers)
+            if (n.label == label) return n.value;
+        ADD_FAILURE() << "no number \"" << label << "\"";
+        return {};
+    }
+    static int load_sum(const std::string& load) {
+        std::istringstream in(load);
+        int sum = 0, v = 0, n = 0;
+        while (in >> v) {
+            sum += v;
+            ++n;
+        }
+        EXPECT_EQ(n, 8) << "one load per expert of the tiny checkpoint: " << load;
+        return sum;
+    }
+    fs::path dir_;
+};
+
+TEST_F(LessonOnFolder, RunsOnAGeneratedCheckpointAndEveryKnobReroutes) {
+    hf::TinySpec spec;
+    spec.model_type = "olmoe";
+    hf::write_tiny_checkpoint((dir_ / "tiny-olmoe").string(), spec);
+    const Lesson l = load_lesson(write_lesson("tiny-olmoe"));  // relative to the lesson's folder
+    EXPECT_EQ(lesson_model_path(l), (dir_ / "tiny-olmoe").lexically_normal().string());
+    const std::vector<LessonStepResult> res = run_lesson(l, LessonRunOptions{});
+    ASSERT_EQ(res.size(), 4u);
+    EXPECT_TRUE(contains(number(res[0], "model"), "olmoe")) << number(res[0], "model");
+    EXPECT_TRUE(contains(number(res[0], "routing"), "K = 2 of 8 experts")) << number(res[0], "routing");
+    const int n_tokens = std::stoi(number(res[0], "tokens routed"));
+    ASSERT_GT(n_tokens, 4);
+    EXPECT_EQ(load_sum(number(res[0], "load per expert")), 2 * n_tokens);
+    EXPECT_EQ(load_sum(number(res[1], "load per expert")), n_tokens) << "K = 1 routes one pair per token";
+    EXPECT_NE(number(res[0], "loss (nats/token)"), number(res[1], "loss (nats/token)")) << "K changes the prediction";
+    EXPECT_FALSE(contains(number(res[2], "dropped pairs"), "0 of")) << "capacity 0.5 drops pairs: " << number(res[2], "dropped pairs");
+    EXPECT_TRUE(contains(number(res[3], "routing"), "K = 1")) << "switch routes top-1: " << number(res[3], "routing");
+}
+
+TEST_F(LessonOnFolder, AMissingOrBrokenFolderNamesTheFileTheFieldAndThePath) {
+    const std::string path = write_lesson("no-such-model");
+    const Lesson l = load_lesson(path);
+    try {
+        run_lesson(l, LessonRunOptions{});
+        FAIL() << "a missing model_folder must be an error";
+    } catch (const Error& e) {
+        const std::string m = e.what();
+        EXPECT_TRUE(contains(m, path)) << m;
+        EXPECT_TRUE(contains(m, "model_folder")) << m;
+        EXPECT_TRUE(contains(m, (dir_ / "no-such-model").string() + "\" does not exist")) << m;
+    }
+    fs::create_directories(dir_ / "broken");
+    write_file_atomic((dir_ / "broken" / "config.json").string(), "{\"model_type\": \"mixtral\", ");
+    try {
+        run_lesson(load_lesson(write_lesson("broken")), LessonRunOptions{});
+        FAIL() << "a folder that does not load must be an error";
+    } catch (const Error& e) {
+        const std::string m = e.what();
+        EXPECT_TRUE(contains(m, "model_folder")) << m;
+        EXPECT_TRUE(contains(m, "did not load")) << m;
+        EXPECT_TRUE(contains(m, "config.json")) << m << " (the loader's own error names the file)";
+    }
 }
 
 }  // namespace moe

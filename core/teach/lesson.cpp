@@ -12,6 +12,7 @@
 #include "core/teach/lesson.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <iterator>
@@ -27,6 +28,7 @@
 #include "core/teach/format.h"
 #include "core/io/file_io.h"
 #include "core/models/lm.h"
+#include "core/models/model.h"
 #include "core/models/mix2d.h"
 #include "core/teach/params.h"
 #include "core/teach/plot.h"
@@ -487,6 +489,9 @@ LessonSystems parse_systems(const Checker& c, const std::string& path, const jso
 
 // [SECTION] Parsing
 
+// A model_folder is a path: PATH_MAX bounds it.
+constexpr size_t kMaxLessonPathBytes = 4096;
+
 Lesson parse_lesson(std::string_view text, const std::string& where) {
     // Pass 1: syntax, duplicate keys, and the line of every field.
     LineCounter counter;
@@ -500,7 +505,7 @@ Lesson parse_lesson(std::string_view text, const std::string& where) {
     const json doc = json::parse(text.begin(), text.end());
     const Checker c(where, std::move(sax.lines));
 
-    c.object("", doc, {"title", "summary", "model", "text", "knobs", "steps"});
+    c.object("", doc, {"title", "summary", "model", "model_folder", "text", "knobs", "steps"});
     Lesson lesson;
     lesson.path = where;
     lesson.title = c.text("title", c.require("", doc, "title"), 200);
@@ -509,6 +514,14 @@ Lesson parse_lesson(std::string_view text, const std::string& where) {
     const std::optional<LessonModel> m = lesson_model_from_name(model);
     if (!m) c.fail("model", "unknown model \"" + printable_text(model) + "\"", "one of: builtin, mix2d, gallery, systems");
     lesson.model = *m;
+    if (const json* v = c.find(doc, "model_folder")) {
+        if (lesson.model != LessonModel::Builtin) c.fail("model_folder", "is only used by lessons with model \"builtin\"");
+        lesson.model_folder = c.text("model_folder", *v, kMaxLessonPathBytes);
+        for (const char ch : lesson.model_folder)
+            if (static_cast<unsigned char>(ch) < 0x20)
+                c.fail("model_folder", "\"" + printable_text(lesson.model_folder) + "\" has a control character",
+                       "a folder path, e.g. \"~/models/OLMoE-1B-7B-0924\"");
+    }
     if (const json* v = c.find(doc, "text")) {
         if (lesson.model != LessonModel::Builtin) c.fail("text", "is only used by lessons with model \"builtin\"");
         lesson.text = c.text("text", *v, 100000);
@@ -573,6 +586,35 @@ Lesson load_lesson(const std::string& path) {
     Lesson l = parse_lesson(text, path);
     l.path = path;
     return l;
+}
+
+std::string lesson_model_path(const Lesson& lesson) {
+    namespace fs = std::filesystem;
+    const std::string& f = lesson.model_folder;
+    if (f.empty()) return {};
+    if (f == "~" || f.rfind("~/", 0) == 0) {
+        const char* home = std::getenv("HOME");
+        if (home && *home) return (fs::path(home) / f.substr(f.size() > 1 ? 2 : 1)).lexically_normal().string();
+        return f;  // no $HOME: left as written, and the loader says it is not there
+    }
+    const fs::path p(f);
+    if (p.is_absolute() || lesson.path.empty()) return f;
+    return (fs::path(lesson.path).parent_path() / p).lexically_normal().string();
+}
+
+static std::unique_ptr<Model> open_lesson_folder(const Lesson& lesson, const std::string& folder) {
+    const std::string where = lesson.path.empty() ? "lesson \"" + printable_text(lesson.title) + "\"" : lesson.path;
+    std::error_code ec;
+    if (!std::filesystem::exists(folder, ec))
+        throw Error(where, "model_folder", "\"" + printable_text(folder) + "\" does not exist",
+                    "download or generate the model there, or run the lesson on the built-in model "
+                    "(moelab-cli lesson --model builtin; the app offers a button)");
+    try {
+        return open_model(folder);
+    } catch (const Error& e) {
+        throw Error(where, "model_folder", "\"" + printable_text(folder) + "\" did not load: " + e.what(),
+                    "fix the folder, or run the lesson on the built-in model (moelab-cli lesson --model builtin)");
+    }
 }
 
 std::string default_scenarios_dir() {
@@ -678,6 +720,19 @@ private:
         return load_model_config(path.string());
     }
 
+    // The model a builtin lesson runs on: --model, else the lesson's model_folder, else the
+    // built-in one. A model_folder that is missing or fails to load is the lesson's error.
+    std::unique_ptr<Model> open_lesson_model() const {
+        if (!opt_.model_path.empty()) return open_model(opt_.model_path);
+        const std::string folder = lesson_model_path(lesson_);
+        if (folder.empty()) {
+            std::error_code ec;
+            if (opt_.random_model_if_missing && !std::filesystem::exists(builtin_model_path(), ec)) return random_builtin_model(1);
+            return open_model(std::string());
+        }
+        return open_lesson_folder(lesson_, folder);
+    }
+
     void run_builtin();
     void run_mix2d();
     void run_gallery();
@@ -700,52 +755,63 @@ LmModel load_lm(const LessonRunOptions& opt) {
 // [SECTION] Runner: builtin LM
 
 void Runner::run_builtin() {
-    const LmModel model = load_lm(opt_);
-    const LmConfig& cfg = model.config();
-    RouterConfig rc = cfg.router;
+    const std::unique_ptr<Model> model = open_lesson_model();
+    const ModelInfo& info = model->info();
+    const Tokenizer& tok = model->tokenizer();
+    RouterConfig rc = info.trained_router;
     LessonView view;
+    view.shared_experts = rc.shared_experts;
     apply_knobs(lesson_.knobs, rc);
     apply_knobs(lesson_.knobs, view);
     std::string text = lesson_.text;
-    const int n_layers = n_moe_layers(cfg);
-    std::vector<std::vector<int64_t>> cumulative(static_cast<size_t>(n_layers), std::vector<int64_t>(cfg.moe.n_experts, 0));
+    const int n_layers = static_cast<int>(info.moe_layer_index.size());
+    const int n_experts = info.moe.n_experts;
+    std::vector<std::vector<int64_t>> cumulative(static_cast<size_t>(n_layers), std::vector<int64_t>(static_cast<size_t>(n_experts), 0));
+    // A padded vocabulary has ids past the tokenizer's: they have no text.
+    auto piece = [&](TokenId id) {
+        const TokenId one[1] = {id};
+        return id < tok.vocab_size() ? tok.display_pieces(one).front() : "<" + std::to_string(id) + ">";
+    };
 
     for (size_t i = 0; i < lesson_.steps.size(); ++i) {
         const LessonStep& st = lesson_.steps[i];
         apply_knobs(st.knobs, rc);
         apply_knobs(st.knobs, view);
         if (st.text) text = *st.text;
-        if (rc.n_experts != cfg.moe.n_experts)
-            fail(i, "knobs.n_experts", "the built-in model has " + std::to_string(cfg.moe.n_experts) + " experts per layer, not " +
+        if (rc.n_experts != n_experts)
+            fail(i, "knobs.n_experts", "the model has " + std::to_string(n_experts) + " experts per layer, not " +
                  std::to_string(rc.n_experts), "n_experts is a mix2d knob; leave it out here");
         if (view.layer >= n_layers)
-            fail(i, "knobs.layer", "the built-in model has " + std::to_string(n_layers) + " MoE layers, not layer " + std::to_string(view.layer),
+            fail(i, "knobs.layer", "the model has " + std::to_string(n_layers) + " MoE layers, not layer " + std::to_string(view.layer),
                  "0.." + std::to_string(n_layers - 1));
-        if (!view.shared_experts && cfg.moe.n_shared > 0)
-            fail(i, "knobs.shared_experts", "cannot be turned off: the model's forward always runs its shared experts");
-        const size_t n_bytes = std::min(text.size(), static_cast<size_t>(cfg.max_seq));
-        if (n_bytes == 0) fail(i, "text", "is empty", "the model needs at least one byte to route");
-        const std::vector<uint8_t> bytes(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(n_bytes));
-        if (view.token >= static_cast<int>(n_bytes))
-            fail(i, "knobs.token", "token " + std::to_string(view.token) + " is past the end of the text (" + std::to_string(n_bytes) + " bytes)");
+        std::vector<TokenId> ids = tok.encode(text, false);
+        const size_t n_all = ids.size();
+        if (ids.size() > static_cast<size_t>(info.max_seq)) ids.resize(static_cast<size_t>(info.max_seq));
+        if (ids.empty()) fail(i, "text", "is empty", "the model needs at least one token to route");
+        const int n_tokens = static_cast<int>(ids.size());
+        if (view.token >= n_tokens)
+            fail(i, "knobs.token", "token " + std::to_string(view.token) + " is past the end of the text (" + std::to_string(n_tokens) + " tokens)");
 
-        LmRunOptions run;
+        ModelRunOptions run;
         run.router = rc;
-        LmForward fwd;
+        run.router.shared_experts = view.shared_experts;
+        ModelForward fwd;
         try {
-            model.forward(bytes, run, fwd);
+            validate(run.router, n_tokens);
+            model->forward(ids, run, fwd);
         } catch (const Error& e) {
             fail(i, "knobs", e.what());
         }
         MOE_ASSERT(static_cast<int>(fwd.traces.size()) == n_layers, "one trace per MoE layer");
-        const RoutingTrace& tr = fwd.traces[view.layer];
+        const RoutingTrace& tr = fwd.traces[static_cast<size_t>(view.layer)];
         for (int e = 0; e < tr.n_experts && e < static_cast<int>(tr.expert_load.size()); ++e) cumulative[view.layer][e] += tr.expert_load[e];
 
         LessonStepResult r = begin(i);
         const int k_eff = effective_k(rc);
+        add(r, "model", info.name);
         add(r, "routing", std::string(scheme_label(rc.scheme)) + ", K = " + (k_eff > 0 ? std::to_string(k_eff) : std::string("varies")) +
                               " of " + std::to_string(tr.n_experts) + " experts, MoE layer " + std::to_string(view.layer));
-        add(r, "tokens routed", std::to_string(n_bytes) + (n_bytes < text.size() ? " (text cut at the model's context)" : ""));
+        add(r, "tokens routed", std::to_string(n_tokens) + (ids.size() < n_all ? " (text cut at the model's context)" : ""));
         std::string load;
         for (int v : tr.expert_load) append_item(load, " ", std::to_string(v));
         add(r, "load per expert", load);
@@ -757,21 +823,34 @@ void Runner::run_builtin() {
         add(r, "tokens with no expert", std::to_string(tr.stats.n_tokens_unrouted));
         add(r, "aux loss (1 = uniform)", fmtv("%.3f", tr.stats.aux_loss));
         add(r, "router entropy (nats)", fmtv("%.3f", tr.stats.router_entropy));
+        const double loss = next_token_loss(fwd.logits, ids);
+        if (std::isfinite(loss)) add(r, "loss (nats/token)", fmtv("%.3f", loss) + " (perplexity " + fmtv("%.2f", std::exp(loss)) + ")");
         std::string chosen;
         for (const RoutedPair& p : tr.token_pairs(view.token))
             append_item(chosen, ", ", ("expert " + std::to_string(p.expert) + " gate " + fmtv("%.2f", p.gate)) + (p.dropped ? " DROPPED" : ""));
-        add(r, "token " + std::to_string(view.token) + " '" + byte_label(bytes[view.token]) + "'", chosen.empty() ? std::string("no expert") : chosen);
+        add(r, "token " + std::to_string(view.token) + " '" + piece(ids[static_cast<size_t>(view.token)]) + "'",
+            chosen.empty() ? std::string("no expert") : chosen);
         const RowVec row = fwd.logits.row(view.token);
         std::string next;
-        for (const auto& [b, prob] : top_next_bytes(row, 3))
-            append_item(next, ", ", std::string(1, '\'') + byte_label(static_cast<uint8_t>(b)) + "' " + fmtv("%.0f%%", 100.0 * prob));
-        add(r, "next byte after it", next);
+        for (const auto& [id, prob] : top_next_bytes(row, 3))
+            append_item(next, ", ", "'" + piece(id) + "' " + fmtv("%.0f%%", 100.0 * prob));
+        add(r, "next token after it", next);
         if (view.cumulative) {
             std::string cum;
             for (int64_t v : cumulative[view.layer]) append_item(cum, " ", std::to_string(v));
             add(r, "cumulative load", cum);
         }
 
+        // The heatmap's row labels are bytes: given when every token is one byte (byte-level models).
+        std::vector<uint8_t> bytes;
+        for (TokenId id : ids) {
+            const std::string b = id < tok.vocab_size() ? tok.token_bytes(id) : std::string();
+            if (b.size() != 1) {
+                bytes.clear();
+                break;
+            }
+            bytes.push_back(static_cast<uint8_t>(b[0]));
+        }
         const std::string layer = "layer " + std::to_string(view.layer);
         save(r, load_plot(tr, "Expert load, " + layer + ", " + scheme_name(rc.scheme)), load_csv(tr), "load");
         save(r, heatmap_plot(tr, bytes, "Router probabilities, " + layer + ", " + scheme_name(rc.scheme)), heatmap_csv(tr, bytes), "heatmap");

@@ -128,6 +128,10 @@ struct Lesson {
     std::string title;
     std::string summary;              // one or two sentences for the lesson list
     LessonModel model = LessonModel::Builtin;
+    // builtin: "model_folder", the language model the lesson runs on instead of the built-in one:
+    // a Hugging Face folder (or a moelab LM file), as written in the file ("~/" = $HOME, relative
+    // = from the lesson file's folder). "" = the built-in model. lesson_model_path() resolves it.
+    std::string model_folder;
     std::string text;                 // builtin: the text routed at the start
     LessonKnobs knobs;                // the initial knobs (on top of the model's defaults)
     std::vector<LessonStep> steps;    // 1..64
@@ -139,6 +143,10 @@ struct Lesson {
 // "did you mean" hint, duplicate keys are errors. Never crashes on any bytes.
 Lesson parse_lesson(std::string_view json_text, const std::string& where);
 Lesson load_lesson(const std::string& path);
+
+// The model a builtin lesson runs on: "" for the built-in model, else model_folder with "~/"
+// expanded from $HOME and a relative path taken from the folder of lesson.path.
+std::string lesson_model_path(const Lesson& lesson);
 
 // The lessons shipped in `dir` (default: the source tree's scenarios/), *.json sorted by name.
 std::vector<std::string> list_lessons(const std::string& dir = {});
@@ -159,7 +167,7 @@ struct LessonStepResult {
 
 struct LessonRunOptions {
     std::string out_dir;                // export each step's plots here (PNG+SVG+CSV); "" = none
-    std::string model_path;             // builtin LM; "" = builtin_model_path()
+    std::string model_path;             // builtin lessons: the model; "" = the lesson's model_folder, else builtin_model_path()
     std::string configs_dir;            // gallery configs; "" = the source tree's assets/configs
     int max_train_steps = -1;           // cap every mix2d train action (tests); -1 = as written
     bool random_model_if_missing = false;  // builtin: random LM weights when the file is absent (development)
@@ -167,7 +175,8 @@ struct LessonRunOptions {
 
 // Runs every step in order with the real engine. on_step is called after each step (for the CLI
 // to print as it goes). Throws moe::Error naming the lesson file, the step's line and what failed
-// (an unknown gallery config, a knob the model refuses, an unwritable output folder...).
+// (an unknown gallery config, a knob the model refuses, an unwritable output folder, a
+// model_folder that is missing or does not load: "lesson.json: model_folder: /path: ...").
 std::vector<LessonStepResult> run_lesson(const Lesson& lesson, const LessonRunOptions& opt,
                                          const std::function<void(const LessonStepResult&)>& on_step = {});
 
