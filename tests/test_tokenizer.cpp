@@ -149,6 +149,14 @@ TEST(DisplayPieces, PartialCharactersShowTheirBytesUntilCompleted) {
     EXPECT_EQ(q, (std::vector<std::string>{"<E2>", "z", "<FF>"}));
 }
 
+// A model's padded vocabulary has ids past the tokenizer's; the app shows the model's guesses
+// with display_pieces, so such an id is a piece ("<268>"), not an error that ends the frame.
+TEST(DisplayPieces, IdsPastTheVocabularyShowAsTheirNumber) {
+    const auto tok = moe::make_byte_tokenizer();
+    const std::vector<TokenId> ids = {'a', 268, 0xE2, -1, 'b'};
+    EXPECT_EQ(tok->display_pieces(ids), (std::vector<std::string>{"a", "<268>", "<E2>", "<-1>", "b"}));
+}
+
 TEST(DisplayPieces, ByteLevelBpeTokensSplitInsideACharacter) {
     // "é" (C3 A9) has no merge in the tiny vocab: two byte tokens, the second completes it.
     const auto tok = load(byte_level_tokenizer());

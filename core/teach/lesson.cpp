@@ -767,10 +767,9 @@ void Runner::run_builtin() {
     const int n_layers = static_cast<int>(info.moe_layer_index.size());
     const int n_experts = info.moe.n_experts;
     std::vector<std::vector<int64_t>> cumulative(static_cast<size_t>(n_layers), std::vector<int64_t>(static_cast<size_t>(n_experts), 0));
-    // A padded vocabulary has ids past the tokenizer's: they have no text.
     auto piece = [&](TokenId id) {
         const TokenId one[1] = {id};
-        return id < tok.vocab_size() ? tok.display_pieces(one).front() : "<" + std::to_string(id) + ">";
+        return tok.display_pieces(one).front();  // "<id>" for ids past the tokenizer's (padded vocabularies)
     };
 
     for (size_t i = 0; i < lesson_.steps.size(); ++i) {

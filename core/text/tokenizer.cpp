@@ -44,6 +44,13 @@ std::vector<std::string> Tokenizer::display_pieces(std::span<const TokenId> ids)
     std::string pending;  // bytes of an unfinished character, already shown by earlier tokens
     for (const TokenId id : ids) {
         std::string piece;
+        // Real checkpoints pad their vocabulary past the tokenizer's (OLMoE 50304 vs 50280), and a
+        // model may well predict such an id: it has no text, so it shows as its number.
+        if (id < 0 || id >= vocab_size()) {
+            pending.clear();
+            pieces.push_back("<" + std::to_string(id) + ">");
+            continue;
+        }
         if (is_special(id)) {
             pending.clear();
             pieces.push_back(token_bytes(id));
