@@ -1,4 +1,5 @@
 // moelab-cli generate: sample text from a model (the built-in byte LM by default) with a KV cache.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -41,7 +42,9 @@ int cmd_generate(Args args) {
     model->set_backend(device_backend(device, where));
     const Tokenizer& tok = model->tokenizer();
     const int max_seq = model->info().max_seq;
-    const int vocab = model->info().vocab;
+    // Real checkpoints pad the vocabulary past the tokenizer's (OLMoE: 50304 rows, 50280 tokens):
+    // those ids have no text, so only the tokenizer's ids are sampled.
+    const int vocab = std::min(model->info().vocab, tok.vocab_size());
     ModelRunOptions opt;
     opt.router = model->info().trained_router;
     std::mt19937_64 rng(static_cast<uint64_t>(seed));
@@ -65,9 +68,9 @@ int cmd_generate(Args args) {
     for (int i = 0; i < n; ++i) {
         int next = 0;
         if (temperature == 0.0f) {
-            logits.maxCoeff(&next);
+            logits.head(vocab).maxCoeff(&next);
         } else {
-            const float mx = logits.maxCoeff();
+            const float mx = logits.head(vocab).maxCoeff();
             for (int b = 0; b < vocab; ++b) p[static_cast<size_t>(b)] = std::exp((logits(b) - mx) / temperature);
             std::discrete_distribution<int> pick(p.begin(), p.end());
             next = pick(rng);
