@@ -831,8 +831,13 @@ void Runner::run_builtin() {
             chosen.empty() ? std::string("no expert") : chosen);
         const RowVec row = fwd.logits.row(view.token);
         std::string next;
-        for (const auto& [id, prob] : top_next_bytes(row, 3))
-            append_item(next, ", ", "'" + piece(id) + "' " + fmtv("%.0f%%", 100.0 * prob));
+        for (const auto& [id, prob] : top_next_bytes(row, 3)) {
+            std::string item(1, '\'');  // appends: GCC 12's -Wrestrict misfires on "'" + std::string
+            item += piece(id);
+            item += "' ";
+            item += fmtv("%.0f%%", 100.0 * prob);
+            append_item(next, ", ", item);
+        }
         add(r, "next token after it", next);
         if (view.cumulative) {
             std::string cum;

@@ -48,7 +48,10 @@ std::vector<std::string> Tokenizer::display_pieces(std::span<const TokenId> ids)
         // model may well predict such an id: it has no text, so it shows as its number.
         if (id < 0 || id >= vocab_size()) {
             pending.clear();
-            pieces.push_back("<" + std::to_string(id) + ">");
+            piece = '<';  // built by appends: GCC 12's -Wrestrict misfires on "<" + std::string
+            piece += std::to_string(id);
+            piece += '>';
+            pieces.push_back(std::move(piece));
             continue;
         }
         if (is_special(id)) {
