@@ -337,6 +337,19 @@ void open_model(App& app, const std::string& path) {
     }
 }
 
+// A screenshot of a lesson that names a model: that model, loaded before the first frame.
+void load_lesson_model_now(App& app) {
+    const std::string path = app.view.lesson_model_load;
+    app.view.lesson_model_load.clear();
+    if (path.empty()) return;
+    try {
+        run_session(app, std::make_unique<Session>(path), path);
+        app.view.knobs = app.session->default_knobs();
+    } catch (const Error& e) {
+        app.view.lesson_model_error = e.what();
+    }
+}
+
 std::string exports_path(const std::string& name) { return export_folder() + "/" + name; }
 
 std::string timestamped_png_name() {
@@ -1185,6 +1198,7 @@ int run(int argc, char** argv) {
         const int lesson = find_panel(app.table, app.n_panels, "Lesson");
         if (lesson >= 0) app.table[lesson].visible = true;  // with the error, if the file was bad
         app.view.want_lesson_panel = false;
+        if (app.screenshot_mode) load_lesson_model_now(app);  // a picture cannot wait for the thread
     }
 
     int rc = 0;
@@ -1238,6 +1252,12 @@ int run(int argc, char** argv) {
                 open_model(app, app.view.open_model_path);
                 app.view.open_model_path.clear();
             }
+            // A lesson's model: loaded off the UI thread; a failure is told in the lesson column.
+            if (!app.view.lesson_model_load.empty()) {
+                opener.start_for_lesson(app.view.lesson_model_load);
+                app.view.lesson_model_load.clear();
+            }
+            if (std::string failed = opener.take_lesson_failure(); !failed.empty()) app.view.lesson_model_error = failed;
             if (app.view.want_lesson_panel) {
                 app.view.want_lesson_panel = false;
                 for (const char* label : {"Lesson", "Getting started"}) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "app/layout_dump.h"
 #include "core/error.h"
 #include "core/io/file_io.h"
 #include "core/models/model.h"
@@ -53,8 +54,26 @@ bool ModelOpener::progress(void* self, uint64_t done, uint64_t total) {
     return !o->cancel_.load();
 }
 
+void ModelOpener::start_for_lesson(const std::string& path) {
+    if (loading_.load() || path.empty()) return;
+    start(path);
+    for_lesson_ = true;
+}
+
+std::string ModelOpener::take_lesson_failure() {
+    if (!for_lesson_ || loading_.load()) return {};
+    std::lock_guard<std::mutex> lock(mu_);
+    if (error_.empty()) return {};
+    for_lesson_ = false;
+    visible_ = false;
+    std::string e = error_;
+    error_.clear();
+    return e;
+}
+
 void ModelOpener::start(const std::string& path) {
     if (loading_.load() || path.empty()) return;
+    for_lesson_ = false;
     if (worker_.joinable()) worker_.join();
     visible_ = true;
     path_field_ = path;
@@ -88,6 +107,7 @@ void ModelOpener::start(const std::string& path) {
 std::unique_ptr<Session> ModelOpener::take_ready() {
     std::lock_guard<std::mutex> lock(mu_);
     if (!ready_) return nullptr;
+    for_lesson_ = false;
     remember(loading_path_);
     visible_ = false;
     return std::move(ready_);
@@ -110,6 +130,7 @@ void ModelOpener::draw() {
     char buf[1024];
     std::snprintf(buf, sizeof buf, "%s", path_field_.c_str());
     const bool enter = ImGui::InputText("##model_path", buf, sizeof buf, ImGuiInputTextFlags_EnterReturnsTrue);
+    dump::item("open model path");
     if (path_field_ != buf) {
         path_field_ = buf;
         need_.clear();
@@ -134,11 +155,15 @@ void ModelOpener::draw() {
                 need_.clear();
             }
     }
-    if (ImGui::Button("Open") || enter) start(path_field_);
+    const bool open = ImGui::Button("Open");
+    dump::item("open model open");
+    if (open || enter) start(path_field_);
     ImGui::SameLine();
     if (ImGui::Button("Built-in model")) start("builtin");
     ImGui::SameLine();
-    if (ImGui::Button("Close")) {
+    const bool close = ImGui::Button("Close");
+    dump::item("open model close");
+    if (close) {
         visible_ = false;
         ImGui::CloseCurrentPopup();
     }
@@ -154,7 +179,12 @@ void ModelOpener::draw() {
         ImGui::TextDisabled("the current model keeps running until this one is ready");
     } else {
         std::lock_guard<std::mutex> lock(mu_);
-        if (!error_.empty()) ImGui::TextColored(ImVec4(1.0f, 0.5f, 0.4f, 1.0f), "Not opened (the current model stays): %s", error_.c_str());
+        if (!error_.empty()) {
+            ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.0f, 0.5f, 0.4f, 1.0f));
+            ImGui::TextWrapped("Not opened (the current model stays): %s", error_.c_str());  // errors name long paths
+            ImGui::PopStyleColor();
+            dump::item("open model error");
+        }
     }
     ImGui::EndPopup();
 }

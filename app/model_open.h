@@ -24,6 +24,11 @@ public:
 
     void show() { visible_ = true; focus_ = true; }    // File > Open model...
     void start(const std::string& path);              // begins loading (a dropped folder, Open)
+    // A lesson's model: the same loading with the progress bar, but a failure closes the dialog
+    // and goes to the lesson column instead (take_lesson_failure).
+    void start_for_lesson(const std::string& path);
+    // Once, after a lesson's model failed to load: why ("" otherwise).
+    std::string take_lesson_failure();
     bool loading() const { return loading_.load(); }
 
     // The dialog; call once per frame inside the ImGui frame.
@@ -41,6 +46,7 @@ private:
     std::string path_field_;
     bool visible_ = false;
     bool focus_ = false;
+    bool for_lesson_ = false;           // the load in progress (or just failed) is a lesson's
 
     std::thread worker_;
     std::atomic<bool> loading_{false};

@@ -48,6 +48,8 @@ struct ViewState {
     bool want_lesson_panel = false;  // a lesson was opened from outside its panel: show it
     bool keep_rendering = false;     // a panel trains or measures live: the loop must not sleep (reset every frame)
     std::string open_model_path;     // non-empty: the frame loop opens this model in a new session ("builtin" = shipped)
+    std::string lesson_model_load;   // non-empty: the lesson panel asks for this model, loaded off the UI thread (ModelOpener)
+    std::string lesson_model_error;  // why the lesson's model did not load (main.cpp fills it, the lesson panel shows it)
 
     // Timing shown in the status bar and printed by --timing.
     double frame_ms = 0.0;         // CPU time to build and render the last frame

@@ -22,6 +22,7 @@
 #include "app/panels_lab.h"
 #include "app/theme.h"
 #include "core/error.h"
+#include "core/models/lm.h"
 #include "core/teach/lesson.h"
 
 namespace moe::app {
@@ -37,6 +38,9 @@ struct LessonUi {
     std::optional<Lesson> lesson;
     int step = 0;
     std::string error;                // the last load error, shown in the panel
+    std::string model_path;           // the lesson's model_folder, resolved; "" = runs on any model
+    bool use_builtin = false;         // the teacher chose the built-in model instead
+    bool applied = true;              // the step's knobs went to the lesson's model
 };
 
 LessonUi& ui() {
@@ -122,6 +126,60 @@ void apply_step(const Lesson& lesson, int k, PanelContext& ctx) {
     v.anim_t = 0.0f;
 }
 
+// [SECTION] The lesson's model
+bool session_runs(const PanelContext& ctx, const std::string& path) {
+    std::error_code ec;
+    return ctx.session.model_path() == path || std::filesystem::equivalent(ctx.session.model_path(), path, ec);
+}
+
+// A lesson that names a model folder asks main.cpp to load it (off the UI thread); its steps
+// apply once that model runs. A folder that is not there is said at once.
+void request_lesson_model(LessonUi& s, PanelContext& ctx) {
+    s.model_path = lesson_model_path(*s.lesson);
+    s.use_builtin = false;
+    s.applied = true;
+    ctx.view.lesson_model_error.clear();
+    if (s.model_path.empty() || session_runs(ctx, s.model_path)) return;
+    s.applied = false;
+    std::error_code ec;
+    if (!std::filesystem::exists(s.model_path, ec)) {
+        ctx.view.lesson_model_error = "the folder does not exist";
+        return;
+    }
+    ctx.view.lesson_model_load = s.model_path;
+}
+
+// Until the lesson's model runs: "loading", or why it did not load with a button to run the
+// lesson on the built-in model. True when the lesson can be shown.
+bool lesson_model_ready(LessonUi& s, PanelContext& ctx) {
+    if (s.model_path.empty()) return true;
+    const std::string want = s.use_builtin ? builtin_model_path() : s.model_path;
+    if (session_runs(ctx, want)) {
+        if (!s.applied) apply_step(*s.lesson, s.step, ctx);
+        s.applied = true;
+        return true;
+    }
+    const std::string& error = ctx.view.lesson_model_error;
+    if (s.use_builtin || error.empty()) {
+        ImGui::TextWrapped("Loading the lesson's model: %s", s.use_builtin ? "the built-in model" : s.model_path.c_str());
+        report_drawn("lesson model loading %s", want.c_str());
+        return false;
+    }
+    ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.0f, 0.45f, 0.35f, 1.0f));
+    ImGui::TextWrapped("This lesson runs on %s, which could not be opened: %s", s.model_path.c_str(), error.c_str());
+    ImGui::PopStyleColor();
+    report_drawn("lesson model missing %s", s.model_path.c_str());
+    if (ImGui::Button("Use the built-in model")) {
+        s.use_builtin = true;
+        s.applied = false;
+        ctx.view.lesson_model_error.clear();
+        if (!session_runs(ctx, builtin_model_path())) ctx.view.open_model_path = "builtin";
+    }
+    dump::item("lesson use builtin");
+    teach_hover("Runs this lesson's steps on the built-in byte-level model instead.");
+    return false;
+}
+
 // Loads a lesson and applies its first step; the error (file, line, field) is kept for the panel.
 void open_path(LessonUi& s, const std::string& path, PanelContext& ctx) {
     s.error.clear();
@@ -130,7 +188,8 @@ void open_path(LessonUi& s, const std::string& path, PanelContext& ctx) {
     try {
         s.lesson = load_lesson(path);
         s.step = 0;
-        apply_step(*s.lesson, 0, ctx);
+        request_lesson_model(s, ctx);
+        if (s.applied) apply_step(*s.lesson, 0, ctx);
     } catch (const Error& e) {
         s.lesson.reset();
         s.error = e.what();
@@ -277,6 +336,7 @@ void draw_lesson(PanelContext& ctx) {
         empty_message(s.files.empty() ? "No lessons found in scenarios/." : "Pick a lesson above to start.");
         return;
     }
+    if (!lesson_model_ready(s, ctx)) return;
     const Lesson& lesson = *s.lesson;
     const int n = static_cast<int>(lesson.steps.size());
     s.step = std::clamp(s.step, 0, n - 1);
