@@ -9,6 +9,8 @@
 // The CLI: route, params and generate --model DIR on each.
 #include "gui_test_util.h"
 
+#include <signal.h>
+
 #include <set>
 #include <tuple>
 
@@ -74,6 +76,27 @@ std::set<std::tuple<int, int, int>> strip_pairs(const RunResult& r, int* n_dropp
 
 class AppModels : public GuiTest {
 protected:
+    // One Xvfb for the test's twenty app runs instead of an xvfb-run each: faster, and it keeps
+    // clear of xvfb-run's own start-up and clean-up races with the GUI tests running beside it.
+    void SetUp() override {
+        GuiTest::SetUp();
+        if (IsSkipped() || prefix_.rfind("xvfb-run", 0) != 0 || !on_path("Xvfb")) return;
+        const fs::path display = dir_ / "display", pid = dir_ / "xvfb.pid";
+        const std::string cmd = "Xvfb -displayfd 3 -screen 0 1920x1080x24 -nolisten tcp 3> " + quote(display.string()) +
+                                " 2> /dev/null & echo $! > " + quote(pid.string());
+        if (std::system(cmd.c_str()) != 0) return;
+        for (int i = 0; i < 200 && slurp(display).empty(); ++i) ::usleep(25000);
+        const std::string n = slurp(display);
+        xvfb_pid_ = std::atoi(slurp(pid).c_str());
+        if (n.empty()) return;  // keep xvfb-run
+        prefix_ = "env DISPLAY=:" + n.substr(0, n.find('\n')) + " ";
+    }
+    void TearDown() override {
+        if (xvfb_pid_ > 0) ::kill(xvfb_pid_, SIGTERM);
+        GuiTest::TearDown();
+    }
+    int xvfb_pid_ = 0;
+
     fs::path make(const Arch& a) {
         moe::hf::TinySpec spec;
         spec.model_type = a.type;
@@ -135,6 +158,36 @@ TEST_F(AppModels, EveryArchitectureLoadsRoutesAndReroutesInTheApp) {
         for (const auto& [tok, rank, expert] : pairs1) rank2 = rank2 || rank == 2;
         EXPECT_TRUE(rank2) << "K = 3 shows a third expert per token";
     }
+}
+
+// A lesson that names a model folder runs on it; one whose folder is missing says so in the
+// lesson column, offers the built-in model, and the app keeps running the built-in one.
+TEST_F(AppModels, ALessonRunsOnItsModelFolderOrSaysWhyNot) {
+    const fs::path folder = make(kArchs[3]);  // olmoe, 16 experts
+    auto lesson = [&](const std::string& name, const std::string& model_folder) {
+        const fs::path p = dir_ / name;
+        std::ofstream(p) << R"({"title": "On OLMoE", "summary": "S", "model": "builtin", "model_folder": ")" + model_folder +
+                                R"(", "text": "the cat sat on the mat", "knobs": {"k": 1},
+ "steps": [{"title": "a", "narrative": "n"}, {"title": "b", "narrative": "n", "knobs": {"k": 3}}]})";
+        return p;
+    };
+    const fs::path dump = dir_ / "lesson.dump";
+    RunResult on;
+    screenshot("lesson_on.png", "--frames 3 --lesson " + quote(lesson("on.json", folder.filename().string()).string()) +
+                                    " --dump-layout " + quote(dump.string()), &on);
+    const std::string d = slurp(dump);
+    EXPECT_EQ(state_value(d, "model"), folder.filename().string()) << d.substr(0, 400);
+    EXPECT_EQ(state_value(d, "lesson"), "on.json:1/2");
+    EXPECT_EQ(state_value(d, "k"), "1") << "the lesson's knobs apply to its model";
+    EXPECT_EQ(drawn_line(on, "lesson model"), "") << "the model is there: no message";
+
+    RunResult off;
+    screenshot("lesson_off.png", "--frames 3 --lesson " + quote(lesson("off.json", "no-such-model").string()) +
+                                     " --dump-layout " + quote(dump.string()), &off);
+    const std::string d2 = slurp(dump);
+    EXPECT_EQ(state_value(d2, "model"), "builtin") << "the built-in model keeps running";
+    EXPECT_EQ(drawn_line(off, "lesson model missing "), "lesson model missing " + (dir_ / "no-such-model").string()) << off.out;
+    EXPECT_NE(d2.find("item \"lesson use builtin\" "), std::string::npos) << "the button to run it on the built-in model";
 }
 
 TEST_F(AppModels, EveryArchitectureRoutesCountsAndGeneratesInTheCli) {
