@@ -295,6 +295,11 @@ TEST(LessonCaps, ExpertsAndTrainingStepsAreBounded) {
 // Issue 11: a lesson may name the model folder it runs on ("model_folder"), relative to the
 // lesson file's folder or under ~/. A missing or broken folder is the lesson's error, naming the
 // file, the field and the path.
+// kValid with a model_folder field whose JSON value is `value`: parse_lesson's error, or "".
+std::string folder_error(const std::string& value) {
+    return error_of(with("\"model\": \"builtin\",", "\"model\": \"builtin\", \"model_folder\": " + value + ","));
+}
+
 TEST(LessonModelFolder, ParsesAndRejectsMistakes) {
     const Lesson l = parse_lesson(with("\"model\": \"builtin\",", "\"model\": \"builtin\", \"model_folder\": \"models/tiny\","),
                                   "/data/lessons/t.json");
@@ -302,14 +307,12 @@ TEST(LessonModelFolder, ParsesAndRejectsMistakes) {
     EXPECT_EQ(lesson_model_path(l), "/data/lessons/models/tiny");
     EXPECT_EQ(lesson_model_path(parse_lesson(kValid, "t.json")), "") << "no model_folder: the built-in model";
 
-    const std::string number = error_of(with("\"model\": \"builtin\",", "\"model\": \"builtin\", \"model_folder\": 7,"));
-    EXPECT_TRUE(contains(number, "scenarios/t.json: line 4: model_folder: expected a string, got 7")) << number;
-    const std::string empty = error_of(with("\"model\": \"builtin\",", "\"model\": \"builtin\", \"model_folder\": \"\","));
-    EXPECT_TRUE(contains(empty, "model_folder: is empty")) << empty;
-    const std::string nul = error_of(with("\"model\": \"builtin\",", "\"model\": \"builtin\", \"model_folder\": \"a\\u0000b\","));
+    EXPECT_TRUE(contains(folder_error("7"), "scenarios/t.json: line 4: model_folder: expected a string, got 7")) << folder_error("7");
+    EXPECT_TRUE(contains(folder_error("\"\""), "model_folder: is empty")) << folder_error("\"\"");
+    const std::string nul = folder_error("\"a\\u0000b\"");
     EXPECT_TRUE(contains(nul, "model_folder: \"a")) << nul;
     EXPECT_TRUE(contains(nul, "control character")) << nul;
-    const std::string huge = error_of(with("\"model\": \"builtin\",", "\"model\": \"builtin\", \"model_folder\": \"" + std::string(5000, 'a') + "\","));
+    const std::string huge = folder_error("\"" + std::string(5000, 'a') + "\"");
     EXPECT_TRUE(contains(huge, "model_folder: is 5000 bytes long")) << huge;
     const std::string typo = error_of(with("\"model\": \"builtin\",", "\"model\": \"builtin\", \"model_foldr\": \"x\","));
     EXPECT_TRUE(contains(typo, "model_foldr: unknown field (did you mean \"model_folder\"?)")) << typo;
