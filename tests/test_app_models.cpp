@@ -6,7 +6,7 @@
 // The app: `moelab --screenshot --model DIR --dump-layout` per architecture with K, scheme and
 // capacity changed from the trained routing (and once with the trained routing, to compare);
 // asserted from the app's own report (the dump's state line, the "drawn ..." lines of the
-// overview, heatmap and token strip).
+// model overview and the token strip).
 // The CLI: route, params and generate --model DIR on each.
 #include "gui_test_util.h"
 
@@ -135,13 +135,13 @@ TEST_F(AppModels, EveryArchitectureLoadsRoutesAndReroutesInTheApp) {
         EXPECT_EQ(state_value(d, "error"), "0");
         const int n_tokens = std::stoi(state_value(d, "n_tokens"));
         EXPECT_GT(n_tokens, 10);
-        // Layers and experts as the model has them, from two panels.
+        // Layers and experts as the model has them (the overview shares its tab with the heatmap).
         const std::string overview = drawn_line(r, "overview load ");
         EXPECT_EQ(overview.rfind("overview load " + std::to_string(a.n_moe_layers) + " x " + std::to_string(a.n_experts) + " ", 0), 0u)
             << "overview: " << overview;
-        const std::string heatmap = drawn_line(r, "heatmap ");
-        EXPECT_EQ(heatmap.rfind("heatmap " + std::to_string(n_tokens) + " x " + std::to_string(a.n_experts) + " ", 0), 0u)
-            << "heatmap: " << heatmap;
+        const std::string top1 = drawn_line(r, "overview top1 ");
+        EXPECT_EQ(top1.rfind("overview top1 " + std::to_string(a.n_moe_layers) + " x " + std::to_string(n_tokens) + " ", 0), 0u)
+            << "overview: " << top1;
         int dropped = 0;
         const auto pairs = strip_pairs(r, &dropped);
         EXPECT_GT(pairs.size(), 10u) << "the token strip shows each token's experts";
