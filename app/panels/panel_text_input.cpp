@@ -44,15 +44,24 @@ void draw_text_input(PanelContext& ctx) {
     ViewState& v = ctx.view;
     TextUi& s = ui();
     const Snapshot& snap = ctx.snap;
-    const int max_seq = ctx.session.model().info().max_seq;
-    const size_t n_wanted = v.text_input.size();
-
-    if (n_wanted > static_cast<size_t>(max_seq))
-        ImGui::TextColored(ImVec4(1.0f, 0.75f, 0.3f, 1.0f), "routing the first %d of %zu bytes", max_seq, n_wanted);
+    const size_t n_bytes = v.text_input.size();
+    // Token counts come from the routed snapshot (the tokenizer's, BPE or bytes); while the text
+    // is being routed only its bytes are known.
+    const bool current = snap.text == v.text_input;
+    const size_t n_routed = snap.tokens.size();
+    if (!current)
+        ImGui::Text("%zu bytes", n_bytes);
+    else if (snap.n_tokens_total > n_routed)
+        ImGui::TextColored(ImVec4(1.0f, 0.75f, 0.3f, 1.0f), "%zu bytes: routing the first %zu of %zu tokens", n_bytes,
+                           n_routed, snap.n_tokens_total);
     else
-        ImGui::Text("%zu bytes = %zu tokens", n_wanted, n_wanted);
-    teach("This model reads bytes, not words: every byte is a token, so any language or binary works. "
-          "Its context holds max_seq bytes; the rest is not routed.");
+        ImGui::Text("%zu bytes = %zu tokens", n_bytes, n_routed);
+    if (current && n_routed == n_bytes)
+        teach("This model reads bytes, not words: every byte is a token, so any language or binary works. "
+              "Its context holds max_seq tokens; the rest is not routed.");
+    else
+        teach("The model's tokenizer splits the text into tokens (words, word pieces, bytes); each token "
+              "is routed on its own. Its context holds max_seq tokens; the rest is not routed.");
     if (snap.text != v.text_input && ctx.session.busy()) {
         ImGui::SameLine();
         ImGui::TextDisabled("(routing...)");

@@ -85,7 +85,7 @@ void set_cursor(ViewState& view, int t) {
 
 // [SECTION] Playback row
 
-void playback_row(ViewState& view, int n_tokens, size_t n_bytes_total) {
+void playback_row(ViewState& view, int n_tokens, size_t n_tokens_total) {
     const int cur = clamped_cursor(view, n_tokens);
     if (ImGui::Button("|<")) { set_cursor(view, 0); view.playing = false; }
     ImGui::SameLine();
@@ -109,9 +109,9 @@ void playback_row(ViewState& view, int n_tokens, size_t n_bytes_total) {
     std::snprintf(pos, sizeof pos, "token %d / %d", cur + 1, n_tokens);
     same_line_if_fits(ImGui::CalcTextSize(pos).x);
     ImGui::TextUnformatted(pos);
-    if (n_bytes_total > static_cast<size_t>(n_tokens)) {
+    if (n_tokens_total > static_cast<size_t>(n_tokens)) {
         char ctx_note[96];
-        std::snprintf(ctx_note, sizeof ctx_note, "(first %d of %zu bytes: the model's context)", n_tokens, n_bytes_total);
+        std::snprintf(ctx_note, sizeof ctx_note, "(first %d of %zu tokens: the model's context)", n_tokens, n_tokens_total);
         same_line_if_fits(ImGui::CalcTextSize(ctx_note).x);
         ImGui::TextDisabled("%s", ctx_note);
     }
@@ -130,7 +130,7 @@ void draw_token_strip(PanelContext& ctx) {
                       "one token here.");
         return;
     }
-    playback_row(view, n_tokens, snap.n_bytes_total);
+    playback_row(view, n_tokens, snap.n_tokens_total);
 
     // The strip still shows the bytes when there is no usable trace (chips are then grey).
     const char* why = nullptr;
