@@ -369,15 +369,14 @@ void route_token_choice(const RouterConfig& cfg, const RouteExtras& ex, RoutingT
         Eigen::VectorXd u = Eigen::VectorXd::Zero(n_tokens);  // (n_tokens) row log-scales
         Eigen::VectorXd v = Eigen::VectorXd::Zero(n);         // (n_experts) column log-scales
         const double log_col_target = std::log(static_cast<double>(n_tokens) / n);
+        // log sum_j exp(x_j), shifted by the largest so nothing overflows or underflows to 0 / 0.
+        const auto logsumexp = [](const Eigen::VectorXd& x) {
+            const double mx = x.maxCoeff();
+            return mx + std::log((x.array() - mx).exp().sum());
+        };
         for (int it = 0; it < cfg.sinkhorn_iters; ++it) {
-            for (int t = 0; t < n_tokens; ++t) {
-                const double mx = (h.row(t).transpose() + v).maxCoeff();
-                u(t) = -(mx + std::log((h.row(t).transpose() + v).array().unaryExpr([mx](double x) { return std::exp(x - mx); }).sum()));
-            }
-            for (int i = 0; i < n; ++i) {
-                const double mx = (h.col(i) + u).maxCoeff();
-                v(i) = log_col_target - (mx + std::log((h.col(i) + u).array().unaryExpr([mx](double x) { return std::exp(x - mx); }).sum()));
-            }
+            for (int t = 0; t < n_tokens; ++t) u(t) = -logsumexp(h.row(t).transpose() + v);
+            for (int i = 0; i < n; ++i) v(i) = log_col_target - logsumexp(h.col(i) + u);
         }
         // m = exp(h + u + v): its entries are the balanced scores the trace reports; u and v are
         // finite, so an entry far below the rest is 0, never NaN.
