@@ -41,6 +41,7 @@
 #include "app/theme.h"
 #include "app/undo.h"
 #include "app/view_state.h"
+#include "core/engine/cpu_baseline.h"
 #include "core/engine/cpu_features.h"
 #include "core/error.h"
 #include "app/model_open.h"
@@ -629,7 +630,8 @@ void draw_status_bar(App& app, const Snapshot& snap, const std::vector<StatusLin
         ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
         ImGui::TextWrapped("%s", stats);
         ImGui::PopStyleColor();
-        if (ImGui::IsItemHovered()) ImGui::SetTooltip("CPU kernels: %s", isa_reason().c_str());
+        if (ImGui::IsItemHovered())
+            ImGui::SetTooltip("CPU kernels: %s\nthe rest of moelab built for MOE_ARCH=%s", isa_reason().c_str(), built_for_arch());
         dump::current_window("status bar");
     }
     ImGui::End();

@@ -36,6 +36,7 @@
 
 #include "core/engine/backend.h"
 #include "core/engine/bench_cases.h"
+#include "core/engine/cpu_baseline.h"
 #include "core/engine/cpu_features.h"
 #include "core/engine/packed_gemm.h"
 #include "core/engine/moe_layer.h"
@@ -248,7 +249,8 @@ void bm_moe(benchmark::State& state, MoeCase c, int n_threads, bool bf16) {
 // [SECTION] Summary
 void print_summary() {
     if (g_results.empty()) return;
-    std::printf("\nkernels: %s\n", moe::isa_reason().c_str());
+    std::printf("\nkernels: %s; the rest (and the Eigen baseline) built for MOE_ARCH=%s\n", moe::isa_reason().c_str(),
+                moe::built_for_arch());
     std::printf("\n%-30s %4s %3s %9s %9s %7s %8s %7s %8s %7s %6s %6s %7s %9s %7s %7s\n", "shape", "type", "thr",
                 "moe_ms", "dense_ms", "GFLOP/s", "vs_dense", "vs_peak", "dispatch", "GB/s", "vs_bw", "2t/1t",
                 "bf16/32", "moe_cpu_ms", "dense_c", "peak_c");
@@ -314,7 +316,8 @@ void register_lm_benchmarks();  // bench_lm.cpp
 int main(int argc, char** argv) {
     register_all();
     register_lm_benchmarks();
-    std::printf("kernels: %s\n", moe::isa_reason().c_str());
+    std::printf("kernels: %s; the rest (and the Eigen baseline) built for MOE_ARCH=%s\n", moe::isa_reason().c_str(),
+                moe::built_for_arch());
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     benchmark::RunSpecifiedBenchmarks();

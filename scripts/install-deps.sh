@@ -12,6 +12,7 @@ pkgs=(
   libgl-dev libgl1-mesa-dri fonts-dejavu-core # OpenGL (Mesa, software GL works), presenter fonts
   fonts-noto-cjk fonts-symbola                # CJK and (monochrome) emoji glyphs the text needs
   xvfb xauth xdotool                          # headless window for the app's tests and screenshots; real input
+  qemu-user                                   # tests: moelab-cli on emulated older CPUs (MOE_ARCH check)
   clang-14 libclang-rt-14-dev libomp-14-dev   # fuzz/ (MOE_FUZZ): libFuzzer, sanitizer runtimes, OpenMP for clang
   fortunes fortunes-de fortunes-es fortunes-ru linux-libc-dev  # the corpus (prose in 4 languages, C)
 )

@@ -5,7 +5,122 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "core/engine/cpu_baseline.h"
 #include "core/error.h"
+
+#ifndef MOE_ARCH_NAME
+#define MOE_ARCH_NAME "(compiler default)"
+#endif
+
+// What this file's flags (the project's, MOE_ARCH) let the compiler use, for the start-up check in
+// cpu_baseline.cpp. Constant data so that the check reads it without running code built for
+// MOE_ARCH.
+namespace {
+constexpr unsigned long long built_for_mask() {
+    unsigned long long m = 0;
+    auto set = [&m](moe::CpuFeatureBit b) { m |= 1ull << b; };
+#ifdef __SSE3__
+    set(moe::kSse3);
+#endif
+#ifdef __SSSE3__
+    set(moe::kSsse3);
+#endif
+#ifdef __SSE4_1__
+    set(moe::kSse41);
+#endif
+#ifdef __SSE4_2__
+    set(moe::kSse42);
+#endif
+#ifdef __POPCNT__
+    set(moe::kPopcnt);
+#endif
+#ifdef __AVX__
+    set(moe::kAvx);
+#endif
+#ifdef __AVX2__
+    set(moe::kAvx2);
+#endif
+#ifdef __FMA__
+    set(moe::kFma);
+#endif
+#ifdef __BMI__
+    set(moe::kBmi);
+#endif
+#ifdef __BMI2__
+    set(moe::kBmi2);
+#endif
+#ifdef __F16C__
+    set(moe::kF16c);
+#endif
+#ifdef __LZCNT__
+    set(moe::kLzcnt);
+#endif
+#ifdef __MOVBE__
+    set(moe::kMovbe);
+#endif
+#ifdef __AVX512F__
+    set(moe::kAvx512F);
+#endif
+#ifdef __AVX512BW__
+    set(moe::kAvx512Bw);
+#endif
+#ifdef __AVX512VL__
+    set(moe::kAvx512Vl);
+#endif
+#ifdef __AVX512DQ__
+    set(moe::kAvx512Dq);
+#endif
+#ifdef __AVX512CD__
+    set(moe::kAvx512Cd);
+#endif
+#ifdef __AVX512VNNI__
+    set(moe::kAvx512Vnni);
+#endif
+#ifdef __AVX512BF16__
+    set(moe::kAvx512Bf16);
+#endif
+#ifdef __AVX512VBMI__
+    set(moe::kAvx512Vbmi);
+#endif
+#ifdef __AVX512VBMI2__
+    set(moe::kAvx512Vbmi2);
+#endif
+#ifdef __AVX512IFMA__
+    set(moe::kAvx512Ifma);
+#endif
+#ifdef __AVX512BITALG__
+    set(moe::kAvx512Bitalg);
+#endif
+#ifdef __AVX512VPOPCNTDQ__
+    set(moe::kAvx512Vpopcntdq);
+#endif
+#ifdef __AVX512FP16__
+    set(moe::kAvx512Fp16);
+#endif
+#ifdef __GFNI__
+    set(moe::kGfni);
+#endif
+#ifdef __VPCLMULQDQ__
+    set(moe::kVpclmulqdq);
+#endif
+#ifdef __AES__
+    set(moe::kAes);
+#endif
+#ifdef __PCLMUL__
+    set(moe::kPclmul);
+#endif
+#ifdef __SSE4A__
+    set(moe::kSse4a);
+#endif
+    return m;
+}
+}  // namespace
+extern "C" {
+extern const unsigned long long moe_built_for_features_mask;
+extern const char moe_built_for_arch_name[];
+constinit const unsigned long long moe_built_for_features_mask = built_for_mask();
+constinit const char moe_built_for_arch_name[] = MOE_ARCH_NAME;
+}
 
 namespace moe {
 
