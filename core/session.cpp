@@ -91,7 +91,17 @@ Device Session::Impl::use_device(Device wanted, std::string* why) {
         *why = device_failure;
     }
     if (d != device) {
-        model->set_backend(backend_for(d));
+        try {
+            model->set_backend(backend_for(d));
+        } catch (const Error& e) {
+            // A model that cannot use the GPU at all (a Hugging Face checkpoint's experts are held
+            // packed for the CPU): say why once and stay on the CPU, instead of failing every run.
+            if (d != Device::Cuda) throw;
+            device_failure = std::string(e.what()) + "; running on the CPU";
+            *why = device_failure;
+            d = Device::Cpu;
+            if (d != device) model->set_backend(backend_for(d));
+        }
         device = d;
     }
     return d;

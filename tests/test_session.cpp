@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/models/hf/hf_tiny.h"
 #include "core/models/lm.h"
 #include "core/session.h"
 #include "tiny_lm.h"
@@ -291,6 +292,35 @@ TEST(Session, CudaRunsTheSameModelAsTheCpu) {
     EXPECT_LT((gpu->forward.logits - cpu->forward.logits).cwiseAbs().maxCoeff(), 1e-3f);
     for (size_t l = 0; l < cpu->forward.traces.size(); ++l)
         EXPECT_EQ(gpu->forward.traces[l].expert_load, cpu->forward.traces[l].expert_load) << "layer " << l;
+}
+
+// A Hugging Face checkpoint's experts live only as the CPU pack: asking for the GPU runs it on the
+// CPU with the reason, every run, instead of an error.
+TEST(Session, CudaWithAModelThatCannotUseItRunsOnTheCpuAndSaysWhy) {
+    if (!device_available(Device::Cuda))
+        GTEST_SKIP() << "no CUDA device: " << device_unavailable_reason(Device::Cuda);
+    const std::string dir = (std::filesystem::temp_directory_path() / ("moelab_session_hf_" + std::to_string(::getpid()))).string();
+    hf::TinySpec spec;
+    spec.model_type = "olmoe";
+    hf::write_tiny_checkpoint(dir, spec);
+    Session s(dir);
+    s.set_text("the cat sat");
+    s.wait_idle();
+    const std::shared_ptr<const Snapshot> cpu = s.latest();
+    ASSERT_TRUE(cpu->error.empty()) << cpu->error;
+    SessionKnobs k = s.default_knobs();
+    k.device = Device::Cuda;
+    for (int run = 0; run < 2; ++run) {
+        k.router.k = run + 1;
+        s.set_knobs(k);
+        s.wait_idle();
+        const std::shared_ptr<const Snapshot> snap = s.latest();
+        EXPECT_TRUE(snap->error.empty()) << snap->error;
+        EXPECT_EQ(snap->device, Device::Cpu);
+        EXPECT_NE(snap->device_note.find("running on the CPU"), std::string::npos) << snap->device_note;
+        EXPECT_FALSE(snap->forward.traces.empty());
+    }
+    std::filesystem::remove_all(dir);
 }
 
 TEST(Device, ParseNamesTheFieldOnABadValue) {
