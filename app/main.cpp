@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -997,40 +998,62 @@ void glfw_error(int code, const char* what) { std::fprintf(stderr, "moelab: GLFW
 // false). Two reasons: the loop sleeps until something happens, so it must know input arrived;
 // and 1.86's backend keeps only "is the key down now", so a key pressed and released between two
 // frames (a quick tap, xdotool, a slow frame on a busy laptop) was never seen. Such a release is
-// held back until a frame has seen the key down.
+// held back until a frame has seen the key down, and every key or character that comes after a
+// held release waits behind it, in order: Ctrl+A then fast typing used to hand the typed
+// characters to a frame that still saw Ctrl held, and Dear ImGui drops characters typed with
+// Ctrl down (or reads a letter pressed then as Ctrl+letter: Ctrl+X, Ctrl+V).
 bool g_input_seen = true;
-struct KeyEvent {
-    int key, scancode, mods;
+struct InputEvent {
+    enum Kind { Key, Char, MouseButton } kind = Key;
+    int key = 0, scancode = 0, action = 0, mods = 0;  // a key (key, scancode) or a mouse button (key)
+    unsigned int codepoint = 0;                       // a character
 };
-std::vector<int> g_pressed_since_frame;      // keys pressed since the last frame began
-std::vector<KeyEvent> g_held_releases;       // releases after those presses, delivered after that frame
+std::vector<int> g_pressed_since_frame;  // keys pressed since the last frame began
+std::deque<InputEvent> g_waiting;        // events behind a held release, delivered after frames
 
-void on_key(GLFWwindow* w, int key, int scancode, int action, int mods) {
-    g_input_seen = true;
-    // Any release after a press the frame has not seen yet waits, in order: Ctrl+S released
-    // as Ctrl first must still reach the frame as Ctrl held with S.
-    if (action == GLFW_RELEASE && (!g_pressed_since_frame.empty() || !g_held_releases.empty())) {
-        g_held_releases.push_back({key, scancode, mods});
-        return;
+void deliver(GLFWwindow* w, const InputEvent& e) {
+    switch (e.kind) {
+        case InputEvent::Char: ImGui_ImplGlfw_CharCallback(w, e.codepoint); break;
+        // The backend keeps a press for one frame itself; a click after typed text must still
+        // come after the text (a Save button clicked while the path is being typed).
+        case InputEvent::MouseButton: ImGui_ImplGlfw_MouseButtonCallback(w, e.key, e.action, e.mods); break;
+        case InputEvent::Key:
+            if (e.action == GLFW_PRESS) g_pressed_since_frame.push_back(e.key);
+            ImGui_ImplGlfw_KeyCallback(w, e.key, e.scancode, e.action, e.mods);
+            break;
     }
-    if (action == GLFW_PRESS) g_pressed_since_frame.push_back(key);
-    ImGui_ImplGlfw_KeyCallback(w, key, scancode, action, mods);
 }
-// Called after each frame: the presses were seen, so their releases can go in now.
-void release_held_keys(GLFWwindow* w) {
-    g_pressed_since_frame.clear();
-    std::vector<KeyEvent> held;
-    held.swap(g_held_releases);
-    for (const KeyEvent& k : held) ImGui_ImplGlfw_KeyCallback(w, k.key, k.scancode, GLFW_RELEASE, k.mods);
-    if (!held.empty()) g_input_seen = true;
+bool is_key_release(const InputEvent& e) { return e.kind == InputEvent::Key && e.action == GLFW_RELEASE; }
+// A key release waits while any press is unseen: Ctrl+S released as Ctrl first must still reach
+// the frame as Ctrl held with S.
+bool must_wait(const InputEvent& e) {
+    return !g_waiting.empty() || (is_key_release(e) && !g_pressed_since_frame.empty());
 }
-void on_char(GLFWwindow* w, unsigned int c) {
+void on_input(GLFWwindow* w, const InputEvent& e) {
     g_input_seen = true;
-    ImGui_ImplGlfw_CharCallback(w, c);
+    if (must_wait(e)) g_waiting.push_back(e);
+    else deliver(w, e);
 }
+void on_key(GLFWwindow* w, int key, int scancode, int action, int mods) {
+    on_input(w, InputEvent{InputEvent::Key, key, scancode, action, mods, 0});
+}
+void on_char(GLFWwindow* w, unsigned int c) { on_input(w, InputEvent{InputEvent::Char, 0, 0, 0, 0, c}); }
 void on_mouse_button(GLFWwindow* w, int button, int action, int mods) {
-    g_input_seen = true;
-    ImGui_ImplGlfw_MouseButtonCallback(w, button, action, mods);  // keeps a press for one frame itself
+    on_input(w, InputEvent{InputEvent::MouseButton, button, 0, action, mods, 0});
+}
+// Called after each frame: its presses were seen, so what waited goes in, up to the next release
+// that must wait for another frame (a typed character's own release: one character a frame).
+void deliver_waiting_input(GLFWwindow* w) {
+    g_pressed_since_frame.clear();
+    bool delivered = false;
+    while (!g_waiting.empty()) {
+        const InputEvent e = g_waiting.front();
+        if (is_key_release(e) && !g_pressed_since_frame.empty()) break;
+        g_waiting.pop_front();
+        deliver(w, e);
+        delivered = true;
+    }
+    if (delivered || !g_waiting.empty()) g_input_seen = true;  // the next frame must run
 }
 void on_scroll(GLFWwindow* w, double dx, double dy) {
     g_input_seen = true;
@@ -1065,7 +1088,10 @@ void save_settings_when_changed(App& app) {
     if (app.settings_dirty_since < 0) app.settings_dirty_since = app.view.time_s;
     if (app.view.time_s - app.settings_dirty_since < 0.5 && !app.saved_settings.empty()) return;
     const std::string msg = save_settings(app.settings_path, app.view, app.table, app.n_panels);
-    if (!msg.empty()) app.view.status = msg;
+    if (!msg.empty()) {
+        app.view.status = msg;
+        g_input_seen = true;  // a frame to show it: this runs after the frame, which may be the last for a while
+    }
     app.saved_settings = now;
     app.settings_dirty_since = -1;
 }
@@ -1221,7 +1247,9 @@ int run(int argc, char** argv) {
             // Render only when something changed: input, a new result, playback or an animation
             // (bounded: the arcs grow for 0.4 s) or a panel training live (until paused or done).
             // Idle, the loop sleeps in glfwWaitEventsTimeout.
-            const bool moving = app.view.playing || app.view.anim_t < 1.0f || app.view.keep_rendering;
+            // Settings waiting for their quiet time count too: idle, no frame would come to save them.
+            const bool moving = app.view.playing || app.view.anim_t < 1.0f || app.view.keep_rendering ||
+                                app.settings_dirty_since >= 0;
             auto engine_news = [&] {
                 return session->busy() || session->latest()->generation != app.shown_generation || opener.loading();
             };
@@ -1249,7 +1277,7 @@ int run(int argc, char** argv) {
             const double dt = std::min(0.25, std::chrono::duration<double>(now - last).count());
             last = now;
             std::shared_ptr<const Snapshot> shown = frame(app, dt);
-            release_held_keys(app.window);
+            deliver_waiting_input(app.window);
             if (!app.view.open_model_path.empty()) {
                 open_model(app, app.view.open_model_path);
                 app.view.open_model_path.clear();
