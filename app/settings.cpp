@@ -125,6 +125,9 @@ std::string write_json(const std::string& path, const json& j, const char* what)
 }  // namespace
 
 std::string load_settings(const std::string& path, ViewState& view, Panel* panels, int n_panels) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))  // an ifstream opens a folder and reads nothing
+        return "settings ignored: " + path + " is a folder, not a settings file (remove it to keep settings)";
     std::ifstream in(path, std::ios::binary);
     if (!in) return {};
     ViewState v = view;
@@ -184,8 +187,7 @@ std::string settings_text(const ViewState& view, const Panel* panels, int n_pane
 
 std::string save_settings(const std::string& path, const ViewState& view, const Panel* panels,
                           int n_panels) {
-    const std::string msg = write_json(path, settings_json(view, panels, n_panels), "settings");
-    return msg.empty() ? msg : path + ": " + msg;
+    return write_json(path, settings_json(view, panels, n_panels), "settings");  // the error names the path
 }
 
 std::string save_session_file(const std::string& path, const ViewState& view) {

@@ -77,6 +77,7 @@ void export_buttons(const char* id, const char* stem, const std::function<Plot()
             }
         }
     }
+    if (!status.empty()) dump::message(std::string("export ") + id + ": " + status);  // for tests/e2e
     ImGui::PopID();
 }
 

@@ -169,6 +169,10 @@ bool same_file(const std::string& a, const std::string& b) {
 
 // Throws moe::Error naming the path when it is not a safe place for the fine-tuned weights.
 void save_finetuned(const Session& session, const LmModel& model, const std::string& path) {
+    std::error_code dir_ec;
+    if (std::filesystem::is_directory(path, dir_ec))
+        throw Error(path, "save as", "is a folder, not a file name",
+                    "name the file inside it, e.g. " + (std::filesystem::path(path) / "finetuned.safetensors").string());
     if (path.size() < 12 || path.compare(path.size() - 12, 12, ".safetensors") != 0)
         throw Error(path, "save as", "does not end in .safetensors", "e.g. ~/moelab-exports/finetuned.safetensors");
     if (same_file(path, builtin_model_path()))
@@ -216,6 +220,7 @@ void draw_finetuned(PanelContext& ctx, const LmModel& model) {
     teach_hover("Saves it (if not yet) and runs it in the app: the router, the loads and the next-byte guess are "
                 "the fine-tuned model's.");
     if (!s.status.empty()) ImGui::TextWrapped("%s", s.status.c_str());
+    if (!s.status.empty()) dump::message("fine-tune save: " + s.status);
 }
 
 
