@@ -103,6 +103,10 @@ void message(const std::string& text) {
     st().body += "message \"" + one_line + "\"\n";
 }
 
+void fact(const std::string& name, const std::string& value) {
+    if (enabled()) st().body += "fact \"" + name + "\" " + value + "\n";
+}
+
 bool text_fits(const char* what, const char* text, float width) {
     const float need = ImGui::CalcTextSize(text).x;
     if (need <= width + 0.5f) return true;

@@ -30,6 +30,9 @@ void clipped(const std::string& what, float need, float have);
 
 // A message the status bar shows, so a failing test can print why.
 void message(const std::string& text);
+// Something a panel knows about what it drew that a test checks ("text box": its lines, the
+// widest against the room, sideways scroll): a line `fact "NAME" VALUE`.
+void fact(const std::string& name, const std::string& value);
 
 // ImGui: true when `text` fits `width` pixels at the current font; records it as clipped if not.
 bool text_fits(const char* what, const char* text, float width);

@@ -1,27 +1,120 @@
 // The Text panel: the text to route, typed or pasted (any bytes: each byte is one token), and
 // how much of it the model actually sees.
 //
-// Dear ImGui 1.86's multi-line input cannot wrap lines, so the box shows the text wrapped while
-// nobody types in it; a click turns it into the editor (caret at the end), Esc turns it back.
+// Dear ImGui 1.86's multi-line input cannot wrap lines, so the editor is given the text with
+// soft line breaks: a '\n' the text does not have, put where TextWrapped would break the line
+// (after the blanks, so a line ends at a word). Every frame the editor's buffer is compared with
+// what it was given; the one edit between them (typed, deleted, pasted, cut) is applied to the
+// text, and the text is wrapped again. The model, the settings and the clipboard only ever see
+// the text. Dear ImGui's own undo would replay positions in a buffer that the wrapping changed,
+// so the editor's undo is off and Ctrl+Z / Ctrl+Y walk this panel's history of the text.
 // While the editor has the keyboard the shortcuts are off; the panel and the status bar say so.
 #include <GLFW/glfw3.h>
 #include <imgui.h>
 #include <imgui_internal.h>
 #include <imgui_stdlib.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include "app/layout_dump.h"
 #include "app/panels.h"
 #include "app/panels/viz_common.h"
 #include "app/theme.h"
+#include "app/undo.h"
 
 namespace moe::app {
 
 namespace {
 
+// The text as the editor shows it: `shown` is `text` with a '\n' inserted before each of the
+// byte offsets `breaks` (ascending, into `text`).
+struct Wrapped {
+    std::string shown;
+    std::vector<int> breaks;
+
+    // Byte offset in `shown` of text offset t; a caret on a break goes to the start of the line after.
+    int to_shown(int t) const {
+        return t + static_cast<int>(std::upper_bound(breaks.begin(), breaks.end(), t) - breaks.begin());
+    }
+    // Byte offset in the text of shown offset s (a soft break itself maps to the text after it).
+    int to_text(int s) const {
+        int t = s;
+        for (size_t i = 0; i < breaks.size() && breaks[i] + static_cast<int>(i) < s; ++i) --t;
+        return t;
+    }
+};
+
+bool is_blank(char c) { return c == ' ' || c == '\t'; }
+
+// Where the lines of `text` wrap at `width` pixels in the current font: ImGui's own word-wrap
+// rule (the one TextWrapped draws with), the break placed after the blanks that end a line.
+Wrapped wrap(const std::string& text, float width) {
+    Wrapped w;
+    ImFont* font = ImGui::GetFont();
+    const float scale = ImGui::GetFontSize() / font->FontSize;
+    const char* begin = text.data();
+    const char* end = begin + text.size();
+    for (const char* line = begin; line < end;) {
+        const char* line_end = static_cast<const char*>(std::memchr(line, '\n', static_cast<size_t>(end - line)));
+        if (!line_end) line_end = end;
+        for (const char* p = line; p < line_end;) {
+            const char* cut = font->CalcWordWrapPositionA(scale, p, line_end, width);
+            if (cut >= line_end) break;
+            if (cut <= p) {  // not even one character fits: break after one anyway
+                unsigned int c = 0;
+                cut = p + std::max(1, ImTextCharFromUtf8(&c, p, line_end));
+            }
+            while (cut < line_end && is_blank(*cut)) ++cut;
+            if (cut >= line_end) break;  // only blanks left: they stay at the end of this line
+            w.breaks.push_back(static_cast<int>(cut - begin));
+            p = cut;
+        }
+        line = line_end + 1;
+    }
+    w.shown.reserve(text.size() + w.breaks.size());
+    size_t from = 0;
+    for (int b : w.breaks) {
+        w.shown.append(text, from, static_cast<size_t>(b) - from);
+        w.shown += '\n';
+        from = static_cast<size_t>(b);
+    }
+    w.shown.append(text, from, std::string::npos);
+    return w;
+}
+
+// The length of the UTF-8 character before byte `at` / starting at byte `at`.
+int char_before(const std::string& s, int at) {
+    int i = at - 1;
+    while (i > 0 && (static_cast<unsigned char>(s[static_cast<size_t>(i)]) & 0xC0) == 0x80) --i;
+    return std::max(0, i);
+}
+int char_after(const std::string& s, int at) {
+    if (at >= static_cast<int>(s.size())) return at;
+    unsigned int c = 0;
+    return at + std::max(1, ImTextCharFromUtf8(&c, s.data() + at, s.data() + s.size()));
+}
+
+bool same_text(const std::string& a, const std::string& b) { return a == b; }
+
 struct TextUi {
-    bool editing = false;       // the editor is shown (else the wrapped view)
-    bool focus = false;         // give it the keyboard this frame
-    bool caret_to_end = false;  // once, when editing starts
+    std::string text;             // what the model gets (ViewState::text_input, once the frame ends)
+    Wrapped wrapped;              // what the editor was given, wrapped at `wrapped_for` pixels
+    float wrapped_for = -1.0f;
+    float width = -1.0f;          // this frame's wrap width
+    bool focus = false;           // give the editor the keyboard next frame ("clear")
+    int caret = 0;                // last frame's caret and selection, in `wrapped.shown`
+    int sel_begin = 0, sel_end = 0;
+    std::string buffer;           // the editor's buffer (wrapped.shown while it is not being edited)
+    UndoHistory<std::string, bool (*)(const std::string&, const std::string&)> history{&same_text};
+    double last_edit_s = -1e9;    // when the text was last edited
+    int typed_to = -1;            // where the last typed character ended (-1: the last edit was not typing)
+    double now_s = 0;
+    bool replace = false;         // the text changed outside the editor while it was open
 };
 
 TextUi& ui() {
@@ -29,12 +122,102 @@ TextUi& ui() {
     return s;
 }
 
-int caret_to_end(ImGuiInputTextCallbackData* data) {
-    TextUi& s = ui();
-    if (s.caret_to_end) {
-        data->CursorPos = data->SelectionStart = data->SelectionEnd = data->BufTextLen;
-        s.caret_to_end = false;
+// The edit between what the editor was given (old) and its buffer now, as a text edit: the
+// changed byte range of the text and what replaces it.
+struct TextEdit {
+    int begin = 0, end = 0;  // in the text
+    std::string inserted;
+    int caret = 0;           // in the text, after the edit
+};
+
+TextEdit find_edit(const TextUi& s, std::string_view now) {
+    const std::string& old = s.wrapped.shown;
+    const int n_old = static_cast<int>(old.size()), n_now = static_cast<int>(now.size());
+    int p = 0;
+    while (p < n_old && p < n_now && old[static_cast<size_t>(p)] == now[static_cast<size_t>(p)]) ++p;
+    int q = 0;
+    while (q < n_old - p && q < n_now - p && old[static_cast<size_t>(n_old - 1 - q)] == now[static_cast<size_t>(n_now - 1 - q)]) ++q;
+    TextEdit e;
+    e.begin = s.wrapped.to_text(p);
+    e.end = s.wrapped.to_text(n_old - q);
+    e.inserted = std::string(now.substr(static_cast<size_t>(p), static_cast<size_t>(n_now - q - p)));
+    if (e.inserted.empty() && e.begin == e.end && n_old - q > p) {
+        // Only a soft break went (Backspace at the start of a wrapped line, Delete at the end of
+        // one): it is not in the text, so take the character beyond it, as on an unwrapped line.
+        if (s.caret > p) e.begin = char_before(s.text, e.begin);
+        else e.end = char_after(s.text, e.end);
     }
+    e.caret = e.begin + static_cast<int>(e.inserted.size());
+    return e;
+}
+
+// The caret after going from text a to text b (undo, redo): the end of what changed.
+int caret_after(const std::string& a, const std::string& b) {
+    size_t p = 0;
+    while (p < a.size() && p < b.size() && a[p] == b[p]) ++p;
+    size_t q = 0;
+    while (q < a.size() - p && q < b.size() - p && a[a.size() - 1 - q] == b[b.size() - 1 - q]) ++q;
+    return static_cast<int>(b.size() - q);
+}
+
+void set_clipboard_from_text(const TextUi& s, int shown_a, int shown_b) {
+    const int a = s.wrapped.to_text(std::min(shown_a, shown_b)), b = s.wrapped.to_text(std::max(shown_a, shown_b));
+    if (b > a) ImGui::SetClipboardText(s.text.substr(static_cast<size_t>(a), static_cast<size_t>(b - a)).c_str());
+}
+
+int on_editor(ImGuiInputTextCallbackData* d) {
+    TextUi& s = ui();
+    const ImGuiIO& io = ImGui::GetIO();
+    const std::string_view now(d->Buf, static_cast<size_t>(d->BufTextLen));
+    int caret = s.wrapped.to_text(d->CursorPos);
+    int sel_a = s.wrapped.to_text(d->SelectionStart), sel_b = s.wrapped.to_text(d->SelectionEnd);
+    bool rebuild = false;
+    const bool ctrl = io.KeyCtrl && !io.KeyAlt;
+    // Dear ImGui copied the buffer's selection, soft breaks included: the clipboard gets the text.
+    if (ctrl && (ImGui::IsKeyPressed(GLFW_KEY_C, false) || ImGui::IsKeyPressed(GLFW_KEY_X, false)))
+        set_clipboard_from_text(s, s.sel_begin, s.sel_end);
+    const bool undo = ctrl && ImGui::IsKeyPressed(GLFW_KEY_Z) && !io.KeyShift;
+    const bool redo = ctrl && (ImGui::IsKeyPressed(GLFW_KEY_Y) || (ImGui::IsKeyPressed(GLFW_KEY_Z) && io.KeyShift));
+    if (s.replace) {
+        s.replace = false;
+        caret = sel_a = sel_b = static_cast<int>(s.text.size());
+        rebuild = true;
+    } else if (now != s.wrapped.shown) {
+        const TextEdit e = find_edit(s, now);
+        // Characters typed one after another are one undo step; anything else (a paste, a cut, a
+        // deletion, typing elsewhere or after a pause) starts a new one.
+        const bool typed = e.begin == e.end && !e.inserted.empty() && e.inserted.size() <= 4;
+        if (!typed || e.begin != s.typed_to || s.now_s - s.last_edit_s > 1.0) s.history.observe(s.text);
+        s.typed_to = typed ? e.caret : -1;
+        s.last_edit_s = s.now_s;
+        s.text.replace(static_cast<size_t>(e.begin), static_cast<size_t>(e.end - e.begin), e.inserted);
+        caret = sel_a = sel_b = e.caret;
+        rebuild = true;
+    } else if (undo || redo) {
+        s.history.observe(s.text);
+        if (undo ? s.history.can_undo() : s.history.can_redo()) {
+            const std::string before = s.text;
+            s.text = undo ? s.history.undo() : s.history.redo();
+            caret = sel_a = sel_b = caret_after(before, s.text);
+            s.typed_to = -1;
+            rebuild = true;
+        }
+    }
+    if (rebuild || s.width != s.wrapped_for) {
+        Wrapped w = wrap(s.text, s.width);
+        s.wrapped_for = s.width;
+        if (w.shown != now) {
+            d->DeleteChars(0, d->BufTextLen);
+            d->InsertChars(0, w.shown.data(), w.shown.data() + w.shown.size());
+        }
+        s.wrapped = std::move(w);
+        d->CursorPos = s.wrapped.to_shown(caret);
+        d->SelectionStart = s.wrapped.to_shown(sel_a);
+        d->SelectionEnd = s.wrapped.to_shown(sel_b);
+    }
+    s.caret = d->CursorPos;
+    s.sel_begin = d->SelectionStart;
+    s.sel_end = d->SelectionEnd;
     return 0;
 }
 
@@ -43,6 +226,7 @@ int caret_to_end(ImGuiInputTextCallbackData* data) {
 void draw_text_input(PanelContext& ctx) {
     ViewState& v = ctx.view;
     TextUi& s = ui();
+    s.now_s = ImGui::GetTime();
     const Snapshot& snap = ctx.snap;
     const size_t n_bytes = v.text_input.size();
     // Token counts come from the routed snapshot (the tokenizer's, BPE or bytes); while the text
@@ -68,35 +252,59 @@ void draw_text_input(PanelContext& ctx) {
     }
 
     const ImGuiID id = ImGui::GetID("##text");
+    const bool was_active = ImGui::GetActiveID() == id;
     // Esc leaves the editor, keeping the text (Dear ImGui's own Esc would undo the typing).
-    if (ImGui::GetActiveID() == id && ImGui::IsKeyPressed(GLFW_KEY_ESCAPE, false)) {
-        ImGui::ClearActiveID();
-        s.editing = false;
-    }
+    if (was_active && ImGui::IsKeyPressed(GLFW_KEY_ESCAPE, false)) ImGui::ClearActiveID();
+    const bool editing = ImGui::GetActiveID() == id;
     const float buttons_h = ImGui::GetFrameHeightWithSpacing();
     const ImVec2 size(-1.0f, std::max(ImGui::GetTextLineHeight() * 2.0f, ImGui::GetContentRegionAvail().y - buttons_h));
-    if (s.editing) {
-        if (s.focus) ImGui::SetKeyboardFocusHere();
-        ImGui::InputTextMultiline("##text", &v.text_input, size, ImGuiInputTextFlags_CallbackAlways, caret_to_end);
-        dump::item("text box");
-        if (ImGui::IsItemDeactivated()) s.editing = false;  // clicked elsewhere, or Ctrl+Enter
-        s.focus = false;
-    } else {
-        ImGui::PushStyleColor(ImGuiCol_ChildBg, ImGui::GetStyleColorVec4(ImGuiCol_FrameBg));
-        ImGui::BeginChild("##wrapped", size, false);
-        ImGui::PushTextWrapPos(0.0f);
-        ImGui::TextUnformatted(v.text_input.empty() ? " " : v.text_input.c_str());
-        ImGui::PopTextWrapPos();
-        const bool hovered = ImGui::IsWindowHovered();
-        if (hovered) ImGui::SetMouseCursor(ImGuiMouseCursor_TextInput);
-        if (hovered && ImGui::IsMouseClicked(ImGuiMouseButton_Left)) s.editing = s.focus = s.caret_to_end = true;
-        ImGui::EndChild();
-        ImGui::PopStyleColor();
-        dump::item("text box");
+    // The width a line may take: the box, less its padding, the scrollbar it may grow and a
+    // space for the caret at a line's end.
+    const ImGuiStyle& style = ImGui::GetStyle();
+    const float box_w = size.x > 0 ? size.x : ImGui::GetContentRegionAvail().x;
+    const float width = std::max(ImGui::GetFontSize() * 2.0f, box_w - style.FramePadding.x * 2.0f - style.ScrollbarSize -
+                                                                   ImGui::CalcTextSize(" ").x * 2.0f);
+    bool outside = false;
+    if (v.text_input != s.text) {  // set outside the editor: a lesson, a session, paste, settings
+        s.text = v.text_input;
+        s.history.observe(s.text);
+        outside = true;
+        if (editing) s.replace = true;  // the editor owns its buffer: the callback replaces it
     }
+    if (!editing && (outside || s.replace || s.wrapped_for != width || s.buffer != s.wrapped.shown)) {
+        s.wrapped = wrap(s.text, width);
+        s.wrapped_for = width;
+        s.buffer = s.wrapped.shown;
+        s.replace = false;
+    }
+    s.width = width;
+    if (s.focus) ImGui::SetKeyboardFocusHere();
+    s.focus = false;
+    ImGui::InputTextMultiline("##text", &s.buffer, size,
+                              ImGuiInputTextFlags_CallbackAlways | ImGuiInputTextFlags_NoUndoRedo |
+                                  ImGuiInputTextFlags_NoHorizontalScroll,
+                              on_editor);
+    dump::item("text box");
+    if (dump::enabled()) {
+        // For tests/e2e: how many lines the box shows, the widest against the room, sideways scroll.
+        float widest = 0;
+        int lines = 0;
+        for (size_t a = 0; a <= s.buffer.size();) {
+            const size_t b = std::min(s.buffer.find('\n', a), s.buffer.size());
+            widest = std::max(widest, ImGui::CalcTextSize(s.buffer.data() + a, s.buffer.data() + b).x);
+            ++lines;
+            a = b + 1;
+        }
+        const ImGuiInputTextState* st = ImGui::GetInputTextState(id);
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "lines=%d widest=%.0f room=%.0f scroll_x=%.0f editing=%d", lines, widest,
+                      width + ImGui::CalcTextSize(" ").x * 2.0f, st ? st->ScrollX : 0.0f, editing ? 1 : 0);
+        dump::fact("text box", buf);
+    }
+    v.text_input = s.text;
     if (ImGui::Button("clear")) {
         v.text_input.clear();
-        s.editing = s.focus = s.caret_to_end = true;
+        s.focus = true;
     }
     ImGui::SameLine();
     if (ImGui::Button("paste")) {
@@ -104,9 +312,9 @@ void draw_text_input(PanelContext& ctx) {
     }
     teach_hover("Replace the text with the clipboard.");
     // Beside the buttons when it fits, else below them, wrapped (a 250-pixel column at 1024x768).
-    const char* hint = s.editing ? "typing: keys go to the text, Esc leaves" : "click the text to edit";
+    const char* hint = editing ? "typing: keys go to the text, Esc leaves" : "click the text to edit";
     same_line_if_fits(ImGui::CalcTextSize(hint).x);
-    ImGui::PushStyleColor(ImGuiCol_Text, s.editing ? ImVec4(1.0f, 0.8f, 0.3f, 1.0f) : ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
+    ImGui::PushStyleColor(ImGuiCol_Text, editing ? ImVec4(1.0f, 0.8f, 0.3f, 1.0f) : ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
     ImGui::PushTextWrapPos(0.0f);
     ImGui::TextUnformatted(hint);
     ImGui::PopTextWrapPos();

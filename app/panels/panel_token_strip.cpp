@@ -100,9 +100,9 @@ void playback_row(ViewState& view, int n_tokens, size_t n_tokens_total) {
     ImGui::SameLine();
     if (ImGui::Button(">|")) { set_cursor(view, n_tokens - 1); view.playing = false; }
     ImGui::SameLine();
-    ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8.0f);
-    ImGui::SliderFloat("##speed", &view.play_speed, 0.5f, 30.0f, "%.1f tokens/s",
-                       ImGuiSliderFlags_Logarithmic);
+    // The unit is the slider's label, beside it: inside the slider the moving grab covered it.
+    ImGui::SetNextItemWidth(ImGui::GetFontSize() * 5.0f);
+    ImGui::SliderFloat("tokens/s", &view.play_speed, 0.5f, 30.0f, "%.1f", ImGuiSliderFlags_Logarithmic);
     teach("Playback steps through the text one byte-token at a time, so you can watch where each "
           "one is routed. Click any token to jump to it.");
     char pos[48];
