@@ -75,14 +75,25 @@ Layout compute_layout(const Rect& area, float scale, bool show_controls, bool fo
     std::vector<Rect>& rects = out.rects;
 
     Rect main = area;
-    // The lesson: a column of its own at the right, beside what it points at.
+    const bool left_on = show_controls && any_visible(table, {controls, text});
+    auto left_width = [&](float w) { return left_on ? std::floor(std::clamp(w * 0.24f, 250.0f * scale, 440.0f * scale)) : 0.0f; };
+    // The lesson: a column of its own at the right, beside what it points at. Where that column
+    // would leave the router row less than its wide layout needs (1024x768 with the controls:
+    // router, load bars and heatmap were cut at the right), a strip along the bottom instead.
     if (shown(table, lesson)) {
         const float lesson_w = std::floor(std::clamp(area.w * 0.26f, 260.0f * scale, 520.0f * scale));
-        rects[static_cast<size_t>(lesson)] = Rect{area.x + area.w - lesson_w, area.y, lesson_w, area.h};
-        main.w -= lesson_w;
+        const float beside = area.w - lesson_w - left_width(area.w - lesson_w);
+        if (fold || beside >= 680.0f * scale) {
+            rects[static_cast<size_t>(lesson)] = Rect{area.x + area.w - lesson_w, area.y, lesson_w, area.h};
+            main.w -= lesson_w;
+        } else {
+            const float strip_h = std::floor(std::clamp(area.h * 0.3f, 170.0f * scale, 320.0f * scale));
+            rects[static_cast<size_t>(lesson)] = Rect{area.x, area.y + area.h - strip_h, area.w, strip_h};
+            main.h -= strip_h;
+        }
     }
-    if (show_controls && any_visible(table, {controls, text})) {
-        const float left_w = std::floor(std::clamp(main.w * 0.24f, 250.0f * scale, 440.0f * scale));
+    if (left_on) {
+        const float left_w = left_width(main.w);
         split(Rect{main.x, main.y, left_w, main.h}, false, {{controls, 0.68f}, {text, 0.32f}}, table, rects);
         main = Rect{main.x + left_w, main.y, main.w - left_w, main.h};
     }

@@ -11,6 +11,7 @@
 #include <imgui.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cfloat>
 #include <filesystem>
 #include <optional>
@@ -309,9 +310,13 @@ void draw_lesson(PanelContext& ctx) {
     LessonUi& s = ui();
     if (!s.scanned) scan(s);
 
+    // A strip along the bottom (a small window, layout.cpp): the buttons on one row, the step's
+    // title beside its narrative instead of above it.
+    const ImVec2 room = ImGui::GetContentRegionAvail();
+    const bool strip = room.x > 2.5f * room.y;
     const char* preview = s.selected >= 0 ? s.titles[static_cast<size_t>(s.selected)].c_str() : "Pick a lesson...";
-    ImGui::SetNextItemWidth(std::max(120.0f, ImGui::GetContentRegionAvail().x - ImGui::CalcTextSize("Reload").x -
-                                                     teach_marker_width() - 40));
+    ImGui::SetNextItemWidth(strip ? std::floor(room.x * 0.34f)
+                                  : std::max(120.0f, room.x - ImGui::CalcTextSize("Reload").x - teach_marker_width() - 40));
     if (ImGui::BeginCombo("##lesson", preview)) {
         for (int i = 0; i < static_cast<int>(s.titles.size()); ++i)
             if (ImGui::Selectable(s.titles[static_cast<size_t>(i)].c_str(), i == s.selected)) open_lesson(s, i, ctx);
@@ -342,6 +347,7 @@ void draw_lesson(PanelContext& ctx) {
     s.step = std::clamp(s.step, 0, n - 1);
 
     bool prev = false, next = false;
+    if (strip) ImGui::SameLine(0.0f, ImGui::GetFontSize() * 2.0f);
     ImGui::BeginDisabled(s.step == 0);
     prev = ImGui::Button("< Previous");
     dump::item("lesson previous");
@@ -376,6 +382,7 @@ void draw_lesson(PanelContext& ctx) {
 
     const LessonStep& st = lesson.steps[static_cast<size_t>(s.step)];
     ImGui::Separator();
+    if (strip) ImGui::BeginChild("##step head", ImVec2(std::floor(room.x * 0.34f), 0), false);
     ImGui::PushFont(font_large());
     ImGui::TextWrapped("%s", st.title.c_str());
     ImGui::PopFont();
@@ -390,6 +397,10 @@ void draw_lesson(PanelContext& ctx) {
     if (lesson.model != LessonModel::Builtin)
         ImGui::TextWrapped("This lesson drives the %s model: run it with `moelab-cli lesson %s` for its numbers.",
                             lesson_model_name(lesson.model), file_name(lesson.path).c_str());
+    if (strip) {
+        ImGui::EndChild();
+        ImGui::SameLine();
+    }
     // The narrative wraps (draw_narrative) and scrolls inside the lesson column.
     ImGui::BeginChild("##narrative", ImVec2(0, 0), false);
     draw_narrative(st.narrative);
