@@ -1,10 +1,11 @@
 // Shared by the tests that drive the built app (test_app_gui.cpp, test_views.cpp): run
-// `moelab --screenshot` under xvfb-run when there is no DISPLAY, decode the PNG, read the panel
+// `moelab --screenshot` under a private Xvfb when there is no DISPLAY, decode the PNG, read the panel
 // rectangles and the "drawn ..." lines the panels report, and compare regions of pictures.
 // Each test executable includes this once (stb_image is compiled static into it).
 #pragma once
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,15 +64,6 @@ inline bool on_path(const char* tool) {
     return std::system(cmd.c_str()) == 0;
 }
 
-// How to reach an X server: the user's DISPLAY, else a throwaway Xvfb. Empty: skip.
-inline std::string display_prefix(std::string* why_not) {
-    const char* display = std::getenv("DISPLAY");
-    if (display && *display) return " ";
-    if (on_path("xvfb-run")) return "xvfb-run -a -s '-screen 0 1920x1080x24' ";
-    *why_not = "no DISPLAY and no xvfb-run: the GUI cannot be started here";
-    return {};
-}
-
 inline std::string slurp(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     std::stringstream ss;
@@ -85,15 +77,46 @@ inline std::string quote(const std::string& s) {
     return q + "'";
 }
 
+// A private X server for one test: Xvfb picks a free display (-displayfd) and is stopped by the
+// destructor. Not xvfb-run: its clean-up exits 5 when it races another GUI test's, and that exit
+// code replaced the app's (AppGui.BadArgumentsExitTwoWithAMessage failed under load).
+class PrivateXvfb {
+public:
+    // Returns the display (":N"), or "" when Xvfb is missing or did not start within 5 s.
+    std::string start(const fs::path& dir) {
+        if (!on_path("Xvfb")) return {};
+        const fs::path display = dir / "xvfb.display", pid = dir / "xvfb.pid";
+        const std::string cmd = "Xvfb -displayfd 3 -screen 0 1920x1080x24 -nolisten tcp 3> " + quote(display.string()) +
+                                " 2> /dev/null & echo $! > " + quote(pid.string());
+        if (std::system(cmd.c_str()) != 0) return {};
+        for (int i = 0; i < 200 && slurp(display).empty(); ++i) ::usleep(25000);
+        pid_ = std::atoi(slurp(pid).c_str());
+        const std::string n = slurp(display);
+        return n.empty() ? std::string() : ":" + n.substr(0, n.find('\n'));
+    }
+    ~PrivateXvfb() {
+        if (pid_ > 0) ::kill(pid_, SIGTERM);
+    }
+
+private:
+    int pid_ = 0;
+};
+
 class GuiTest : public ::testing::Test {
 protected:
     void SetUp() override {
         if (!fs::exists(app_path())) GTEST_SKIP() << "moelab was not built (MOE_BUILD_APP=OFF): " << app_path();
-        std::string why;
-        prefix_ = display_prefix(&why);
-        if (prefix_.empty()) GTEST_SKIP() << why;
         dir_ = fs::temp_directory_path() / (std::string(::testing::UnitTest::GetInstance()->current_test_suite()->name()) + "_" + std::to_string(::getpid()));
         fs::create_directories(dir_);
+        // The user's DISPLAY, else one Xvfb for all of this test's app runs.
+        const char* display = std::getenv("DISPLAY");
+        if (display && *display) {
+            prefix_ = " ";
+            return;
+        }
+        const std::string own = xvfb_.start(dir_);
+        if (own.empty()) GTEST_SKIP() << "no DISPLAY and no Xvfb that starts: the GUI cannot be started here";
+        prefix_ = "env DISPLAY=" + own + " ";
     }
     void TearDown() override {
         std::error_code ec;
@@ -147,6 +170,7 @@ protected:
 
     std::string prefix_;
     fs::path dir_;
+    PrivateXvfb xvfb_;
 };
 
 // Mean absolute difference per channel over a rectangle, 0..255.

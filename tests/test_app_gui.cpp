@@ -1,4 +1,4 @@
-// The desktop app end to end: runs the built `moelab --screenshot` (under xvfb-run when there is
+// The desktop app end to end: runs the built `moelab --screenshot` (under a private Xvfb when there is
 // no DISPLAY), decodes the PNG and checks that the picture reacts to the knobs the way it should.
 // Skips with a message when the app was not built (MOE_BUILD_APP=OFF) or no X server can be had.
 #include "gui_test_util.h"

@@ -10,8 +10,6 @@
 // The CLI: route, params and generate --model DIR on each.
 #include "gui_test_util.h"
 
-#include <signal.h>
-
 #include <set>
 #include <tuple>
 
@@ -77,27 +75,6 @@ std::set<std::tuple<int, int, int>> strip_pairs(const RunResult& r, int* n_dropp
 
 class AppModels : public GuiTest {
 protected:
-    // One Xvfb for the test's twenty app runs instead of an xvfb-run each: faster, and it keeps
-    // clear of xvfb-run's own start-up and clean-up races with the GUI tests running beside it.
-    void SetUp() override {
-        GuiTest::SetUp();
-        if (IsSkipped() || prefix_.rfind("xvfb-run", 0) != 0 || !on_path("Xvfb")) return;
-        const fs::path display = dir_ / "display", pid = dir_ / "xvfb.pid";
-        const std::string cmd = "Xvfb -displayfd 3 -screen 0 1920x1080x24 -nolisten tcp 3> " + quote(display.string()) +
-                                " 2> /dev/null & echo $! > " + quote(pid.string());
-        if (std::system(cmd.c_str()) != 0) return;
-        for (int i = 0; i < 200 && slurp(display).empty(); ++i) ::usleep(25000);
-        const std::string n = slurp(display);
-        xvfb_pid_ = std::atoi(slurp(pid).c_str());
-        if (n.empty()) return;  // keep xvfb-run
-        prefix_ = "env DISPLAY=:" + n.substr(0, n.find('\n')) + " ";
-    }
-    void TearDown() override {
-        if (xvfb_pid_ > 0) ::kill(xvfb_pid_, SIGTERM);
-        GuiTest::TearDown();
-    }
-    int xvfb_pid_ = 0;
-
     fs::path make(const Arch& a) {
         moe::hf::TinySpec spec;
         spec.model_type = a.type;
