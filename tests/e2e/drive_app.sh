@@ -5,14 +5,17 @@
 #
 #   tests/e2e/drive_app.sh BUILD/app/moelab [OUT_DIR]
 #
-# Walks a new teacher's first minutes: the first-run card, K = 4 (the router changes), typing
-# (the token count changes, Esc leaves the box), a scheme clicked in the combo, a lesson opened
-# from the File menu and stepped, presenter mode at 1280x720 with nothing cut, an export button
-# and Ctrl+S (the files exist), undo, Ctrl+Q (settings saved, clean exit). Prints the latency
-# from key press to the first frame that shows the change. Fails on a crash, a hang (every wait
-# has a deadline), a cut label or a missing file. Then a third run opens a generated model with
-# File > Open model, and a bad path (the error shows, the model stays). Exit 77 (skip) without
-# Xvfb or xdotool.
+# First one frame each at 1280x720, 1920x1080 and 1024x768, with a lesson open too, nothing cut.
+# Then walks a new teacher's first minutes: the first-run card, K = 4 (the router changes), typing
+# (the token count changes; Ctrl+A then fast typing; the editor wraps and the model never sees
+# the soft breaks; Esc leaves the box), a scheme clicked in the combo, a lesson opened from the
+# File menu and stepped, presenter mode at 1280x720 with nothing cut, an export button and
+# Ctrl+S (the files exist), a fine-tuned copy whose refused saves (the shipped model, a folder,
+# under a file) say why and lose nothing, undo, Ctrl+Q (settings saved, clean exit). Prints the
+# latency from key press to the first frame that shows the change. Fails on a crash, a hang
+# (every wait has a deadline), a cut label or a missing file. A third run cannot save (settings
+# a folder, the export folder a file: each says so) and opens a generated model with File > Open
+# model, and a bad path (the error shows, the model stays). Exit 77 (skip) without Xvfb or xdotool.
 set -uo pipefail
 APP=${1:?usage: drive_app.sh path/to/moelab [out_dir]}
 OUT=${2:-}
@@ -75,26 +78,40 @@ known_cut() {
 # architecture's shape (256 experts, 16 layers, K = 8) with the whole-model overview open.
 # One rendered frame each (--screenshot), read through the same --dump-layout report.
 echo '{"panels": {"Model overview": true}}' > "$work/overview.json"
-for size in 1280x720 1920x1080 1024x768; do
-  for model in builtin 256x16; do
-    tag=normal-$size-$model
-    args=(--size "$size")
-    [ "$model" = 256x16 ] && args+=(--random-model experts=256,layers=16 --settings "$work/overview.json")
-    timeout 120 "$APP" --screenshot "$work/$tag.png" --frames 3 --dump-layout "$work/$tag.txt" "${args[@]}" \
-      > "$work/$tag.out" 2> "$work/$tag.err"
-    rc=$?
-    [ "$rc" = 0 ] || { report=$work/$tag.txt; fail "--screenshot $tag exited $rc: $(tail -3 "$work/$tag.err")"; }
-    grep -q '^panel "Router" ' "$work/$tag.txt" || { report=$work/$tag.txt; fail "$tag: no router on screen"; }
-    found=""
-    while IFS= read -r line; do
-      [ -n "$line" ] || continue
-      if known_cut "$size $model $line"; then echo "KNOWN CUT (issue 12, views): $size $model: $line"
-      else found+="$line"$'\n'; fi
-    done <<< "$(cuts "$work/$tag.txt")"
-    [ -z "$found" ] || { report=$work/$tag.txt; fail "normal mode $size ($model) cuts text (picture: $tag.png):
+# shot_check TAG SIZE MODEL [ARGS...]: one frame at SIZE with MODEL (builtin, or 256x16 with the
+# overview open); fails on a cut or clipped label that is not a known one.
+shot_check() {
+  local tag=$1 size=$2 model=$3 rc found line
+  shift 3
+  local args=(--size "$size" "$@")
+  [ "$model" = 256x16 ] && args+=(--random-model experts=256,layers=16 --settings "$work/overview.json")
+  timeout 120 "$APP" --screenshot "$work/$tag.png" --frames 3 --dump-layout "$work/$tag.txt" "${args[@]}" \
+    > "$work/$tag.out" 2> "$work/$tag.err"
+  rc=$?
+  [ "$rc" = 0 ] || { report=$work/$tag.txt; fail "--screenshot $tag exited $rc: $(tail -3 "$work/$tag.err")"; }
+  grep -q '^panel "Router" ' "$work/$tag.txt" || { report=$work/$tag.txt; fail "$tag: no router on screen"; }
+  found=""
+  while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    if known_cut "$size $model $line"; then echo "KNOWN CUT (issue 12, views): $size $model: $line"
+    else found+="$line"$'\n'; fi
+  done <<< "$(cuts "$work/$tag.txt")"
+  [ -z "$found" ] || { report=$work/$tag.txt; fail "$tag cuts text (picture: $tag.png):
 $found"; }
+}
+for size in 1280x720 1920x1080 1024x768; do
+  for model in builtin 256x16; do shot_check "normal-$size-$model" "$size" "$model"; done
+done
+# The same with a lesson open: its column (or, where a column leaves too little, its strip) and
+# the grid beside it, every panel readable.
+lesson_file=$(cd "$(dirname "$0")/../../scenarios" && pwd)/01_dense_vs_sparse.json
+for size in 1280x720 1024x768; do
+  for model in builtin 256x16; do
+    shot_check "lesson-$size-$model" "$size" "$model" --lesson "$lesson_file"
+    grep -q '^panel "Lesson" ' "$work/lesson-$size-$model.txt" || { report=$work/lesson-$size-$model.txt; fail "lesson-$size-$model: no lesson panel"; }
   done
 done
+echo "ok: a lesson open at 1280x720 and 1024x768 (built-in, 256x16): nothing cut"
 # The load bars get real room at 256 experts (they were 40 px of bars in a 166-px slot at 720p).
 read -r lw lh <<< "$(grep '^panel "Expert load" ' "$work/normal-1280x720-256x16.txt" | awk '{ print $(NF-1), $NF }')"
 [ "${lh:-0}" -ge 280 ] && [ "${lw:-0}" -ge 330 ] || fail "the load bars are ${lw}x${lh} at 1280x720 with 256 experts (want >= 330x280)"
@@ -184,6 +201,7 @@ click "start k4"
 wait_for k 4
 wait_for token_experts 4
 echo "ok: the first-run card's K = 4 routes each token to 4 experts"
+echo "first aha: start -> the frame with K = 4 on screen: $(( ($(sed -n 's/^shown_ns //p' "$report") - start_ns) / 1000000 )) ms (machine time; a person also reads the card's first line)"
 press_and_see 2 k 2
 wait_for token_experts 2
 
@@ -200,10 +218,36 @@ wait_for typing 1
 xdotool type --delay 20 " Hello, MoE 4"
 wait_for n_tokens 107
 [ "$(field k)" = 1 ] || fail "typing '4' into the text changed K to $(field k)"
+echo "ok: typed 13 bytes (94 -> 107 tokens), the digit went into the text"
+# Ctrl+A and typing at once (no pause for Ctrl's release): every character must arrive and
+# replace the selection (they were dropped while a frame still saw Ctrl held, or read as Ctrl+X).
+fast="Mixture of experts: 4 of 8 experts for each byte."
+xdotool key ctrl+a type --delay 1 "$fast"
+wait_for n_tokens ${#fast}
+[ "$(field typing)" = 1 ] || fail "Ctrl+A and typing left the text box"
+echo "ok: Ctrl+A then ${#fast} bytes typed at once replaced the text (n_tokens=${#fast})"
+# Item 12: the editor wraps what is typed (no sideways scrolling) and the model never sees the
+# soft line breaks: byte counts stay exact through typing, Backspace at a wrapped line's start,
+# copy and paste of it all, and undo.
+more=" Each token goes to the experts its router picks; the rest of them stay idle."
+xdotool type --delay 1 "$more"
+n=$(( ${#fast} + ${#more} ))
+wait_for n_tokens $n
+box=$(sed -n 's/^fact "text box" //p' "$report")
+read -r lines widest room sx _ <<< "$(echo "$box" | sed 's/[a-z_]*=//g')"
+[ "${lines:-0}" -ge 3 ] && [ "${widest:-9999}" -le "${room:-0}" ] && [ "${sx:-1}" = 0 ] ||
+  fail "the text box does not wrap while typing: $box"
+xdotool key Home BackSpace  # Home: the start of the last wrapped line; BackSpace takes the blank before it
+wait_for n_tokens $((n - 1))
+xdotool key ctrl+a ctrl+c ctrl+End ctrl+v
+wait_for n_tokens $((2 * (n - 1)))
+xdotool key ctrl+z
+wait_for n_tokens $((n - 1))
+echo "ok: typed text wraps while editing ($box); Backspace over a wrap, copy + paste, undo: byte counts exact"
 xdotool key Escape
 wait_for typing 0
 press_and_see 3 k 3
-echo "ok: typed 13 bytes (94 -> 107 tokens), the digit went into the text, Esc left the box"
+echo "ok: Esc left the box"
 
 # 3b. The famous-models table in normal mode at 1280x720: nothing cut (it was).
 click_until "tab Famous models" "tab Famous models"
@@ -271,8 +315,9 @@ done
 echo "ok: exported $(cd "$HOME/moelab-exports" && ls | tr '\n' ' ')"
 
 # 8. Fine-tune a copy on the text, save it (never over the shipped model) and route with it.
-shipped=$(dirname "$APP")/../../assets/model.safetensors
-shipped_sum=$( [ -f "$shipped" ] && md5sum < "$shipped")
+shipped=$(cd "$(dirname "$0")/../../assets" && pwd)/tiny-moe-lm.safetensors
+[ -s "$shipped" ] || fail "no shipped model at $shipped"
+shipped_sum=$(md5sum < "$shipped")
 click_until "tab lab finetune" "finetune steps"
 click "finetune start"
 # 20 steps of 4 x 64 bytes: a few seconds on 2 idle cores, a minute on a machine loaded 6x.
@@ -280,23 +325,58 @@ deadline=$(( $(now_ns) + 120 * 1000000000 ))
 until grep -qF 'item "finetune use"' "$report"; do
   alive; [ "$(now_ns)" -lt "$deadline" ] || fail "the fine-tune did not finish within 120 s"; sleep 0.1
 done
+# Refused saves: over the shipped model, into a folder that cannot be written, onto a folder.
+# Each says the path and why; the app runs on, the fine-tuned copy and the text stay.
+# msg_has TEXT: a status message of the frame on screen contains TEXT (waits 10 s).
+msg_has() {
+  local deadline=$(( $(now_ns) + 10 * 1000000000 ))
+  until grep '^message ' "$report" 2> /dev/null | grep -qF -- "$1"; do
+    alive; [ "$(now_ns)" -lt "$deadline" ] || fail "no message saying \"$1\" (messages: $(grep '^message ' "$report"))"; sleep 0.05
+  done
+}
+# save_as PATH: type PATH into the fine-tune's "save as" field and press Save (no Esc: in a
+# one-line field Esc takes the typing back; the click waits behind the typed characters).
+save_as() {
+  click "finetune path"
+  wait_for typing 1
+  xdotool key ctrl+a type --delay 1 "$1"
+  click "finetune save"
+}
+tokens_before=$(field n_tokens)
+blocker=$work/not-a-folder; echo "a file, not a folder" > "$blocker"
+mkdir -p "$work/a-folder"
+save_as "$shipped"
+msg_has "fine-tune save: $shipped"; msg_has "is the shipped model"
+save_as "$blocker/finetuned.safetensors"
+msg_has "fine-tune save: $blocker/finetuned.safetensors"; msg_has "Not a directory"
+save_as "$work/a-folder"
+msg_has "fine-tune save: $work/a-folder"; msg_has "is a folder"
+has_item "finetune use" || fail "a refused save lost the fine-tuned copy (no 'Route with it')"
+[ "$(field n_tokens)" = "$tokens_before" ] || fail "a refused save changed the text ($tokens_before -> $(field n_tokens) tokens)"
+[ "$shipped_sum" = "$(md5sum < "$shipped")" ] || fail "a refused save changed the shipped model"
+[ -e "$blocker/finetuned.safetensors" ] || [ -n "$(ls "$work/a-folder")" ] && fail "a refused save wrote a file"
+echo "ok: saves over the shipped model, under a file and onto a folder refused, each naming the path and why"
+save_as "$HOME/moelab-exports/finetuned.safetensors"
+msg_has "fine-tune save: saved $HOME/moelab-exports/finetuned.safetensors"
 click "finetune use"
 wait_for model finetuned.safetensors
 [ -s "$HOME/moelab-exports/finetuned.safetensors" ] || fail "routing with the fine-tuned model saved no file"
-[ "$shipped_sum" = "$( [ -f "$shipped" ] && md5sum < "$shipped")" ] || fail "the shipped model changed"
+[ "$shipped_sum" = "$(md5sum < "$shipped")" ] || fail "the shipped model changed"
 echo "ok: fine-tuned copy saved to \$HOME/moelab-exports/finetuned.safetensors and routing the text"
 
 # 9. Undo the last knob change (Switch -> the previous scheme) and quit with Ctrl+Q.
+# The fine-tuned model's first frames route nothing yet (k=0): compare routed frames only.
 xdotool mousemove --window "$win" 5 5
-before=$(field scheme)
+wait_not k 0
+wait_not n_tokens 0
+before="$(field k)/$(field scheme)"
 xdotool key ctrl+z
 deadline=$(( $(now_ns) + 10 * 1000000000 ))
-while [ "$(field scheme)" = "$before" ] && [ "$(field k)" = 1 ]; do
-  alive; [ "$(now_ns)" -lt "$deadline" ] || fail "Ctrl+Z changed nothing"; sleep 0.02
+until [ "$(field k)" != 0 ] && [ "$(field n_tokens)" != 0 ] && [ "$(field k)/$(field scheme)" != "$before" ]; do
+  alive; [ "$(now_ns)" -lt "$deadline" ] || fail "Ctrl+Z changed nothing (still $before)"; sleep 0.02
 done
-echo "ok: Ctrl+Z undid a knob change (now k=$(field k) scheme=$(field scheme))"
+echo "ok: Ctrl+Z undid a knob change ($before -> k=$(field k) scheme=$(field scheme), routed)"
 # The MoE layer shown is a setting too: Up shows layer 1, and the next start must show it again.
-wait_not k 0  # a frame with the undone knobs routed (Up is clamped to the layers the frame has)
 sleep 0.3
 press_and_see Up layer 1
 saved_k=$(field k); saved_scheme=$(field scheme); saved_tokens=$(field n_tokens)
@@ -335,11 +415,30 @@ open_model_dialog() {
   model_dir=$work/models/tiny-olmoe
   "$cli" hf-tiny --type olmoe --out "$model_dir" > /dev/null || fail "moelab-cli hf-tiny failed"
   report=$work/layout-open-model.txt
-  "$APP" --size 1280x720 --dump-layout "$report" > "$work/app3.out" 2> "$work/app3.err" &
+  # This run cannot save: settings.json is a folder, and its HOME's export folder is a file.
+  local home3=$work/home3 settings=$XDG_CONFIG_HOME/moelab/settings.json
+  mkdir -p "$home3" && echo "a file, not a folder" > "$home3/moelab-exports"
+  rm -f "$settings" && mkdir "$settings"
+  HOME=$home3 "$APP" --size 1280x720 --dump-layout "$report" > "$work/app3.out" 2> "$work/app3.err" &
   app_pid=$!
   wait_for model builtin 30
   win=$(xdotool search --sync --onlyvisible --name "moelab" | head -1)
   xdotool windowfocus --sync "$win" 2> /dev/null || xdotool windowfocus "$win"
+  msg_has "settings ignored: $settings is a folder"
+  xdotool key 3
+  wait_for k 3
+  msg_has "settings not saved: $settings: cannot replace the file"
+  xdotool key ctrl+s
+  msg_has "$home3/moelab-exports"; msg_has "cannot be created"
+  click_until "menu View" "menuitem Training lab"
+  click_until "menuitem Training lab" "export mixloss PNG"
+  click "export mixloss PNG"
+  msg_has "export mixloss: "; msg_has "$home3/moelab-exports"
+  [ -f "$home3/moelab-exports" ] || fail "a refused export replaced the file in its way"
+  [ "$(field k)" = 3 ] || fail "a refused save changed K to $(field k)"
+  echo "ok: settings.json, Ctrl+S and an export button that cannot write each say the path and why; the app runs on"
+  click_until "menu View" "menuitem Training lab"
+  click "menuitem Training lab"  # closes it again
   click_until "menu File" "menuitem Open model..."
   click_until "menuitem Open model..." "open model path"
   wait_for typing 1  # the path field has the keyboard
