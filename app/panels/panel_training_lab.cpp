@@ -193,6 +193,7 @@ void draw_finetuned(PanelContext& ctx, const LmModel& model) {
     ImGui::SetNextItemWidth(std::max(120.0f, ImGui::GetContentRegionAvail().x - ImGui::CalcTextSize("save as").x - 30));
     ImGui::InputText("save as", &s.path);
     dump::item("finetune path");
+    dump::fact("finetune path", s.path);  // a test types a path, then waits for it to arrive
     auto save = [&]() -> bool {
         try {
             const char* home = std::getenv("HOME");
