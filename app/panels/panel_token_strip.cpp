@@ -101,8 +101,15 @@ void playback_row(ViewState& view, int n_tokens, size_t n_tokens_total) {
     if (ImGui::Button(">|")) { set_cursor(view, n_tokens - 1); view.playing = false; }
     ImGui::SameLine();
     // The unit is the slider's label, beside it: inside the slider the moving grab covered it.
+    // The grab is see-through: presenter mode's white grab hid the white number under it.
     ImGui::SetNextItemWidth(ImGui::GetFontSize() * 5.0f);
+    for (ImGuiCol c : {ImGuiCol_SliderGrab, ImGuiCol_SliderGrabActive}) {
+        ImVec4 col = ImGui::GetStyleColorVec4(c);
+        col.w *= 0.45f;
+        ImGui::PushStyleColor(c, col);
+    }
     ImGui::SliderFloat("tokens/s", &view.play_speed, 0.5f, 30.0f, "%.1f", ImGuiSliderFlags_Logarithmic);
+    ImGui::PopStyleColor(2);
     teach("Playback steps through the text one byte-token at a time, so you can watch where each "
           "one is routed. Click any token to jump to it.");
     char pos[48];
