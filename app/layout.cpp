@@ -68,7 +68,13 @@ Layout compute_layout(const Rect& area, float scale, bool show_controls, bool fo
     const int prediction = find_panel(table, n_panels, "Next byte");
     const int heatmap = find_panel(table, n_panels, "Gate heatmap");
     const int counters = find_panel(table, n_panels, "Parameters and FLOPs");
-    const int lesson = find_panel(table, n_panels, "Lesson");
+    // The getting-started card takes the lesson's place while no lesson is open: floating, it
+    // covered the counters and the load bars that its first step ("press 4") asks to watch.
+    int lesson = find_panel(table, n_panels, "Lesson");
+    if (!shown(table, lesson)) {
+        const int card = find_panel(table, n_panels, "Getting started");
+        if (shown(table, card)) lesson = card;
+    }
     const int overview = find_panel(table, n_panels, "Model overview");
     Layout out;
     out.rects.assign(static_cast<size_t>(n_panels), Rect{});

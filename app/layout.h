@@ -1,7 +1,8 @@
 // Where the panels go: a grid computed from the window size every frame (Dear ImGui 1.86 has no
 // docking). Presenter mode lays itself out for the window it has: below 1920x1080 it keeps the
 // token strip, the router and the load bars large and folds the other grid panels into tabs.
-// A visible lesson takes its own column on the right, so it never covers the panel it points at.
+// A visible lesson (else the getting-started card) takes its own column on the right, so it never
+// covers the panel it points at.
 // The whole-model overview shares the heatmap's slot as a tab (folded with the others in
 // presenter mode). On a wide enough window the load bars get the router row's full height.
 #pragma once

@@ -839,7 +839,7 @@ std::shared_ptr<const Snapshot> frame(App& app, double dt) {
         } else {
             // Panels the grid does not place (training lab, systems, getting started) float over
             // it, opened from the menus: centred at first (staggered), then movable and resizable.
-            // Getting started sits bottom right, off the router and the load bars it talks about.
+            // Getting started (floating only while a lesson holds the column) sits bottom right.
             const bool card = std::strcmp(p.label, "Getting started") == 0;
             const float shift = 30.0f * static_cast<float>(i % 4);
             if (card) {

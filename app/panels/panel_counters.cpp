@@ -234,7 +234,7 @@ void draw_gallery() {
     teach("Each row is computed live from the model's published config.json by the same counter: the "
           "total is what must be stored, the active part what one token uses. Weights counted at 2 bytes "
           "(bf16).");
-    ImGui::SameLine();
+    same_line_if_fits(button_width("Reload"));  // below, in a 250-pixel panel (it ran past the edge)
     if (ImGui::SmallButton("Reload") || !gallery.loaded) gallery = load_gallery();
     if (!gallery.error.empty()) {
         ImGui::TextColored(ImVec4(1.0f, 0.5f, 0.4f, 1.0f), "%s", gallery.error.c_str());
@@ -346,14 +346,20 @@ void draw_counters(PanelContext& ctx) {
     }
 
     // Two tabs, so the gallery is one click away instead of below the panel's bottom edge.
+    // Short names where both do not fit (a 250-pixel panel beside a lesson or the getting-started
+    // card at 1280x720): the tab bar counts the full names' width as the panel's content.
+    const ImGuiStyle& style = ImGui::GetStyle();
+    const bool short_tabs = ImGui::CalcTextSize("This modelFamous models").x + style.FramePadding.x * 4 +
+                                style.ItemInnerSpacing.x * 2 >
+                            ImGui::GetContentRegionAvail().x;
     if (!ImGui::BeginTabBar("##counters_tabs")) return;
-    const bool this_model = ImGui::BeginTabItem("This model");
+    const bool this_model = ImGui::BeginTabItem(short_tabs ? "Model###This model" : "This model###This model");
     dump::item("tab This model");  // where the e2e test clicks (tests/e2e/drive_app.sh)
     if (this_model) {
         draw_loaded_model(ctx, lc, k, k_note, shared_on);
         ImGui::EndTabItem();
     }
-    const bool famous = ImGui::BeginTabItem("Famous models");
+    const bool famous = ImGui::BeginTabItem(short_tabs ? "Famous###Famous models" : "Famous models###Famous models");
     dump::item("tab Famous models");
     if (famous) {
         draw_gallery();

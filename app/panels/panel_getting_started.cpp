@@ -34,13 +34,14 @@ void draw_getting_started(PanelContext& ctx) {
     std::vector<std::string> files;
     const std::vector<std::string>& titles = lesson_titles(&files);
     for (size_t i = 0; i < titles.size() && i < files.size(); ++i) {
-        ImGui::PushID(static_cast<int>(i));
-        if (ImGui::Selectable(titles[i].c_str())) {
-            const std::string problem = open_lesson_file(files[i], ctx);
-            v.status = problem;
-        }
+        // Wrapped, not a one-line Selectable: in the card's column at 1280x720 the titles ran past its edge.
+        ImGui::Bullet();
+        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_ButtonHovered));
+        ImGui::TextWrapped("%s", titles[i].c_str());
+        ImGui::PopStyleColor();
+        if (ImGui::IsItemHovered()) ImGui::SetMouseCursor(ImGuiMouseCursor_Hand);
+        if (ImGui::IsItemClicked()) v.status = open_lesson_file(files[i], ctx);
         dump::item("start lesson " + std::to_string(i + 1));
-        ImGui::PopID();
     }
     ImGui::Spacing();
     ImGui::TextDisabled("Help > Getting started brings this back; Help lists every key.");

@@ -195,8 +195,16 @@ win=$(xdotool search --sync --onlyvisible --name "moelab" | head -1)
 xdotool windowfocus --sync "$win" 2> /dev/null || xdotool windowfocus "$win"
 echo "first frame after $(( ($(sed -n 's/^shown_ns //p' "$report") - start_ns) / 1000000 )) ms"
 
-# 1. First run: the getting-started card is up, with a button for the first "aha".
+# 1. First run: the getting-started card is up, with a button for the first "aha", and covers
+# none of the panels that show it (the arcs, the active parameters, the next-byte guess, the load).
 wait_item "start k4" > /dev/null
+rect_of() { grep -F "panel \"$1\" " "$report" | head -1 | sed 's/^panel "[^"]*" \([-0-9]* [-0-9]* [-0-9]* [-0-9]*\).*/\1/'; }
+for p in "Router" "Parameters and FLOPs" "Next byte" "Expert load"; do
+  read -r ax ay aw ah <<< "$(rect_of "Getting started")"
+  read -r bx by bw bh <<< "$(rect_of "$p")"
+  [ -n "${ax:-}" ] && [ -n "${bx:-}" ] || fail "no rectangle for the getting-started card or $p"
+  (( ax < bx + bw && bx < ax + aw && ay < by + bh && by < ay + ah )) && fail "the getting-started card covers $p"
+done
 click "start k4"
 wait_for k 4
 wait_for token_experts 4
