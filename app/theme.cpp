@@ -77,6 +77,9 @@ constexpr ImWchar kGlyphRanges[] = {
     0x2000, 0x206F,  // General Punctuation
     0x2190, 0x21FF,  // Arrows
     0x2200, 0x22FF,  // Mathematical Operators
+    0x2423, 0x2423,  // the open box the token views show for a space: in the atlas from the first
+                     // frame (it came after, so a --frames 1 screenshot drew '?' for every space)
+    0x2580, 0x259F,  // Block Elements (SentencePiece's word mark U+2581)
     0x25A0, 0x25FF,  // Geometric Shapes
     0,
 };
@@ -145,7 +148,10 @@ void apply_style(bool presenter, float scale) {
 
     ImVec4* c = style.Colors;
     c[ImGuiCol_WindowBg] = ImVec4(0.09f, 0.09f, 0.11f, 1.00f);
-    c[ImGuiCol_ChildBg] = ImVec4(0.07f, 0.07f, 0.09f, 1.00f);
+    // Child regions (the token strip, the heatmap's rows) show the panel's own background and
+    // keep their border: a filled child is another 0.1-0.2 screens of pixels per frame that
+    // software GL shades for a colour 2% darker than the one behind it.
+    c[ImGuiCol_ChildBg] = ImVec4(0.0f, 0.0f, 0.0f, 0.0f);
     c[ImGuiCol_TitleBg] = ImVec4(0.12f, 0.12f, 0.16f, 1.00f);
     c[ImGuiCol_TitleBgActive] = ImVec4(0.18f, 0.20f, 0.30f, 1.00f);
     c[ImGuiCol_Header] = ImVec4(0.22f, 0.26f, 0.40f, 0.80f);
@@ -160,7 +166,6 @@ void apply_style(bool presenter, float scale) {
         c[ImGuiCol_Text] = ImVec4(1.0f, 1.0f, 1.0f, 1.0f);
         c[ImGuiCol_TextDisabled] = ImVec4(0.78f, 0.78f, 0.78f, 1.0f);
         c[ImGuiCol_WindowBg] = ImVec4(0.0f, 0.0f, 0.0f, 1.0f);
-        c[ImGuiCol_ChildBg] = ImVec4(0.0f, 0.0f, 0.0f, 1.0f);
         c[ImGuiCol_PopupBg] = ImVec4(0.05f, 0.05f, 0.05f, 0.98f);
         c[ImGuiCol_Border] = ImVec4(0.85f, 0.85f, 0.85f, 0.9f);
         c[ImGuiCol_FrameBg] = ImVec4(0.12f, 0.12f, 0.12f, 1.0f);

@@ -226,7 +226,7 @@ void draw_token_strip(PanelContext& ctx) {
                 const bool any_drop = token_has_drop(*tr, tok, &all_dropped);
                 const auto pairs = tr->token_pairs(tok);
                 if (pairs.empty()) {
-                    dl->AddRectFilled(ImVec2(c0.x + 1.0f, ex_y), ImVec2(c1.x - 1.0f, ex_y + m.chip_h - 2.0f), kColorIdle, 2.0f);
+                    dl->AddRectFilled(ImVec2(c0.x + 1.0f, ex_y), ImVec2(c1.x - 1.0f, ex_y + m.chip_h - 2.0f), kColorIdle);
                 }
                 const int n_show = std::min(static_cast<int>(pairs.size()), m.k);
                 for (int r = 0; r < n_show; ++r) {
@@ -239,8 +239,10 @@ void draw_token_strip(PanelContext& ctx) {
                         k1 = ImVec2(k0.x + std::max(sw - 0.5f, 1.0f), k0.y + m.sliver_h);
                     }
                     const ImU32 bg = expert_color(p.expert, p.dropped ? 0.35f : 1.0f);
-                    dl->AddRectFilled(k0, k1, bg, chip ? 2.0f : 0.0f);
-                    if (p.dropped) dl->AddRect(k0, k1, kColorDropped, chip ? 2.0f : 0.0f, 0, 1.0f);
+                    // Square chips: a rounded one is ~40 anti-aliased triangles instead of 2, and
+                    // a strip of 1,000 tokens x K chips was thousands of them every frame.
+                    dl->AddRectFilled(k0, k1, bg);
+                    if (p.dropped) dl->AddRect(k0, k1, kColorDropped, 0.0f, 0, 1.0f);
                     if (chip) {
                         char lab[12];
                         std::snprintf(lab, sizeof lab, "E%d", p.expert);
@@ -261,7 +263,7 @@ void draw_token_strip(PanelContext& ctx) {
                     dl->AddLine(ImVec2(c0.x, sy), ImVec2(c0.x + w, sy), kColorDropped, 2.5f);
                 }
             } else {
-                dl->AddRectFilled(ImVec2(c0.x + 1.0f, ex_y), ImVec2(c1.x - 1.0f, ex_y + m.chip_h - 2.0f), kColorIdle, 2.0f);
+                dl->AddRectFilled(ImVec2(c0.x + 1.0f, ex_y), ImVec2(c1.x - 1.0f, ex_y + m.chip_h - 2.0f), kColorIdle);
             }
         }
         x += w + 2.0f;
