@@ -110,7 +110,7 @@ constexpr uint32_t kPuaFirst = 0xE000, kPuaLast = 0xF8FF;  // the BMP private-us
 // What the base ranges in theme.cpp already load from DejaVu.
 bool in_base_ranges(uint32_t cp) {
     return (cp >= 0x20 && cp <= 0x17F) || (cp >= 0x370 && cp <= 0x52F) || (cp >= 0x2000 && cp <= 0x206F) ||
-           (cp >= 0x2190 && cp <= 0x22FF) || (cp >= 0x25A0 && cp <= 0x25FF);
+           (cp >= 0x2190 && cp <= 0x22FF) || cp == 0x2423 || (cp >= 0x2580 && cp <= 0x25FF);
 }
 
 struct Wanted {

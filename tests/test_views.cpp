@@ -385,3 +385,28 @@ TEST_F(Views, CjkAndEmojiTokensAreDrawnWithRealGlyphs) {
 }
 
 }  // namespace
+
+namespace {
+
+// A one-frame screenshot (what slides and bench_views take) draws the visible-space glyph, not
+// '?': the atlas has it from the start instead of gaining it after the first frame.
+TEST_F(Views, OneFrameScreenshotDrawsVisibleSpaces) {
+    const fs::path png = dir_ / "one.png";
+    const RunResult r = run("--screenshot " + quote(png.string()) + " --frames 1 --text 'a b\tc d' --size 1280x720");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    int n_pieces = 0, n_spaces = 0;
+    for (const std::string& line : r.drawn) {
+        int t = 0, missing = -1, partial = -1, used = 0;
+        float x = 0, y = 0, w = 0, h = 0;
+        if (std::sscanf(line.c_str(), "strip piece %d %f %f %f %f missing %d partial %d%n", &t, &x, &y, &w, &h, &missing,
+                        &partial, &used) < 7)
+            continue;
+        ++n_pieces;
+        if (line.substr(static_cast<size_t>(used)) == "  ") ++n_spaces;  // the separator, then the token's byte
+        EXPECT_EQ(missing, 0) << "token " << t << " is drawn with a '?' on the first frame: " << line;
+    }
+    EXPECT_EQ(n_pieces, 7) << r.out;
+    EXPECT_EQ(n_spaces, 2) << r.out;
+}
+
+}  // namespace
