@@ -143,8 +143,9 @@ void draw_map(const char* id, gl::FloatTexture& tex, unsigned long long key, con
         }
 }
 
+// Wrapped before the (?) marker: at 1280x720 the overview is a 430-px tab and a title is longer.
 void section_title(const char* text, const char* tip) {
-    ImGui::TextUnformatted(text);
+    text_wrapped_before_teach(text);
     teach(tip);
 }
 
