@@ -2,6 +2,7 @@
 // valid, so a half-corrupt file cannot leave the app in a mixed state.
 #include "app/settings.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -148,6 +149,12 @@ std::string load_settings(const std::string& path, ViewState& view, Panel* panel
         if (!(v.play_speed > 0.0f && v.play_speed <= 100.0f))
             throw Error(path, "play_speed", std::to_string(v.play_speed), "expected 0..100 tokens/s");
         read(j, "cumulative_load", v.cumulative_load, path);
+        read(j, "heatmap_first_column", v.heat_first_col, path);
+        read(j, "heatmap_columns", v.heat_n_cols, path);
+        // Any count is drawn (the heatmap clamps to the model's experts); a negative one is a typo.
+        if (v.heat_first_col < 0 || v.heat_n_cols < 0)
+            throw Error(path, v.heat_first_col < 0 ? "heatmap_first_column" : "heatmap_columns",
+                        std::to_string(std::min(v.heat_first_col, v.heat_n_cols)), "expected >= 0 (0 columns: all experts)");
         read_knobs(j, path, v);
         if (j.contains("panels")) {
             const json& p = j.at("panels");
@@ -176,7 +183,8 @@ json settings_json(const ViewState& view, const Panel* panels, int n_panels) {
     const json j = {{"presenter", view.presenter},   {"user_zoom", view.user_zoom},
                     {"show_controls", view.show_controls}, {"text", view.text_input},
                     {"layer", view.layer},           {"play_speed", view.play_speed},
-                    {"cumulative_load", view.cumulative_load}, {"knobs", knobs_json(view)}, {"panels", p}};
+                    {"cumulative_load", view.cumulative_load}, {"heatmap_first_column", view.heat_first_col},
+                    {"heatmap_columns", view.heat_n_cols},     {"knobs", knobs_json(view)}, {"panels", p}};
     return j;
 }
 }  // namespace

@@ -33,6 +33,10 @@ struct ViewState {
     bool cumulative_load = false;  // load bars: this batch or cumulative since reset
     bool sort_load = false;        // load bars: busiest expert first (offered past 16 experts)
     int selected_expert = -1;      // picked in the overview; marked in every view (-1: none)
+    // Heatmap zoom: the expert columns shown, heat_first_col .. + heat_n_cols - 1 (0: all). At 256
+    // experts a full-width column is 2 px; Ctrl+wheel over the heatmap zooms, Shift+wheel pans.
+    int heat_first_col = 0;
+    int heat_n_cols = 0;
 
     // Status line: `status` for problems (errors from files, refused values; shown, never
     // fatal), `info` for news (where a file was written). The session's own error is shown once,

@@ -410,3 +410,77 @@ TEST_F(Views, OneFrameScreenshotDrawsVisibleSpaces) {
 }
 
 }  // namespace
+
+namespace {
+
+std::set<int> column_marks(const RunResult& r) {
+    std::set<int> marks;
+    for (const std::string& line : r.drawn) {
+        int e = -1;
+        if (std::sscanf(line.c_str(), "column mark E%d", &e) == 1) marks.insert(e);
+    }
+    return marks;
+}
+
+// At 256 experts a heatmap column is ~2 px: zoomed to 32 of them (the settings' range, as Ctrl+wheel
+// leaves it) each cell is wide, shows its own probability's colour at its zoomed place, and the
+// chosen marks are the trace's; unzoomed, the header marks every expert the current token chose.
+TEST_F(Views, HeatmapZoomsToAColumnRangeAt256Experts) {
+    constexpr int kSeed = 5, kN = 256, kFirst = 100, kCols = 32;
+    const std::string args = "--random-model " + random_spec(kN, 2, 8, kSeed) + " --text " + quote(kText) +
+                             " --token 0 --size 1920x1080";
+    const fs::path settings = dir_ / "zoom.json";
+    std::ofstream(settings) << "{\"heatmap_first_column\": " << kFirst << ", \"heatmap_columns\": " << kCols << "}";
+    RunResult zoomed, whole;
+    const Image img = screenshot("zoomed.png", args + " --settings " + quote(settings.string()), &zoomed);
+    screenshot("whole.png", args, &whole);
+    ASSERT_GT(img.w, 0) << zoomed.err;
+
+    const moe::LmForward fwd = route_text(random_config(kN, 2, 8), kSeed);
+    const moe::RoutingTrace& tr = fwd.traces[0];
+    const float p_max = tr.probs.maxCoeff();
+    std::set<int> chosen0, chosen0_in_range;
+    for (const moe::RoutedPair& p : tr.token_pairs(0)) {
+        chosen0.insert(p.expert);
+        if (p.expert >= kFirst && p.expert < kFirst + kCols) chosen0_in_range.insert(p.expert);
+    }
+    EXPECT_EQ(column_marks(whole), chosen0) << whole.out;
+    EXPECT_EQ(column_marks(zoomed), chosen0_in_range) << zoomed.out;
+
+    const std::string* line = drawn_line(zoomed, "heatmap ");
+    ASSERT_NE(line, nullptr) << zoomed.out;
+    int n_tok = 0, n_exp = 0, first = 0, last = 0, shader = -1, c0 = -1, c1 = -1;
+    float x0 = 0, y0 = 0, cw = 0, ch = 0;
+    ASSERT_EQ(std::sscanf(line->c_str(), "heatmap %d x %d at %f %f cell %f x %f rows %d..%d shader %d cols %d..%d", &n_tok,
+                          &n_exp, &x0, &y0, &cw, &ch, &first, &last, &shader, &c0, &c1),
+              11)
+        << *line;
+    EXPECT_EQ(c0, kFirst);
+    EXPECT_EQ(c1, kFirst + kCols - 1);
+    EXPECT_GE(cw, 8.0f) << "zoomed cells must be wide enough to read";
+    const std::string* whole_line = drawn_line(whole, "heatmap ");
+    ASSERT_NE(whole_line, nullptr);
+    EXPECT_NE(whole_line->find("cols 0..255"), std::string::npos) << *whole_line;
+
+    std::set<std::pair<int, int>> chosen;
+    for (const moe::RoutedPair& p : tr.pairs) chosen.insert({p.token, p.expert});
+    int checked = 0, matching = 0, marked = 0, marks = 0;
+    for (int t = 0; t < 6; ++t)
+        for (int e = kFirst; e < kFirst + kCols; ++e) {
+            const float cx = x0 + cw * (static_cast<float>(e - kFirst) + 0.5f), cy = y0 + ch * (static_cast<float>(t) + 0.5f);
+            if (chosen.count({t, e})) {
+                // Outlined in white: the cell's left edge is bright.
+                ++marks;
+                const Rgb edge = pixel(img, x0 + cw * static_cast<float>(e - kFirst) + 0.5f, cy);
+                marked += (edge.r + edge.g + edge.b) / 3 > 180 ? 1 : 0;
+                continue;
+            }
+            ++checked;
+            matching += near(pixel(img, cx, cy), viridis(tr.probs(t, e) / p_max), 6) ? 1 : 0;
+        }
+    EXPECT_GE(matching, checked * 95 / 100) << matching << " of " << checked << " zoomed cells in their colour";
+    EXPECT_GT(marks, 0) << "no chosen cell in the rows checked: the case checks nothing";
+    EXPECT_EQ(marked, marks) << "every chosen cell in the zoomed range is outlined";
+}
+
+}  // namespace
