@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/models/lm.h"
+#include "core/models/mix2d.h"
 #include "core/teach/palette.h"
 #include "gui_test_util.h"
 
@@ -481,6 +482,57 @@ TEST_F(Views, HeatmapZoomsToAColumnRangeAt256Experts) {
     EXPECT_GE(matching, checked * 95 / 100) << matching << " of " << checked << " zoomed cells in their colour";
     EXPECT_GT(marks, 0) << "no chosen cell in the rows checked: the case checks nothing";
     EXPECT_EQ(marked, marks) << "every chosen cell in the zoomed range is outlined";
+}
+
+}  // namespace
+
+namespace {
+
+// The training lab's plane, drawn per pixel by shaders/mix2d.frag from the live weights, read
+// back at the centres of a 24 x 24 grid: each pixel is the colour of the expert the trainer's own
+// CPU routing (Mix2dTrainer::sample_regions, same seed, same step) picks there, shaded by its
+// gate. Points on a border (white) and the few where float rounding flips a close choice aside,
+// nearly all must match.
+TEST_F(Views, Mix2dShaderColoursEachPointByTheTrainersRouting) {
+    const fs::path settings = dir_ / "lab.json";
+    std::ofstream(settings) << R"({"panels": {"Training lab": true}})";
+    RunResult r;
+    const Image img = screenshot("lab.png", "--size 1920x1080 --settings " + quote(settings.string()), &r);
+    ASSERT_GT(img.w, 0) << r.err;
+    const std::string* line = drawn_line(r, "mix2d ");
+    ASSERT_NE(line, nullptr) << r.out;
+    float x0 = 0, y0 = 0, side = 0;
+    int step = -1, show = -1;
+    ASSERT_EQ(std::sscanf(line->c_str(), "mix2d shader at %f %f side %f step %d show %d", &x0, &y0, &side, &step, &show), 5)
+        << "the plane was not drawn by the shader: " << *line;
+    EXPECT_EQ(show, 0);
+    ASSERT_GE(side, 100.0f);
+
+    moe::Mix2dTrainer tr{moe::Mix2dConfig{}};  // the lab's trainer, replayed to the drawn step
+    for (int i = 0; i < step; ++i) tr.step();
+    constexpr int kGrid = 24;
+    const moe::Mix2dRegions reg = tr.sample_regions(kGrid, kGrid);
+    int checked = 0, matching = 0;
+    std::set<int> experts_seen;
+    for (int gy = 0; gy < kGrid; ++gy)
+        for (int gx = 0; gx < kGrid; ++gx) {
+            const size_t i = static_cast<size_t>(gy * kGrid + gx);
+            const Rgb got = pixel(img, x0 + side * (static_cast<float>(gx) + 0.5f) / kGrid,
+                                  y0 + side * (static_cast<float>(gy) + 0.5f) / kGrid);
+            if (got.r > 240 && got.g > 240 && got.b > 240) continue;  // a border between two experts
+            ++checked;
+            const Rgb c = expert_rgb(reg.expert[i]);
+            const float a = 0.35f + 0.65f * std::clamp(reg.gate[i], 0.0f, 1.0f);
+            const Rgb want{static_cast<int>(static_cast<float>(c.r) * a), static_cast<int>(static_cast<float>(c.g) * a),
+                           static_cast<int>(static_cast<float>(c.b) * a)};
+            if (near(got, want, 8)) {
+                ++matching;
+                experts_seen.insert(reg.expert[i]);
+            }
+        }
+    EXPECT_GE(checked, kGrid * kGrid * 8 / 10) << "most points are inside a region, not on a border";
+    EXPECT_GE(matching, checked * 95 / 100) << matching << " of " << checked << " points in their expert's colour (step " << step << ")";
+    EXPECT_GE(experts_seen.size(), 2u) << "the plane is split between experts";
 }
 
 }  // namespace

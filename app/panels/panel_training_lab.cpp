@@ -50,6 +50,7 @@ struct Mix2dLab {
     std::string status;          // errors from toggles and exports
     float alpha = 0.1f;
     float jitter = 0.0f;
+    bool show_prediction = false;  // the plane shows the model's output y(x) instead of the partition
 
     void reset() {
         trainer->reset();
@@ -274,29 +275,44 @@ bool mix2d_uniforms(const Mix2dTrainer& tr, gl::Mix2dUniforms& u) {
 // (shaders/mix2d.frag), borders where the top expert changes, so the regions visibly move while
 // it trains (Jacobs et al. 1991's picture). Otherwise (or for a batch-dependent router): one
 // rect per cell of the sampled grid, the top expert's colour, brighter where its gate is larger.
-void draw_plane(const Mix2dRegions& r, float side) {
+// Returns whether the shader drew it (false: the grid of routed cells).
+bool draw_plane(const Mix2dRegions& r, float side, bool prediction) {
     ImDrawList* dl = ImGui::GetWindowDrawList();
     const ImVec2 p0 = ImGui::GetCursorScreenPos();
     gl::Mix2dUniforms u;
     if (gl::mix2d_shader_ok() && mix2d_uniforms(*mix().trainer, u)) {
+        u.show = prediction ? 1 : 0;
         gl::draw_mix2d(dl, p0, ImVec2(p0.x + side, p0.y + side), u);
         dl->AddRect(p0, ImVec2(p0.x + side, p0.y + side), IM_COL32(200, 200, 200, 255));
-        report_drawn("mix2d shader at %.1f %.1f side %.1f step %d", p0.x, p0.y, side, mix().trainer->steps_done());
+        report_drawn("mix2d shader at %.1f %.1f side %.1f step %d show %d", p0.x, p0.y, side, mix().trainer->steps_done(),
+                     u.show);
         ImGui::Dummy(ImVec2(side, side));
-        return;
+        return true;
     }
-    report_drawn("mix2d grid at %.1f %.1f side %.1f step %d", p0.x, p0.y, side, mix().trainer->steps_done());
+    report_drawn("mix2d grid at %.1f %.1f side %.1f step %d show %d", p0.x, p0.y, side, mix().trainer->steps_done(),
+                 prediction ? 1 : 0);
     const float cw = side / static_cast<float>(std::max(1, r.width));
     const float ch = side / static_cast<float>(std::max(1, r.height));
     for (int y = 0; y < r.height; ++y)
         for (int x = 0; x < r.width; ++x) {
             const size_t i = static_cast<size_t>(y) * static_cast<size_t>(r.width) + static_cast<size_t>(x);
-            const float a = 0.35f + 0.65f * std::clamp(r.gate[i], 0.0f, 1.0f);
             const ImVec2 a0(p0.x + static_cast<float>(x) * cw, p0.y + static_cast<float>(y) * ch);
-            dl->AddRectFilled(a0, ImVec2(a0.x + cw + 0.5f, a0.y + ch + 0.5f), expert_color(r.expert[i], a));
+            ImU32 col = 0;
+            if (prediction) {
+                // shaders/mix2d.frag's diverging map: blue (-1), near-black (0), orange (+1).
+                const float t = std::clamp(r.prediction[i], -1.5f, 1.5f) / 1.5f;
+                const ImVec4 end = t < 0.0f ? ImVec4(0.34f, 0.71f, 0.91f, 1.0f) : ImVec4(0.90f, 0.62f, 0.0f, 1.0f);
+                const float a = std::abs(t);
+                col = ImGui::ColorConvertFloat4ToU32(ImVec4(0.06f + (end.x - 0.06f) * a, 0.06f + (end.y - 0.06f) * a,
+                                                            0.06f + (end.z - 0.06f) * a, 1.0f));
+            } else {
+                col = expert_color(r.expert[i], 0.35f + 0.65f * std::clamp(r.gate[i], 0.0f, 1.0f));
+            }
+            dl->AddRectFilled(a0, ImVec2(a0.x + cw + 0.5f, a0.y + ch + 0.5f), col);
         }
     dl->AddRect(p0, ImVec2(p0.x + side, p0.y + side), IM_COL32(200, 200, 200, 255));
     ImGui::Dummy(ImVec2(side, side));
+    return false;
 }
 
 // Each expert's share of the load over the recorded steps, one coloured line per expert.
@@ -403,8 +419,21 @@ void draw_mix2d(Mix2dLab& s) {
     const float avail_w = ImGui::GetContentRegionAvail().x;
     const float side = std::clamp(avail_w * 0.35f, 80.0f, ImGui::GetContentRegionAvail().y * 0.9f);
     ImGui::BeginGroup();
-    draw_plane(s.regions, side);
-    ImGui::TextDisabled("colour = router's top expert");
+    const bool per_pixel = draw_plane(s.regions, side, s.show_prediction);
+    ImGui::Checkbox("show the prediction", &s.show_prediction);
+    teach("Off: each point coloured by the expert the router sends it to (brighter = larger gate), white where "
+          "the choice changes. On: the mixture's output y(x) = sum of gate x expert, blue -1 .. orange +1, "
+          "against the target's regions.");
+    ImGui::PushTextWrapPos(ImGui::GetCursorPosX() + side);
+    if (!per_pixel && (cfg.scheme == Scheme::GShardTop2 || cfg.scheme == Scheme::Sinkhorn))
+        ImGui::TextDisabled("%s routes each point in view of the others (%s), so no per-pixel shader can draw it: "
+                            "the plane is a 48 x 48 grid of points routed as one batch, each cell its real routing.",
+                            scheme_label(cfg.scheme),
+                            cfg.scheme == Scheme::GShardTop2 ? "its second expert is drawn at random, and capacity counts the batch"
+                                                          : "Sinkhorn balances the load over the whole batch");
+    else
+        ImGui::TextDisabled(s.show_prediction ? "colour = the mixture's output" : "colour = router's top expert");
+    ImGui::PopTextWrapPos();
     ImGui::EndGroup();
     ImGui::SameLine();
     ImGui::BeginGroup();
