@@ -414,16 +414,18 @@ void draw_mix2d(Mix2dLab& s) {
         s.status = e.what();
     }
     ImGui::Text("step %d   router %s   %d experts", tr.steps_done(), scheme_label(cfg.scheme), cfg.n_experts);
+    // On the step line, not under the plane: the plane takes the height there is.
+    ImGui::SameLine();
+    ImGui::Checkbox("show the prediction", &s.show_prediction);
+    teach("Off: each point coloured by the expert the router sends it to (brighter = larger gate), white where "
+          "the choice changes. On: the mixture's output y(x) = sum of gate x expert, blue -1 .. orange +1, "
+          "against the target's regions.");
 
     // The plane on the left, curves on the right.
     const float avail_w = ImGui::GetContentRegionAvail().x;
     const float side = std::clamp(avail_w * 0.35f, 80.0f, ImGui::GetContentRegionAvail().y * 0.9f);
     ImGui::BeginGroup();
     const bool per_pixel = draw_plane(s.regions, side, s.show_prediction);
-    ImGui::Checkbox("show the prediction", &s.show_prediction);
-    teach("Off: each point coloured by the expert the router sends it to (brighter = larger gate), white where "
-          "the choice changes. On: the mixture's output y(x) = sum of gate x expert, blue -1 .. orange +1, "
-          "against the target's regions.");
     ImGui::PushTextWrapPos(ImGui::GetCursorPosX() + side);
     if (!per_pixel && (cfg.scheme == Scheme::GShardTop2 || cfg.scheme == Scheme::Sinkhorn))
         ImGui::TextDisabled("%s routes each point in view of the others (%s), so no per-pixel shader can draw it: "
