@@ -15,7 +15,8 @@
 # latency from key press to the first frame that shows the change. Fails on a crash, a hang
 # (every wait has a deadline), a cut label or a missing file. A third run cannot save (settings
 # a folder, the export folder a file: each says so) and opens a generated model with File > Open
-# model, and a bad path (the error shows, the model stays). Exit 77 (skip) without Xvfb or xdotool.
+# model, and a bad path (the error shows, the model stays). A fourth starts with a broken --model:
+# the window says so and runs the built-in model. Exit 77 (skip) without Xvfb or xdotool.
 set -uo pipefail
 APP=${1:?usage: drive_app.sh path/to/moelab [out_dir]}
 OUT=${2:-}
@@ -495,3 +496,17 @@ open_model_dialog() {
   quit_app
 }
 open_model_dialog
+
+# 12. Item 15: a bad --model (from a desktop menu nobody sees stderr) opens the window anyway, says
+# which file and why, and runs the built-in model.
+report=$work/layout-bad-model.txt
+echo "not a model" > "$work/broken.safetensors"
+"$APP" --size 1280x720 --model "$work/broken.safetensors" --dump-layout "$report" > "$work/app4.out" 2> "$work/app4.err" &
+app_pid=$!
+wait_for model builtin 30
+msg_has "The model could not be opened, so the built-in model runs instead"
+msg_has "$work/broken."  # the loader names the file it could not read (here the .json beside it)
+win=$(xdotool search --sync --onlyvisible --name "moelab" | head -1)
+xdotool windowfocus --sync "$win" 2> /dev/null || xdotool windowfocus "$win"
+echo "ok: a bad --model opens the window, names the file and runs the built-in model"
+quit_app
