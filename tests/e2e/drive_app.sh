@@ -307,7 +307,14 @@ press_and_see p presenter 0
 # 7. Exports: a button in the training lab, and Ctrl+S.
 click_until "menu View" "menuitem Training lab"
 click_until "menuitem Training lab" "export mixloss PNG"
-click "export mixloss PNG"
+# click_lab_export: the export row can sit below the lab window's bottom edge (its toggles
+# grew): scroll it into view, then click.
+click_lab_export() {
+  xdotool mousemove --window "$win" 600 400 click 5 click 5 click 5 click 5
+  sleep 0.3
+  click "export mixloss PNG"
+}
+click_lab_export
 deadline=$(( $(now_ns) + 10 * 1000000000 ))
 until [ -s "$HOME/moelab-exports/mix2d_loss.png" ]; do
   alive; [ "$(now_ns)" -lt "$deadline" ] || fail "the export button wrote no $HOME/moelab-exports/mix2d_loss.png"; sleep 0.05
@@ -323,6 +330,8 @@ echo "ok: exported $(cd "$HOME/moelab-exports" && ls | tr '\n' ' ')"
 shipped=$(cd "$(dirname "$0")/../../assets" && pwd)/tiny-moe-lm.safetensors
 [ -s "$shipped" ] || fail "no shipped model at $shipped"
 shipped_sum=$(md5sum < "$shipped")
+xdotool mousemove --window "$win" 600 400 click 4 click 4 click 4 click 4  # the lab's tabs back in view
+sleep 0.3
 click_until "tab lab finetune" "finetune steps"
 # 4 steps, not the default 20 (each up to 2 s on a loaded machine, more under ASan): Ctrl+click
 # makes the slider a field.
@@ -449,7 +458,7 @@ open_model_dialog() {
   msg_has "$home3/moelab-exports"; msg_has "cannot be created"
   click_until "menu View" "menuitem Training lab"
   click_until "menuitem Training lab" "export mixloss PNG"
-  click "export mixloss PNG"
+  click_lab_export
   msg_has "export mixloss: "; msg_has "$home3/moelab-exports"
   [ -f "$home3/moelab-exports" ] || fail "a refused export replaced the file in its way"
   [ "$(field k)" = 3 ] || fail "a refused save changed K to $(field k)"
