@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_main.h"
 #include "commands.h"
 #include "core/error.h"
 
@@ -95,10 +96,7 @@ const Backend& device_backend(Device wanted, const std::string& where) {
     return backend_for(d);
 }
 
-}  // namespace moe::cli
-
-int main(int argc, char** argv) {
-    using namespace moe::cli;
+int cli_main(int argc, char** argv) {
     if (argc < 2 || std::string(argv[1]) == "help" || std::string(argv[1]) == "--help") {
         print_help();
         return argc < 2 ? 1 : 0;
@@ -121,3 +119,5 @@ int main(int argc, char** argv) {
     print_help();
     return 1;
 }
+
+}  // namespace moe::cli
