@@ -10,6 +10,10 @@
 #include "core/error.h"
 #include "core/io/json_input.h"
 #include "core/io/limits.h"
+#include "core/models/hf/hf_config.h"
+#include "core/models/hf/hf_tiny.h"
+#include "core/models/lm.h"
+#include "core/teach/params.h"
 #include "core/text/hf_tokenizer.h"
 
 namespace moe {
@@ -55,6 +59,50 @@ TEST(JsonInput, IntegersAreExactAndInRange) {
             EXPECT_NE(std::string(e.what()).find("-5..1048576"), std::string::npos) << e.what();
         }
     }
+}
+
+TEST(JsonInput, IntegerErrorsSayWhatTheValueIs) {
+    const auto problem = [](const char* text) {
+        try {
+            json_integer(nlohmann::json::parse(text), "f.json", "n", 0, 9, "");
+        } catch (const Error& e) {
+            return e.problem();
+        }
+        return std::string("accepted");
+    };
+    EXPECT_EQ(problem("1.9"), "is a number with a fraction (1.9)");
+    EXPECT_EQ(problem("\"3\""), "is a string (\"3\")");
+    EXPECT_EQ(problem("true"), "is a boolean (true)");
+    EXPECT_EQ(problem("[1]"), "is an array of 1");
+    EXPECT_EQ(problem("10"), "is 10");
+    EXPECT_EQ(problem("null"), "is null");
+}
+
+// One integer reader: the byte LM's .json, the parameter counter's and the HF loader's
+// config.json name the field and say the same thing about the same bad value.
+TEST(JsonInput, EveryConfigReaderSharesTheIntegerReader) {
+    const std::string expected = "is a number with a fraction (1.9) (expected an integer in 1..";
+    const auto error_text = [](auto&& parse) {
+        try {
+            parse();
+        } catch (const Error& e) {
+            return std::string(e.what());
+        }
+        return std::string("accepted");
+    };
+    const std::string lm = error_text([] { lm_config_from_json(R"({"format": "moelab-lm", "n_layers": 1.9})", "m.json"); });
+    EXPECT_NE(lm.find("m.json: n_layers: is a number with a fraction (1.9) (expected an integer in -2147483648..2147483647"),
+              std::string::npos) << lm;
+    const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("moelab_json_int_" + std::to_string(::getpid()));
+    hf::TinySpec spec;
+    hf::write_tiny_checkpoint(dir.string(), spec);
+    nlohmann::json cfg = nlohmann::json::parse(std::ifstream(dir / "config.json"));
+    std::filesystem::remove_all(dir);
+    cfg["num_hidden_layers"] = 1.9;
+    const std::string text = cfg.dump();
+    for (const std::string& e : {error_text([&] { parse_model_config(text, "config.json"); }),
+                                 error_text([&] { hf::parse_hf_config(text, "config.json"); })})
+        EXPECT_NE(e.find("config.json: num_hidden_layers: " + expected), std::string::npos) << e;
 }
 
 TEST(JsonInput, ShownNeverDumpsContainers) {

@@ -100,9 +100,9 @@ TEST(LessonParse, ValidLesson) {
 
 TEST(LessonErrors, OutOfRangeNamesFileLineAndField) {
     const std::string e = error_of(with("\"k\": 1,", "\"k\": \"two\","));
-    EXPECT_TRUE(contains(e, "scenarios/t.json: line 11: steps[1].knobs.k: expected an integer in 1..64, got \"two\"")) << e;
+    EXPECT_TRUE(contains(e, "scenarios/t.json: line 11: steps[1].knobs.k: is a string (\"two\") (expected an integer in 1..64)")) << e;
     const std::string e0 = error_of(with("\"k\": 1,", "\"k\": 0,"));
-    EXPECT_TRUE(contains(e0, "line 11: steps[1].knobs.k: expected an integer in 1..64, got 0")) << e0;
+    EXPECT_TRUE(contains(e0, "line 11: steps[1].knobs.k: is 0 (expected an integer in 1..64)")) << e0;
     const std::string ecf = error_of(with("\"capacity_factor\": 1.0", "\"capacity_factor\": -2"));
     EXPECT_TRUE(contains(ecf, "line 12: steps[1].knobs.capacity_factor: expected a number > 0")) << ecf;
 }

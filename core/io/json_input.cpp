@@ -45,6 +45,14 @@ std::string json_shown(const nlohmann::json& v) {
     return s;
 }
 
+std::string json_described(const nlohmann::json& v) {
+    if (v.is_number_integer() || v.is_array() || v.is_object()) return json_shown(v);
+    if (v.is_number_float()) return "a number with a fraction (" + json_shown(v) + ")";
+    if (v.is_string()) return "a string (" + json_shown(v) + ")";
+    if (v.is_boolean()) return "a boolean (" + json_shown(v) + ")";
+    return json_shown(v);  // null
+}
+
 int64_t json_integer(const nlohmann::json& v, const std::string& where, const std::string& field, int64_t lo, int64_t hi,
                      const std::string& hint) {
     const bool in_range = v.is_number_unsigned()  ? v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX) &&
@@ -52,7 +60,7 @@ int64_t json_integer(const nlohmann::json& v, const std::string& where, const st
                           : v.is_number_integer() ? v.get<int64_t>() >= lo && v.get<int64_t>() <= hi
                                                   : false;
     if (!in_range)
-        throw Error(where, field, "is " + json_shown(v),
+        throw Error(where, field, "is " + json_described(v),
                     "expected an integer in " + std::to_string(lo) + ".." + std::to_string(hi) + (hint.empty() ? "" : "; " + hint));
     return v.get<int64_t>();
 }

@@ -26,8 +26,13 @@ nlohmann::json parse_json_input(std::string_view text, const std::string& where,
 // described ("an array of 3", "an object"), never dumped (dump() recurses).
 std::string json_shown(const nlohmann::json& v);
 
+// What a value is, for "is ..." in an error: integers as they are, otherwise its kind with the
+// value shown ("a string (\"16\")", "a number with a fraction (1.9)", "an array of 3").
+std::string json_described(const nlohmann::json& v);
+
 // An integer field read exactly: a JSON integer (not 1.9, not 1e30, not "3") in [lo, hi], or
-// moe::Error(where, field, "is <value>", "expected an integer in lo..hi; <hint>"). nlohmann's
+// moe::Error(where, field, "is <json_described>", "expected an integer in lo..hi; <hint>"): the
+// one integer reader of every JSON input (model configs, HF config.json, lessons, resume files). nlohmann's
 // get<int>() converts 1e30 with undefined behaviour and 4294967298 to 2 (issue 15, holes 5, 7).
 int64_t json_integer(const nlohmann::json& v, const std::string& where, const std::string& field, int64_t lo, int64_t hi,
                      const std::string& hint);

@@ -38,7 +38,13 @@ inline constexpr int64_t kMaxVocab = int64_t{1} << 24;
 inline constexpr int64_t kMaxLayers = 10000;
 inline constexpr int64_t kMaxHeads = int64_t{1} << 14;
 inline constexpr int64_t kMaxExperts = int64_t{1} << 20;  // a config the parameter counter may count
-// Experts of one MoE layer that runs (MoeLayerConfig): DeepSeek-V3 has 256, so 4096 leaves room;
+// A Hugging Face checkpoint that is loaded and run (core/models/hf/): tighter than what the
+// counter counts, still above every released model (DeepSeek-V3: 7168 wide, 129,280 tokens,
+// 61 layers); what is allocated is bounded by the weights file, these keep the products small.
+inline constexpr int64_t kMaxLoadedWidth = int64_t{1} << 20;  // hidden sizes, FFN widths, ranks
+inline constexpr int64_t kMaxLoadedVocab = int64_t{1} << 22;
+inline constexpr int64_t kMaxLoadedLayers = 1024;
+// Experts of one MoE layer that runs (MoeLayerConfig, the HF loader): DeepSeek-V3 has 256, so 4096 leaves room;
 // the weights, not this, are what a desktop must hold.
 inline constexpr int kMaxLayerExperts = 4096;
 // A capacity factor above this is dropless in all but name (capacity >= T for any T we route).

@@ -84,20 +84,18 @@ json router_to_json(const RouterConfig& r) {
 // Every value from the .json is checked for its exact type and range here, so nothing reaches
 // nlohmann's get<T>() that it would convert with undefined behaviour (1e30 to int) or silently
 // wrong (4294967298 to int as 2, 1.9 as 1, 1e300 to float as infinity).
+constexpr const char* kConfigHint = "see docs/MODEL_CARD.md for the config format";
+
 template <class T>
 T get_field(const json& j, const char* key, T fallback, const std::string& where, const std::string& prefix) {
     const auto it = j.find(key);
     if (it == j.end()) return fallback;
     const json& v = *it;
     const auto wrong = [&](const std::string& expected) {
-        return Error(where, prefix + key, "is " + json_shown(v), expected + "; see docs/MODEL_CARD.md for the config format");
+        return Error(where, prefix + key, "is " + json_shown(v), expected + "; " + kConfigHint);
     };
     if constexpr (std::is_same_v<T, int>) {
-        if (!v.is_number_integer()) throw wrong("expected an integer");
-        if (v.is_number_unsigned() ? v.get<uint64_t>() > static_cast<uint64_t>(INT32_MAX)
-                                   : (v.get<int64_t>() < INT32_MIN || v.get<int64_t>() > INT32_MAX))
-            throw wrong("expected an integer in 32-bit range");
-        return static_cast<int>(v.get<int64_t>());
+        return static_cast<int>(json_integer(v, where, prefix + key, INT32_MIN, INT32_MAX, kConfigHint));
     } else if constexpr (std::is_same_v<T, float>) {
         if (!v.is_number()) throw wrong("expected a number");
         const double x = v.get<double>();

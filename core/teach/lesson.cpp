@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/io/json_input.h"
 #include "core/io/limits.h"
 #include "core/teach/export.h"
 #include "core/teach/format.h"
@@ -340,16 +341,7 @@ public:
     }
 
     int64_t integer(const std::string& path, const json& v, int64_t lo, int64_t hi) const {
-        const std::string expect = "expected an integer in " + std::to_string(lo) + ".." + std::to_string(hi);
-        if (v.is_number_unsigned()) {
-            const uint64_t u = v.get<uint64_t>();
-            if (u > static_cast<uint64_t>(hi) || static_cast<int64_t>(u) < lo) fail(path, expect + ", got " + shown(v));
-            return static_cast<int64_t>(u);
-        }
-        if (!v.is_number_integer()) fail(path, expect + ", got " + shown(v));
-        const int64_t x = v.get<int64_t>();
-        if (x < lo || x > hi) fail(path, expect + ", got " + shown(v));
-        return x;
+        return json_integer(v, where_ + ": line " + std::to_string(line_of(path)), path.empty() ? "(top level)" : path, lo, hi, "");
     }
 
     uint64_t unsigned_integer(const std::string& path, const json& v) const {

@@ -65,43 +65,26 @@ struct Reader {
 
     bool has(const char* key) const { return j.contains(key) && !j.at(key).is_null(); }
 
-    static std::string type_of(const json& v) {
-        if (v.is_number_float()) return "a number with a fraction (" + json_shown(v) + ")";
-        if (v.is_string()) return "a string (" + json_shown(v) + ")";
-        if (v.is_boolean()) return std::string("a boolean (") + json_shown(v) + ")";
-        if (v.is_array()) return "an array";
-        if (v.is_object()) return "an object";
-        return v.type_name();
-    }
-
     // An integer field in [lo, hi]. Absent (or null) gives fallback when not required.
     int64_t integer(const char* key, bool required, int64_t fallback, int64_t lo, int64_t hi) const {
         if (!has(key)) {
             if (required) throw Error(where, key, "is missing", "a " + std::string(j.value("model_type", "")) + " config.json needs it");
             return fallback;
         }
-        const json& v = j.at(key);
-        if (!v.is_number_integer())
-            throw Error(where, key, "is " + type_of(v), "expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-        if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi))
-            throw Error(where, key, "is " + json_shown(v) + ", absurdly large", "expected at most " + std::to_string(hi));
-        const int64_t x = v.get<int64_t>();
-        if (x < lo) throw Error(where, key, "is " + std::to_string(x), "expected at least " + std::to_string(lo));
-        if (x > hi) throw Error(where, key, "is " + std::to_string(x) + ", absurdly large", "expected at most " + std::to_string(hi));
-        return x;
+        return json_integer(j.at(key), where, key, lo, hi, "");
     }
 
     bool boolean(const char* key, bool fallback) const {
         if (!has(key)) return fallback;
         const json& v = j.at(key);
-        if (!v.is_boolean()) throw Error(where, key, "is " + type_of(v), "expected true or false");
+        if (!v.is_boolean()) throw Error(where, key, "is " + json_described(v), "expected true or false");
         return v.get<bool>();
     }
 
     std::string string(const char* key, const std::string& fallback) const {
         if (!has(key)) return fallback;
         const json& v = j.at(key);
-        if (!v.is_string()) throw Error(where, key, "is " + type_of(v), "expected a string");
+        if (!v.is_string()) throw Error(where, key, "is " + json_described(v), "expected a string");
         return v.get<std::string>();
     }
 
@@ -110,12 +93,9 @@ struct Reader {
         std::set<int64_t> out;
         if (!has(key)) return out;
         const json& v = j.at(key);
-        if (!v.is_array()) throw Error(where, key, "is " + type_of(v), "expected a list of layer indices");
-        for (const json& e : v) {
-            if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() >= n_layers)
-                throw Error(where, key, "has the entry " + json_shown(e), "expected layer indices in [0, " + std::to_string(n_layers - 1) + "]");
-            out.insert(e.get<int64_t>());
-        }
+        if (!v.is_array()) throw Error(where, key, "is " + json_described(v), "expected a list of layer indices");
+        for (size_t i = 0; i < v.size(); ++i)
+            out.insert(json_integer(v[i], where, std::string(key) + "[" + std::to_string(i) + "]", 0, n_layers - 1, "a layer index"));
         return out;
     }
 };

@@ -12,6 +12,8 @@
 
 #include "core/error.h"
 #include "core/io/file_io.h"
+#include "core/io/json_input.h"
+#include "core/io/limits.h"
 
 namespace moe::hf {
 
@@ -39,11 +41,12 @@ const std::vector<std::string>& hf_model_types() {
 namespace {
 
 // [SECTION] Key readers
-// Sizes no real model reaches; they keep a hostile config from asking for absurd allocations.
-constexpr int64_t kMaxWidth = int64_t{1} << 20;
-constexpr int64_t kMaxVocab = int64_t{1} << 22;
-constexpr int kMaxLayers = 1024;
-constexpr int kMaxExperts = 4096;
+// Sizes no real model reaches (core/io/limits.h); they keep a hostile config from asking for
+// absurd allocations.
+constexpr int64_t kMaxWidth = kMaxLoadedWidth;
+constexpr int64_t kMaxVocab = kMaxLoadedVocab;
+constexpr int64_t kMaxLayers = kMaxLoadedLayers;
+constexpr int64_t kMaxExperts = kMaxLayerExperts;
 
 struct Reader {
     const json& j;
@@ -58,7 +61,7 @@ struct Reader {
     }
     int integer(const char* key, int64_t lo, int64_t hi) const {
         const json* v = find(key);
-        if (!v) bad(key, "is missing", "expected an integer in [" + num(lo) + ", " + num(hi) + "]");
+        if (!v) bad(key, "is missing", "expected an integer in " + num(lo) + ".." + num(hi));
         return integer_of(key, *v, lo, hi);
     }
     int integer_or(const char* key, int fallback, int64_t lo, int64_t hi) const {
@@ -66,12 +69,7 @@ struct Reader {
         return v ? integer_of(key, *v, lo, hi) : fallback;
     }
     int integer_of(const char* key, const json& v, int64_t lo, int64_t hi) const {
-        if (!v.is_number_integer()) bad(key, "is " + v.dump(), "expected an integer in [" + num(lo) + ", " + num(hi) + "]");
-        if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi))
-            bad(key, "is " + v.dump(), "expected an integer in [" + num(lo) + ", " + num(hi) + "]");
-        const int64_t x = v.get<int64_t>();
-        if (x < lo || x > hi) bad(key, "is " + num(x), "expected an integer in [" + num(lo) + ", " + num(hi) + "]");
-        return static_cast<int>(x);
+        return static_cast<int>(json_integer(v, where, key, lo, hi, ""));  // callers' hi fits an int
     }
     double real_or(const char* key, double fallback, double lo, double hi) const {
         const json* v = find(key);
@@ -79,9 +77,9 @@ struct Reader {
         return real_of(key, *v, lo, hi);
     }
     double real_of(const char* key, const json& v, double lo, double hi) const {
-        if (!v.is_number()) bad(key, "is " + v.dump(), "expected a number in [" + fnum(lo) + ", " + fnum(hi) + "]");
+        if (!v.is_number()) bad(key, "is " + json_shown(v), "expected a number in [" + fnum(lo) + ", " + fnum(hi) + "]");
         const double x = v.get<double>();
-        if (!std::isfinite(x) || x < lo || x > hi) bad(key, "is " + v.dump(), "expected a number in [" + fnum(lo) + ", " + fnum(hi) + "]");
+        if (!std::isfinite(x) || x < lo || x > hi) bad(key, "is " + json_shown(v), "expected a number in [" + fnum(lo) + ", " + fnum(hi) + "]");
         return x;
     }
     bool boolean_or(const char* key, bool fallback) const {
