@@ -123,17 +123,19 @@ void draw_load_bars(PanelContext& ctx) {
     }
     int n_idle = 0;
     for (int e = 0; e < n_experts; ++e) n_idle += (*kept)[static_cast<size_t>(e)] == 0 ? 1 : 0;
-    // A short, narrow panel (256 experts in the 1280x720 grid, about 350 x 170 px): every number
-    // in one small wrapped paragraph, their explanations on hover, so the bars keep the height.
-    const bool compact = many && !wide && ImGui::GetContentRegionAvail().y < ImGui::GetFontSize() * 11.0f;
+    // A short, narrow panel (256 experts in the 1280x720 grid, about 350 x 170 px; 8 experts beside
+    // the first-run card, 250 x 160 px): every number in one small wrapped paragraph, their
+    // explanations on hover, so the bars keep the height (three big lines left them 10 px).
+    const bool compact = !wide && ImGui::GetContentRegionAvail().y < ImGui::GetFontSize() * 11.0f;
     if (compact) {
         char txt[200];
         const int n = std::snprintf(txt, sizeof txt, "CV %.2f   max/mean %.2f", cv, mom);
         if (!cumulative && n > 0)
             std::snprintf(txt + n, sizeof txt - static_cast<size_t>(n), "   dropped %d/%d", tr.stats.n_dropped, tr.stats.n_pairs);
         const size_t used = std::strlen(txt);
-        std::snprintf(txt + used, sizeof txt - used, "   busiest E%d (%d)   idlest E%d (%d)   idle %d of %d", most,
-                      wanted_of(most), least, wanted_of(least), n_idle, n_experts);
+        if (many)
+            std::snprintf(txt + used, sizeof txt - used, "   busiest E%d (%d)   idlest E%d (%d)   idle %d of %d", most,
+                          wanted_of(most), least, wanted_of(least), n_idle, n_experts);
         ImFont* font = ImGui::GetFont();
         const float w = ImGui::GetContentRegionAvail().x;
         const ImVec2 at = ImGui::GetCursorScreenPos();
@@ -145,8 +147,9 @@ void draw_load_bars(PanelContext& ctx) {
                     "for capacity. busiest / idlest: by the tokens the router sent them (kept + dropped); idle: "
                     "experts that got no token at all.");
         report_drawn("load summary %.1f %.1f %.1f %.1f", at.x, at.y, f.extent.x, f.extent.y);
-        report_drawn("load most E%d %d least E%d %d sorted %d", most, wanted_of(most), least, wanted_of(least),
-                     sorted ? 1 : 0);
+        if (many)
+            report_drawn("load most E%d %d least E%d %d sorted %d", most, wanted_of(most), least, wanted_of(least),
+                         sorted ? 1 : 0);
     }
     // The balance numbers, big: the thing to read from the back of the room (normal size when
     // the panel is too narrow for three large numbers on one line).
@@ -205,6 +208,7 @@ void draw_load_bars(PanelContext& ctx) {
     const bool short_canvas = size.y < ImGui::GetFontSize() * 9.0f;
     const ImVec2 c0 = ImGui::GetCursorScreenPos();
     ImGui::InvisibleButton("##load_canvas", size);
+    report_drawn("load canvas %.1f %.1f %.1f %.1f", c0.x, c0.y, size.x, size.y);
     const bool hovered = ImGui::IsItemHovered();
     ImDrawList* dl = ImGui::GetWindowDrawList();
     ImFont* font = ImGui::GetFont();
