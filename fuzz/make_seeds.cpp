@@ -13,6 +13,7 @@
 #include "core/models/hf/hf_tiny.h"
 #include "core/models/lm.h"
 #include "fuzz/fuzz_util.h"
+#include "fuzz/shrink_tokenizer.h"
 
 namespace fs = std::filesystem;
 
@@ -26,54 +27,6 @@ void write(const fs::path& p, const std::string& bytes) {
 std::string read(const fs::path& p) {
     std::ifstream f(p, std::ios::binary);
     return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-// A real tokenizer.json cut to its first n_keep vocabulary entries (plus added tokens) and the
-// merges among them: every stage (normalizer, pre-tokenizer, decoder, post-processor) stays as
-// the model ships it, in a few KB instead of MBs.
-std::string shrink_tokenizer(const std::string& text, size_t n_keep) {
-    nlohmann::json j = nlohmann::json::parse(text);
-    nlohmann::json& model = j["model"];
-    if (!model.contains("vocab") || !model["vocab"].is_object()) return {};
-    std::vector<std::pair<int64_t, std::string>> by_id;
-    for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) by_id.push_back({it.value().get<int64_t>(), it.key()});
-    std::sort(by_id.begin(), by_id.end());
-    nlohmann::json vocab = nlohmann::json::object();
-    std::set<std::string> kept;
-    for (size_t i = 0; i < by_id.size() && i < n_keep; ++i) {
-        vocab[by_id[i].second] = static_cast<int64_t>(i);
-        kept.insert(by_id[i].second);
-    }
-    nlohmann::json merges = nlohmann::json::array();
-    if (model.contains("merges"))
-        for (const nlohmann::json& m : model["merges"]) {
-            std::string a, b;
-            if (m.is_string()) {
-                const std::string s = m.get<std::string>();
-                const size_t sp = s.find(' ');
-                if (sp == std::string::npos) continue;
-                a = s.substr(0, sp), b = s.substr(sp + 1);
-            } else if (m.is_array() && m.size() == 2) {
-                a = m[0].get<std::string>(), b = m[1].get<std::string>();
-            } else {
-                continue;
-            }
-            if (kept.count(a) && kept.count(b) && kept.count(a + b)) merges.push_back(m);
-        }
-    model["vocab"] = vocab;
-    model["merges"] = merges;
-    nlohmann::json added = nlohmann::json::array();
-    int64_t next = static_cast<int64_t>(vocab.size());
-    if (j.contains("added_tokens"))
-        for (nlohmann::json t : j["added_tokens"]) {
-            if (added.size() >= 8) break;
-            t["id"] = next++;
-            added.push_back(t);
-        }
-    j["added_tokens"] = added;
-    // Post-processors name special tokens by id: point them at the renumbered ones, or drop them.
-    if (j.contains("post_processor") && !j["post_processor"].is_null()) j["post_processor"] = nullptr;
-    return j.dump();
 }
 
 }  // namespace
@@ -94,6 +47,7 @@ int main(int argc, char** argv) {
             spec.model_type = type;
             spec.n_shards = shards;
             spec.dtype = shards == 1 ? "F32" : "BF16";
+            spec.k = 2;
             moe::hf::write_tiny_checkpoint(dir.string(), spec);
             std::vector<fs::path> files;
             for (const fs::directory_entry& e : fs::directory_iterator(dir))
@@ -151,9 +105,60 @@ int main(int argc, char** argv) {
     for (const char* name : {"llama2", "qwen3", "deepseek_v3", "gptoss"}) {
         const fs::path p = fixtures / "tokenizers" / name / "tokenizer.json";
         if (!fs::exists(p, ec)) continue;
-        const std::string small = shrink_tokenizer(read(p), 400);
+        const std::string real = read(p);
+        const std::string small = moe::fuzz::shrink_tokenizer(real, 400);
         if (!small.empty())
             write(out / "tokenizer" / name, small + std::string(moe::fuzz::kSeparator) + "Hello, world! Grüße 123 \n\t  <s>x</s>");
+        // The tokenizers fuzz_tokenizer's text inputs run on (loaded once per process; whole, the
+        // larger ones take 3-12 s to load in the instrumented build, more than a CI slot can give).
+        const std::string text_tok = moe::fuzz::shrink_tokenizer(real, moe::fuzz::kTextTokenizerVocab);
+        if (!text_tok.empty()) write(out / "real-tokenizers" / (std::string(name) + ".json"), text_tok);
+    }
+    // Texts for the real tokenizers (fuzz_tokenizer's second kind: byte 0..3 picks the tokenizer).
+    const char* tok_texts[] = {"Hello, world! Gr\303\274\303\237e 123 \n\t  <s>x</s>", "int main(void) { return 0; }\n",
+                               "\xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x91\x8b\xf0\x9f\x8f\xbd  a\r\n\r\n  b", "<|endoftext|><|im_start|>user\n\xff\xfe"};
+    for (int t = 0; t < 4; ++t)
+        for (size_t j = 0; j < std::size(tok_texts); ++j)
+            write(out / "tokenizer" / ("text" + std::to_string(t) + "-" + std::to_string(j)), std::string(1, static_cast<char>(t)) + tok_texts[j]);
+    // moelab-cli argument vectors (fuzz_cli: arguments separated by NUL bytes): the README's
+    // command lines and the tests', with paths under the harness's fx/ and sizes in its bounds.
+    const std::vector<std::vector<std::string>> cli_lines = {
+        {"demo"},
+        {"demo", "--text", "Hello, MoE", "--k", "1"},
+        {"params", "fx/hf/config.json"},
+        {"params", "fx/hf", "--json", "--dtype", "fp8", "--context", "32768"},
+        {"route", "--n-experts", "8", "--k", "2", "--scheme", "switch", "--capacity", "1.0", "--drop", "position", "--tokens", "32", "--out", "t"},
+        {"route", "--n-experts", "4", "--k", "2", "--tokens", "20", "--capacity", "1.0", "--drop", "position", "--seed", "5", "--out", "b"},
+        {"route", "--input", "fx/hidden.safetensors", "--n-experts", "4", "--activation", "gelu", "--shared", "1"},
+        {"route", "--k", "0"},
+        {"route", "--model", "builtin", "--text", "Hello, MoE", "--out", "hello"},
+        {"route", "--model", "fx/hf", "--token-ids", "5,17,30,2,9", "--k", "1", "--out", "t", "--logits", "l.npy"},
+        {"route", "--model", "fx/lm.safetensors", "--text", "ab", "--scheme", "expert_choice", "--device", "cuda"},
+        {"generate", "--prompt", "The cat ", "--n", "8"},
+        {"generate", "--model", "fx/hf", "--prompt", "Hi", "--n", "3", "--temperature", "0"},
+        {"mix2d", "--balance", "none"},
+        {"mix2d", "--balance", "switch", "--steps", "4", "--every", "2", "--map", "8x4", "--zloss", "0.01"},
+        {"mix2d", "--balance", "bias", "--experts", "4", "--jitter", "0.1"},
+        {"lesson", "03_switch_capacity"},
+        {"lesson", "08_expert_collapse", "--model", "fx/lm.safetensors", "--max-train-steps", "2"},
+        {"lesson", "--list"},
+        {"export", "load", "--text", "The cat sat", "--k", "1", "--scheme", "switch", "--out", "load.svg"},
+        {"export", "heatmap", "--text", "The cat sat", "--out", "h.png", "--capacity-factor", "0.5", "--drop-policy", "score"},
+        {"train", "--corpus", "fx/corpus", "--out", "my-model", "--steps", "2"},
+        {"train", "--corpus", "fx/corpus", "--out", "m", "--balance", "bias", "--ckpt-every", "1", "--log-every", "1"},
+        {"tokenize", "--text", "Hello, w\xc3\xb6rld! \xf0\x9f\x91\x8b"},
+        {"tokenize", "--tokenizer", "fx/hf", "--text", "MoE", "--special", "--json"},
+        {"tokenize", "--tokenizer", "fx/hf/tokenizer.json", "--file", "fx/text.txt"},
+        {"tokenize", "--tokenizer", "fx/hf", "--jsonl", "fx/lines.jsonl"},
+        {"hf-tiny", "--type", "qwen3_moe", "--experts", "16", "--k", "8", "--layers", "4", "--out", "q"},
+        {"hf-tiny", "--type", "deepseek_v3", "--dtype", "BF16", "--shards", "2", "--yarn", "--out", "d"},
+        {"help"},
+        {"train", "--help"},
+    };
+    for (size_t j = 0; j < cli_lines.size(); ++j) {
+        std::string b;
+        for (size_t a = 0; a < cli_lines[j].size(); ++a) b += (a ? std::string(1, '\0') : std::string()) + cli_lines[j][a];
+        write(out / "cli" / ("line" + std::to_string(j)), b);
     }
     std::printf("fuzz_seeds: wrote seeds under %s\n", out.string().c_str());
     fs::remove_all(moe::fuzz::scratch_dir());
