@@ -49,14 +49,26 @@ inline std::pair<std::string_view, std::string_view> split2(std::string_view in)
     return {in.substr(0, at), in.substr(at + kSeparator.size())};
 }
 
-// A scratch folder of this process (readers that take paths get real files).
+// A scratch folder of this process (readers that take paths get real files): under $TMPDIR if
+// set, else /dev/shm (memory, not disk: several harnesses write files every execution), else /tmp. Removed at a normal exit; a crash leaves it for a look.
 inline const std::filesystem::path& scratch_dir() {
     static const std::filesystem::path d = [] {
+        namespace fs = std::filesystem;
         const char* tmp = std::getenv("TMPDIR");
-        std::filesystem::path p = std::filesystem::path(tmp && *tmp ? tmp : "/tmp") / ("moelab-fuzz-" + std::to_string(::getpid()));
-        std::filesystem::create_directories(p);
+        std::error_code ec;
+        const fs::path base = tmp && *tmp ? fs::path(tmp) : fs::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0 ? fs::path("/dev/shm") : fs::path("/tmp");
+        fs::path p = base / ("moelab-fuzz-" + std::to_string(::getpid()));
+        fs::create_directories(p);
         return p;
     }();
+    static const bool cleanup = [] {
+        std::atexit([] {
+            std::error_code ec;
+            std::filesystem::remove_all(d, ec);
+        });
+        return true;
+    }();
+    (void)cleanup;
     return d;
 }
 
