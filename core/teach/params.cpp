@@ -100,16 +100,6 @@ struct Reader {
     }
 };
 
-std::string line_col(std::string_view text, size_t byte) {
-    // nlohmann reports the 1-based offset of the last byte it read.
-    const size_t end = std::min(byte > 0 ? byte - 1 : 0, text.size());
-    int64_t line = 1, col = 1;
-    for (size_t i = 0; i < end; ++i) {
-        if (text[i] == '\n') { ++line; col = 1; } else { ++col; }
-    }
-    return "line " + std::to_string(line) + ", column " + std::to_string(col);
-}
-
 // [SECTION] Per-architecture parsing
 void read_common(const Reader& r, ModelConfig& c) {
     c.vocab_size = r.integer("vocab_size", true, 0, 1, kMaxVocab);
