@@ -126,19 +126,18 @@ namespace moe {
 
 namespace {
 
+// The kernels' features from the start-up check's cpuid reading (cpu_baseline.cpp: it also checks
+// that the OS saves the AVX and AVX-512 registers), so there is one reader of cpuid.
 CpuFeatures detect() {
+    const unsigned long long have = supported_features();
+    const auto has = [have](CpuFeatureBit b) { return (have >> b & 1) != 0; };
     CpuFeatures f;
-#if defined(__x86_64__) || defined(__i386__)
-    // libgcc's cpuid also checks XGETBV, so a feature the OS does not save registers for (AVX-512
-    // under an old kernel or a VM that hides it) reads as absent.
-    __builtin_cpu_init();
-    f.avx2 = __builtin_cpu_supports("avx2");
-    f.fma = __builtin_cpu_supports("fma");
-    f.avx512f = __builtin_cpu_supports("avx512f");
-    f.avx512bw = __builtin_cpu_supports("avx512bw");
-    f.avx512vl = __builtin_cpu_supports("avx512vl");
-    f.avx512bf16 = __builtin_cpu_supports("avx512bf16");
-#endif
+    f.avx2 = has(kAvx2);
+    f.fma = has(kFma);
+    f.avx512f = has(kAvx512F);
+    f.avx512bw = has(kAvx512Bw);
+    f.avx512vl = has(kAvx512Vl);
+    f.avx512bf16 = has(kAvx512Bf16);
     return f;
 }
 
