@@ -5,6 +5,7 @@
 // [SECTION] Building the atlas
 // [SECTION] Drawing
 #include "app/fonts.h"
+#include "app/text_codec.h"
 
 #include "core/text/utf8.h"
 
@@ -106,7 +107,6 @@ uint32_t next_code_point(std::string_view s, size_t& i) {
 
 // [SECTION] What the text needs
 
-constexpr uint32_t kPuaFirst = 0xE000, kPuaLast = 0xF8FF;  // the BMP private-use area
 // What the base ranges in theme.cpp already load from DejaVu.
 bool in_base_ranges(uint32_t cp) {
     return (cp >= 0x20 && cp <= 0x17F) || (cp >= 0x370 && cp <= 0x52F) || (cp >= 0x2000 && cp <= 0x206F) ||
@@ -118,8 +118,7 @@ struct Wanted {
     std::vector<uint32_t> from_dejavu;      // DejaVu has it, outside the base ranges
     std::vector<uint32_t> from_cjk;         // BMP, Noto Sans CJK
     std::vector<uint32_t> from_symbola;     // BMP, Symbola
-    std::vector<uint32_t> astral;           // past U+FFFF, Symbola; drawn through a stand-in
-    std::map<uint32_t, uint32_t> stand_in;  // astral code point -> private-use code point
+    std::vector<uint32_t> astral;           // past U+FFFF, Symbola; drawn at its stand-in (text_codec.h)
     std::set<std::string> missing_packages;
     bool changed = false;
 
@@ -167,7 +166,7 @@ void want_glyphs(std::string_view utf8) {
         }
         const uint32_t cp = next_code_point(utf8, i);
         if (cp == 0xFFFD || in_base_ranges(cp) || !w.seen.insert(cp).second) continue;
-        if (cp >= kPuaFirst && cp <= kPuaLast) continue;  // the stand-ins' own range
+        if (cp >= kPrivateUseFirst && cp <= kPrivateUseLast) continue;  // the stand-ins' own range
         if (cp <= 0xFFFF && dejavu().has(cp)) {
             w.from_dejavu.push_back(cp);
         } else if (cp <= 0xFFFF && noto_cjk().has(cp)) {
@@ -176,10 +175,8 @@ void want_glyphs(std::string_view utf8) {
             if (cp <= 0xFFFF) {
                 w.from_symbola.push_back(cp);
             } else {
-                const uint32_t pua = kPuaFirst + static_cast<uint32_t>(w.stand_in.size());
-                if (pua > kPuaLast) continue;  // 6,400 distinct emoji in one text: the rest stay '?'
+                if (stand_ins().of(cp) == 0) continue;  // 5,888 different ones in one run: the rest stay '?'
                 w.astral.push_back(cp);
-                w.stand_in[cp] = pua;
             }
         } else {
             // No installed font draws it: say which package would, when one is missing.
@@ -249,7 +246,7 @@ void merge_script_fonts(ImFont* font, const char* base_path, float size_px) {
         c.scale = scale;
         c.w = std::max(1, x1 - x0);
         c.h = std::max(1, y1 - y0);
-        c.rect = io.Fonts->AddCustomRectFontGlyph(font, static_cast<ImWchar>(w.stand_in[cp]), c.w, c.h,
+        c.rect = io.Fonts->AddCustomRectFontGlyph(font, static_cast<ImWchar>(stand_ins().find(cp)), c.w, c.h,
                                                   static_cast<float>(advance) * scale,
                                                   ImVec2(static_cast<float>(x0), base_ascent_px + static_cast<float>(y0)));
         w.custom.push_back(c);
@@ -260,8 +257,11 @@ void merge_script_fonts(ImFont* font, const char* base_path, float size_px) {
 void finish_font_atlas() {
     Wanted& w = wanted();
     ImFontAtlas* atlas = ImGui::GetIO().Fonts;
-    if (w.custom.empty()) return;  // the backend builds the atlas when it makes the texture
     atlas->Build();
+    // The editor's stand-ins for bytes that are not UTF-8 (text_codec.h) draw as U+FFFD.
+    for (ImFont* font : atlas->Fonts)
+        for (uint32_t b = 0; b < 256; ++b)
+            font->AddRemapChar(static_cast<ImWchar>(kByteStandIn + b), static_cast<ImWchar>(0xFFFD));
     unsigned char* px = nullptr;
     int tex_w = 0, tex_h = 0;
     atlas->GetTexDataAsAlpha8(&px, &tex_w, &tex_h);
@@ -277,15 +277,19 @@ void finish_font_atlas() {
 
 std::string screen_text(std::string_view utf8) {
     want_glyphs(utf8);
-    const Wanted& w = wanted();
-    if (w.stand_in.empty()) return std::string(utf8);
+    StandIns& table = stand_ins();
+    if (table.size() == 0) return std::string(utf8);
     std::string out;
     out.reserve(utf8.size());
     for (size_t i = 0; i < utf8.size();) {
         const size_t at = i;
         const uint32_t cp = next_code_point(utf8, i);
-        const auto it = cp > 0xFFFF ? w.stand_in.find(cp) : w.stand_in.end();
-        if (it != w.stand_in.end()) utf8::append(out, static_cast<char32_t>(it->second));
+        // An emoji with a glyph goes to its stand-in; a private-use character of the text itself
+        // gets one too (no glyph: '?'), so it is never drawn as the emoji that took its place.
+        uint32_t s = 0;
+        if (cp > 0xFFFF) s = table.find(cp);
+        else if (needs_stand_in(cp)) s = table.of(cp);
+        if (s != 0) utf8::append(out, static_cast<char32_t>(s));
         else out.append(utf8.substr(at, i - at));
     }
     return out;

@@ -1018,27 +1018,35 @@ struct InputEvent {
     int key = 0, scancode = 0, action = 0, mods = 0;  // a key (key, scancode) or a mouse button (key)
     unsigned int codepoint = 0;                       // a character
 };
-std::vector<int> g_pressed_since_frame;  // keys pressed since the last frame began
+std::vector<int> g_pressed_since_frame;   // keys pressed since the last frame began
+std::vector<int> g_released_since_frame;  // keys released since the last frame began
 std::deque<InputEvent> g_waiting;        // events behind a held release, delivered after frames
 
 void deliver(GLFWwindow* w, const InputEvent& e) {
     switch (e.kind) {
-        case InputEvent::Char: ImGui_ImplGlfw_CharCallback(w, e.codepoint); break;
+        case InputEvent::Char:
+            if (!editor_takes_char(e.codepoint)) ImGui_ImplGlfw_CharCallback(w, e.codepoint);
+            break;
         // The backend keeps a press for one frame itself; a click after typed text must still
         // come after the text (a Save button clicked while the path is being typed).
         case InputEvent::MouseButton: ImGui_ImplGlfw_MouseButtonCallback(w, e.key, e.action, e.mods); break;
         case InputEvent::Key:
             if (e.action == GLFW_PRESS) g_pressed_since_frame.push_back(e.key);
+            if (e.action == GLFW_RELEASE) g_released_since_frame.push_back(e.key);
             ImGui_ImplGlfw_KeyCallback(w, e.key, e.scancode, e.action, e.mods);
             break;
     }
 }
 bool is_key_release(const InputEvent& e) { return e.kind == InputEvent::Key && e.action == GLFW_RELEASE; }
 // A key release waits while any press is unseen: Ctrl+S released as Ctrl first must still reach
-// the frame as Ctrl held with S.
-bool must_wait(const InputEvent& e) {
-    return !g_waiting.empty() || (is_key_release(e) && !g_pressed_since_frame.empty());
+// the frame as Ctrl held with S. A press of a key released since the frame began waits too: the
+// next frame would see the key still down and count no second press (BackSpace BackSpace).
+bool waits_for_a_frame(const InputEvent& e) {
+    if (is_key_release(e)) return !g_pressed_since_frame.empty();
+    return e.kind == InputEvent::Key && e.action == GLFW_PRESS &&
+           std::find(g_released_since_frame.begin(), g_released_since_frame.end(), e.key) != g_released_since_frame.end();
 }
+bool must_wait(const InputEvent& e) { return !g_waiting.empty() || waits_for_a_frame(e); }
 void on_input(GLFWwindow* w, const InputEvent& e) {
     g_input_seen = true;
     if (must_wait(e)) g_waiting.push_back(e);
@@ -1055,10 +1063,11 @@ void on_mouse_button(GLFWwindow* w, int button, int action, int mods) {
 // that must wait for another frame (a typed character's own release: one character a frame).
 void deliver_waiting_input(GLFWwindow* w) {
     g_pressed_since_frame.clear();
+    g_released_since_frame.clear();
     bool delivered = false;
     while (!g_waiting.empty()) {
         const InputEvent e = g_waiting.front();
-        if (is_key_release(e) && !g_pressed_since_frame.empty()) break;
+        if (waits_for_a_frame(e)) break;
         g_waiting.pop_front();
         deliver(w, e);
         delivered = true;

@@ -25,6 +25,9 @@ Panel* panels(int* count);
 
 void draw_controls(PanelContext& ctx);     // K, scheme, capacity, drop policy, noise, jitter, shared, bias, seed, layer, device
 void draw_text_input(PanelContext& ctx);   // the text box and what is routed
+// A typed character Dear ImGui's 16-bit editor would drop or turn into U+FFFD (an emoji): true
+// when the text box has the keyboard and takes it itself (main.cpp's input routing).
+bool editor_takes_char(unsigned int cp);
 void draw_token_strip(PanelContext& ctx);  // tokens, current highlighted, dropped marked, playback buttons
 void draw_router(PanelContext& ctx);       // current token -> router -> arcs to K experts with gate labels
 void draw_load_bars(PanelContext& ctx);    // per-expert load, capacity line, overflow in red, CV, max/mean

@@ -81,6 +81,7 @@ constexpr ImWchar kGlyphRanges[] = {
                      // frame (it came after, so a --frames 1 screenshot drew '?' for every space)
     0x2580, 0x259F,  // Block Elements (SentencePiece's word mark U+2581)
     0x25A0, 0x25FF,  // Geometric Shapes
+    0xFFFD, 0xFFFD,  // the replacement character: bytes that are not UTF-8 (and the fallback glyph)
     0,
 };
 

@@ -15,38 +15,39 @@
 #include <imgui_stdlib.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "app/fonts.h"
 #include "app/layout_dump.h"
 #include "app/panels.h"
 #include "app/panels/viz_common.h"
 #include "app/theme.h"
+#include "app/text_codec.h"
 #include "app/undo.h"
+#include "core/text/utf8.h"
 
 namespace moe::app {
 
 namespace {
 
-// The text as the editor shows it: `shown` is `text` with a '\n' inserted before each of the
-// byte offsets `breaks` (ascending, into `text`).
+// The text as the editor shows it: `text` with a stand-in for each character or byte Dear
+// ImGui's 16-bit editor cannot keep (emoji, bytes that are not UTF-8: app/text_codec.h), then
+// with a '\n' the text does not have at each place the line wraps.
 struct Wrapped {
     std::string shown;
-    std::vector<int> breaks;
+    OffsetMap stand_ins;  // text -> text with stand-ins
+    OffsetMap breaks;     // text with stand-ins -> shown (one inserted '\n' each)
+    bool editable = true; // every character that needs a stand-in has one
 
     // Byte offset in `shown` of text offset t; a caret on a break goes to the start of the line after.
-    int to_shown(int t) const {
-        return t + static_cast<int>(std::upper_bound(breaks.begin(), breaks.end(), t) - breaks.begin());
-    }
+    int to_shown(int t) const { return breaks.to_dst(stand_ins.to_dst(t)); }
     // Byte offset in the text of shown offset s (a soft break itself maps to the text after it).
-    int to_text(int s) const {
-        int t = s;
-        for (size_t i = 0; i < breaks.size() && breaks[i] + static_cast<int>(i) < s; ++i) --t;
-        return t;
-    }
+    int to_text(int s) const { return stand_ins.to_src(breaks.to_src(s)); }
 };
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
@@ -55,10 +56,13 @@ bool is_blank(char c) { return c == ' ' || c == '\t'; }
 // rule (the one TextWrapped draws with), the break placed after the blanks that end a line.
 Wrapped wrap(const std::string& text, float width) {
     Wrapped w;
+    std::string screen;
+    w.editable = encode_for_editor(text, screen, w.stand_ins);
     ImFont* font = ImGui::GetFont();
     const float scale = ImGui::GetFontSize() / font->FontSize;
-    const char* begin = text.data();
-    const char* end = begin + text.size();
+    const char* begin = screen.data();
+    const char* end = begin + screen.size();
+    std::vector<int> breaks;
     for (const char* line = begin; line < end;) {
         const char* line_end = static_cast<const char*>(std::memchr(line, '\n', static_cast<size_t>(end - line)));
         if (!line_end) line_end = end;
@@ -71,19 +75,20 @@ Wrapped wrap(const std::string& text, float width) {
             }
             while (cut < line_end && is_blank(*cut)) ++cut;
             if (cut >= line_end) break;  // only blanks left: they stay at the end of this line
-            w.breaks.push_back(static_cast<int>(cut - begin));
+            breaks.push_back(static_cast<int>(cut - begin));
+            w.breaks.add(breaks.back(), 0, 1);
             p = cut;
         }
         line = line_end + 1;
     }
-    w.shown.reserve(text.size() + w.breaks.size());
+    w.shown.reserve(screen.size() + breaks.size());
     size_t from = 0;
-    for (int b : w.breaks) {
-        w.shown.append(text, from, static_cast<size_t>(b) - from);
+    for (int b : breaks) {
+        w.shown.append(screen, from, static_cast<size_t>(b) - from);
         w.shown += '\n';
         from = static_cast<size_t>(b);
     }
-    w.shown.append(text, from, std::string::npos);
+    w.shown.append(screen, from, std::string::npos);
     return w;
 }
 
@@ -115,6 +120,8 @@ struct TextUi {
     int typed_to = -1;            // where the last typed character ended (-1: the last edit was not typing)
     double now_s = 0;
     bool replace = false;         // the text changed outside the editor while it was open
+    bool editing = false;         // the editor has the keyboard
+    std::string typed;            // stand-ins of characters typed since the last frame (editor_takes_char)
 };
 
 TextUi& ui() {
@@ -137,10 +144,15 @@ TextEdit find_edit(const TextUi& s, std::string_view now) {
     while (p < n_old && p < n_now && old[static_cast<size_t>(p)] == now[static_cast<size_t>(p)]) ++p;
     int q = 0;
     while (q < n_old - p && q < n_now - p && old[static_cast<size_t>(n_old - 1 - q)] == now[static_cast<size_t>(n_now - 1 - q)]) ++q;
+    // Whole characters (the buffer is UTF-8 from the editor): a stand-in changed for another
+    // shares its first bytes, and the inserted piece must decode as a whole.
+    const auto continuation = [](char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; };
+    while (p > 0 && p < n_old && continuation(old[static_cast<size_t>(p)])) --p;
+    while (q > 0 && continuation(old[static_cast<size_t>(n_old - q)])) --q;
     TextEdit e;
     e.begin = s.wrapped.to_text(p);
     e.end = s.wrapped.to_text(n_old - q);
-    e.inserted = std::string(now.substr(static_cast<size_t>(p), static_cast<size_t>(n_now - q - p)));
+    e.inserted = decode_from_editor(now.substr(static_cast<size_t>(p), static_cast<size_t>(n_now - q - p)));
     if (e.inserted.empty() && e.begin == e.end && n_old - q > p) {
         // Only a soft break went (Backspace at the start of a wrapped line, Delete at the end of
         // one): it is not in the text, so take the character beyond it, as on an unwrapped line.
@@ -168,6 +180,17 @@ void set_clipboard_from_text(const TextUi& s, int shown_a, int shown_b) {
 int on_editor(ImGuiInputTextCallbackData* d) {
     TextUi& s = ui();
     const ImGuiIO& io = ImGui::GetIO();
+    if (!s.typed.empty()) {  // typed characters Dear ImGui would not take (editor_takes_char)
+        if (s.wrapped.editable) {
+            if (d->HasSelection()) {
+                const int a = std::min(d->SelectionStart, d->SelectionEnd);
+                d->DeleteChars(a, std::abs(d->SelectionEnd - d->SelectionStart));
+                d->CursorPos = a;
+            }
+            d->InsertChars(d->CursorPos, s.typed.data(), s.typed.data() + s.typed.size());
+        }
+        s.typed.clear();
+    }
     const std::string_view now(d->Buf, static_cast<size_t>(d->BufTextLen));
     int caret = s.wrapped.to_text(d->CursorPos);
     int sel_a = s.wrapped.to_text(d->SelectionStart), sel_b = s.wrapped.to_text(d->SelectionEnd);
@@ -221,7 +244,31 @@ int on_editor(ImGuiInputTextCallbackData* d) {
     return 0;
 }
 
+// While the editor pastes, it gets the clipboard with stand-ins (text_codec.h): Dear ImGui
+// would make every emoji in it U+FFFD. The paste button and other fields get it as it is.
+const char* (*g_clipboard_getter)(void*) = nullptr;
+const char* clipboard_for_editor(void* user) {
+    static std::string encoded;
+    const char* raw = g_clipboard_getter ? g_clipboard_getter(user) : nullptr;
+    if (raw == nullptr) return nullptr;
+    OffsetMap unused;
+    encode_for_editor(raw, encoded, unused);
+    return encoded.c_str();
+}
+
 }  // namespace
+
+bool editor_takes_char(unsigned int cp) {
+    TextUi& s = ui();
+    if (!s.editing || !needs_stand_in(cp) || cp > 0x10FFFF) return false;
+    const uint32_t stand_in = stand_ins().of(cp);
+    if (stand_in == 0) return false;
+    std::string one;
+    utf8::append(one, static_cast<char32_t>(cp));
+    want_glyphs(one);  // the emoji's glyph joins the atlas before the next frame
+    utf8::append(s.typed, static_cast<char32_t>(stand_in));
+    return true;
+}
 
 void draw_text_input(PanelContext& ctx) {
     ViewState& v = ctx.view;
@@ -280,10 +327,16 @@ void draw_text_input(PanelContext& ctx) {
     s.width = width;
     if (s.focus) ImGui::SetKeyboardFocusHere();
     s.focus = false;
+    ImGuiIO& io = ImGui::GetIO();
+    g_clipboard_getter = io.GetClipboardTextFn;
+    io.GetClipboardTextFn = clipboard_for_editor;
     ImGui::InputTextMultiline("##text", &s.buffer, size,
                               ImGuiInputTextFlags_CallbackAlways | ImGuiInputTextFlags_NoUndoRedo |
-                                  ImGuiInputTextFlags_NoHorizontalScroll,
+                                  ImGuiInputTextFlags_NoHorizontalScroll |
+                                  (s.wrapped.editable ? 0 : ImGuiInputTextFlags_ReadOnly),
                               on_editor);
+    io.GetClipboardTextFn = g_clipboard_getter;
+    s.editing = ImGui::GetActiveID() == id;
     dump::item("text box");
     if (dump::enabled()) {
         // For tests/e2e: how many lines the box shows, the widest against the room, sideways scroll.
@@ -297,11 +350,18 @@ void draw_text_input(PanelContext& ctx) {
         }
         const ImGuiInputTextState* st = ImGui::GetInputTextState(id);
         char buf[160];
-        std::snprintf(buf, sizeof buf, "lines=%d widest=%.0f room=%.0f scroll_x=%.0f editing=%d", lines, widest,
-                      width + ImGui::CalcTextSize(" ").x * 2.0f, st ? st->ScrollX : 0.0f, editing ? 1 : 0);
+        std::snprintf(buf, sizeof buf, "lines=%d widest=%.0f room=%.0f scroll_x=%.0f editing=%d missing=%d bytes=%zu",
+                      lines, widest, width + ImGui::CalcTextSize(" ").x * 2.0f, st ? st->ScrollX : 0.0f,
+                      editing ? 1 : 0, missing_glyphs(ImGui::GetFont(), s.buffer), s.text.size());
         dump::fact("text box", buf);
     }
     v.text_input = s.text;
+    if (!s.wrapped.editable) {
+        ImGui::PushTextWrapPos(0.0f);
+        ImGui::TextColored(ImVec4(1.0f, 0.75f, 0.3f, 1.0f),
+                           "read-only: this run has met more than 5,888 different emoji or private-use characters");
+        ImGui::PopTextWrapPos();
+    }
     if (ImGui::Button("clear")) {
         v.text_input.clear();
         s.focus = true;

@@ -249,6 +249,41 @@ wait_for n_tokens $((2 * (n - 1)))
 xdotool key ctrl+z
 wait_for n_tokens $((n - 1))
 echo "ok: typed text wraps while editing ($box); Backspace over a wrap, copy + paste, undo: byte counts exact"
+# Item 13: an emoji (past U+FFFF: Dear ImGui 1.86 holds 16-bit characters) and a CJK character
+# typed into the box are drawn from real glyphs and reach the model as their exact UTF-8 bytes
+# (4 + 3), and stay exact through the edits after them (they used to become U+FFFD, 3 bytes).
+n=$((n - 1))
+xdotool key ctrl+End
+# One character a call, slowly: xdotool maps a character outside the keymap onto a spare key
+# and maps it back after the key's release; a client that reads the new mapping only after that
+# (a busy frame) sees a key with no character (a test artefact: a real layout has the key).
+xdotool type --delay 150 "😀"
+wait_for n_tokens $((n + 4))
+xdotool type --delay 150 "中"
+wait_for n_tokens $((n + 7))
+xdotool type --delay 40 "x"
+wait_for n_tokens $((n + 8))
+box_missing() { sed -n 's/^fact "text box" .*missing=\([0-9]*\).*/\1/p' "$report"; }
+deadline=$(( $(now_ns) + 10000000000 ))
+until [ "$(box_missing)" = 0 ]; do
+  alive; [ "$(now_ns)" -lt "$deadline" ] || fail "the text box draws $(box_missing) characters as '?' after typing an emoji and a CJK character"
+  sleep 0.05
+done
+xdotool key ctrl+a ctrl+c ctrl+End ctrl+v  # the clipboard gets the emoji, and the paste keeps it
+# (past the model's 256-token context: the text's own byte count, from the box)
+box_bytes() { sed -n 's/^fact "text box" .*bytes=\([0-9]*\).*/\1/p' "$report"; }
+deadline=$(( $(now_ns) + 15000000000 ))
+until [ "$(box_bytes)" = $((2 * (n + 8))) ]; do
+  alive; [ "$(now_ns)" -lt "$deadline" ] || fail "copy + paste of a text with an emoji: $(box_bytes) bytes, want $((2 * (n + 8)))"
+  sleep 0.05
+done
+xdotool key ctrl+z
+wait_for n_tokens $((n + 8))
+xdotool key BackSpace BackSpace
+wait_for n_tokens $((n + 4))
+xdotool key BackSpace
+wait_for n_tokens $n
+echo "ok: typed an emoji and a CJK character: drawn (no '?'), +7 bytes, exact through typing, copy + paste, undo and BackSpace"
 xdotool key Escape
 wait_for typing 0
 press_and_see 3 k 3
