@@ -44,7 +44,9 @@ void draw_getting_started(PanelContext& ctx) {
         dump::item("start lesson " + std::to_string(i + 1));
     }
     ImGui::Spacing();
+    ImGui::PushTextWrapPos(0.0f);  // one line ran past the card's right edge at 1280x720
     ImGui::TextDisabled("Help > Getting started brings this back; Help lists every key.");
+    ImGui::PopTextWrapPos();
 }
 
 }  // namespace moe::app

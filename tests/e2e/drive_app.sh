@@ -195,6 +195,7 @@ echo "first frame after $(( ($(sed -n 's/^shown_ns //p' "$report") - start_ns) /
 # 1. First run: the getting-started card is up, with a button for the first "aha", and covers
 # none of the panels that show it (the arcs, the active parameters, the next-byte guess, the load).
 wait_item "start k4" > /dev/null
+grep '^panel "Getting started" .*cut_right' "$report" && fail "the getting-started card runs past its right edge"
 rect_of() { grep -F "panel \"$1\" " "$report" | head -1 | sed 's/^panel "[^"]*" \([-0-9]* [-0-9]* [-0-9]* [-0-9]*\).*/\1/'; }
 for p in "Router" "Parameters and FLOPs" "Next byte" "Expert load"; do
   read -r ax ay aw ah <<< "$(rect_of "Getting started")"
