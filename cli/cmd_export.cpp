@@ -90,7 +90,11 @@ int cmd_export(Args args) {
     const RoutingTrace& tr = fwd.traces[layer];
     const std::string title_where = "layer " + std::to_string(layer) + ", " + scheme_name(rc.scheme);
     if (pos[0] == "load") export_file(load_plot(tr, "Expert load, " + title_where), load_csv(tr), out);
-    else export_file(heatmap_plot(tr, bytes, "Router probabilities, " + title_where), heatmap_csv(tr, bytes), out);
+    else {
+        const std::vector<TokenId> ids(bytes.begin(), bytes.end());  // the byte model: a token is its byte
+        const TokenRows rows = token_rows(*make_byte_tokenizer(), ids);
+        export_file(heatmap_plot(tr, rows, "Router probabilities, " + title_where), heatmap_csv(tr, rows), out);
+    }
     std::printf("wrote %s (%zu tokens, load CV %.3f, max/mean %.2f, %d of %d pairs dropped)\n", out.c_str(), n,
                 tr.stats.load_cv, tr.stats.max_over_mean, tr.stats.n_dropped, tr.stats.n_pairs);
     return 0;

@@ -27,22 +27,43 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// RFC 4180: a quoted field may hold commas, line breaks and doubled quotes.
 std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
     std::vector<std::vector<std::string>> rows;
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line)) {
-        std::vector<std::string> cells;
-        std::string cell;
-        std::istringstream ls(line);
-        while (std::getline(ls, cell, ',')) cells.push_back(cell);
-        if (!line.empty() && line.back() == ',') cells.emplace_back();
-        rows.push_back(cells);
+    std::vector<std::string> cells;
+    std::string cell;
+    bool quoted = false, any = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (quoted) {
+            if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') cell += '"', ++i;
+            else if (c == '"') quoted = false;
+            else cell += c;
+        } else if (c == '"') {
+            quoted = true;
+        } else if (c == ',') {
+            cells.push_back(std::move(cell));
+            cell.clear();
+        } else if (c == '\n') {
+            cells.push_back(std::move(cell));
+            cell.clear();
+            rows.push_back(std::move(cells));
+            cells.clear();
+            any = false;
+            continue;
+        } else {
+            cell += c;
+        }
+        any = true;
+    }
+    if (any) {
+        cells.push_back(std::move(cell));
+        rows.push_back(std::move(cells));
     }
     return rows;
 }
 
-RoutingTrace switch_trace_with_drops(std::vector<uint8_t>* tokens) {
+RoutingTrace switch_trace_with_drops(TokenRows* tokens) {
     // Skewed logits: expert 2 is everyone's favourite, so capacity overflows.
     std::mt19937 rng(3);
     std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -56,7 +77,8 @@ RoutingTrace switch_trace_with_drops(std::vector<uint8_t>* tokens) {
     rc.capacity_factor = 1.0f;
     rc.drop_policy = DropPolicy::Position;
     const std::string text = "Experts, route me please";
-    tokens->assign(text.begin(), text.end());
+    const std::vector<TokenId> ids(text.begin(), text.end());  // the byte model: a token is its byte
+    *tokens = token_rows(*make_byte_tokenizer(), ids);
     return route(rc, logits);
 }
 
@@ -88,7 +110,7 @@ fs::path temp_dir(const std::string& name) {
 }
 
 TEST(ExportLoad, CsvMatchesTheTrace) {
-    std::vector<uint8_t> tokens;
+    TokenRows tokens;
     const RoutingTrace tr = switch_trace_with_drops(&tokens);
     ASSERT_GT(tr.stats.n_dropped, 0) << "the fixture should overflow capacity";
     const auto rows = parse_csv(load_csv(tr));
@@ -105,38 +127,39 @@ TEST(ExportLoad, CsvMatchesTheTrace) {
 }
 
 TEST(ExportHeatmap, CsvNumbersAreExactlyTheTraceFloats) {
-    std::vector<uint8_t> tokens;
+    TokenRows tokens;
     const RoutingTrace tr = switch_trace_with_drops(&tokens);
     const auto rows = parse_csv(heatmap_csv(tr, tokens));
     ASSERT_EQ(rows.size(), size_t(1 + tr.n_tokens * tr.n_experts));
     int chosen = 0, dropped = 0;
     for (size_t r = 1; r < rows.size(); ++r) {
         const auto& c = rows[r];
-        ASSERT_EQ(c.size(), 9u) << r;
-        const int t = std::stoi(c[0]), e = std::stoi(c[2]);
-        EXPECT_EQ(std::stoi(c[1]), tokens[t]);
-        EXPECT_EQ(std::strtof(c[3].c_str(), nullptr), tr.logits(t, e));  // bit-exact round trip
-        EXPECT_EQ(std::strtof(c[4].c_str(), nullptr), tr.probs(t, e));
-        if (c[5] == "1") {
+        ASSERT_EQ(c.size(), 10u) << r;
+        const int t = std::stoi(c[0]), e = std::stoi(c[3]);
+        EXPECT_EQ(std::stoi(c[1]), tokens.ids[t]);
+        EXPECT_EQ(c[2], tokens.pieces[t]);
+        EXPECT_EQ(std::strtof(c[4].c_str(), nullptr), tr.logits(t, e));  // bit-exact round trip
+        EXPECT_EQ(std::strtof(c[5].c_str(), nullptr), tr.probs(t, e));
+        if (c[6] == "1") {
             ++chosen;
             bool found = false;
             for (const RoutedPair& p : tr.token_pairs(t)) {
                 if (p.expert != e) continue;
                 found = true;
-                EXPECT_EQ(std::strtof(c[7].c_str(), nullptr), p.gate);
-                EXPECT_EQ(c[8] == "1", p.dropped);
-                EXPECT_EQ(std::stoi(c[6]), p.rank);
+                EXPECT_EQ(std::strtof(c[8].c_str(), nullptr), p.gate);
+                EXPECT_EQ(c[9] == "1", p.dropped);
+                EXPECT_EQ(std::stoi(c[7]), p.rank);
             }
             EXPECT_TRUE(found) << "token " << t << " expert " << e;
         }
-        dropped += c[8] == "1";
+        dropped += c[9] == "1";
     }
     EXPECT_EQ(chosen, tr.stats.n_pairs);
     EXPECT_EQ(dropped, tr.stats.n_dropped);
 }
 
 TEST(ExportLoad, PngHasBarsInExpertColoursAndOverflowInRed) {
-    std::vector<uint8_t> tokens;
+    TokenRows tokens;
     const RoutingTrace tr = switch_trace_with_drops(&tokens);
     const Plot p = load_plot(tr, "test");
     const Decoded d = decode(export_bytes(p, load_csv(tr), ExportFormat::Png));
@@ -166,7 +189,7 @@ TEST(ExportLoad, PngHasBarsInExpertColoursAndOverflowInRed) {
 }
 
 TEST(ExportHeatmap, PngAndSvgRender) {
-    std::vector<uint8_t> tokens;
+    TokenRows tokens;
     const RoutingTrace tr = switch_trace_with_drops(&tokens);
     const Plot p = heatmap_plot(tr, tokens, "heat");
     const Decoded d = decode(encode_png(render_image(p)));
@@ -230,7 +253,7 @@ TEST(ExportTraining, LegendNamesTheLossItPlots) {
 }
 
 TEST(ExportFiles, WritesAllThreeFormats) {
-    std::vector<uint8_t> tokens;
+    TokenRows tokens;
     const RoutingTrace tr = switch_trace_with_drops(&tokens);
     const fs::path dir = temp_dir("all");
     const auto paths = export_all(load_plot(tr, "x"), load_csv(tr), (dir / "new_sub").string(), "load");
@@ -245,7 +268,7 @@ TEST(ExportFiles, WritesAllThreeFormats) {
 }
 
 TEST(ExportFiles, BadPathsThrowAndLoseNothing) {
-    std::vector<uint8_t> tokens;
+    TokenRows tokens;
     const RoutingTrace tr = switch_trace_with_drops(&tokens);
     const fs::path dir = temp_dir("bad");
     const std::string keep = (dir / "keep.png").string();
@@ -291,11 +314,34 @@ TEST(ExportCharts, LineAndBarChartsCsv) {
     EXPECT_TRUE(test::xml_well_formed(render_svg(p), &why)) << why;
 }
 
-TEST(ExportLabels, BytesBecomeShortLabels) {
-    EXPECT_EQ(byte_label('a'), "a");
-    EXPECT_EQ(byte_label(' '), "\xE2\x90\xA3");
-    EXPECT_EQ(byte_label('\n'), "\\n");
-    EXPECT_EQ(byte_label(0xE2), "\\xE2");
+TEST(ExportHeatmap, RowsAreTheTokenizersPiecesNotBytes) {
+    // A BPE model's tokens: whole words, a piece with a comma and quotes (CSV quoting), a token
+    // ending inside a character, a long special token; the rows name them, the CSV holds them.
+    TokenRows rows;
+    rows.ids = {464, 11, 50279, 171};
+    rows.pieces = {"\xE2\x90\xA3the", "a,\"b\"", "<|endoftext|> and a long tail", "<E2 80>"};
+    RouterConfig rc;
+    rc.n_experts = 4;
+    rc.k = 2;
+    Mat logits(4, 4);
+    for (int t = 0; t < 4; ++t)
+        for (int e = 0; e < 4; ++e) logits(t, e) = static_cast<float>((t * 3 + e * 5) % 7);
+    const RoutingTrace tr = route(rc, logits);
+    const auto csv = parse_csv(heatmap_csv(tr, rows));
+    ASSERT_EQ(csv.size(), 1u + 16u);
+    EXPECT_EQ(csv[0], (std::vector<std::string>{"token", "id", "piece", "expert", "logit", "prob", "chosen", "rank",
+                                                "gate", "dropped"}));
+    for (size_t r = 1; r < csv.size(); ++r) {
+        ASSERT_EQ(csv[r].size(), 10u) << r;
+        const int t = std::stoi(csv[r][0]);
+        EXPECT_EQ(std::stoi(csv[r][1]), rows.ids[static_cast<size_t>(t)]);
+        EXPECT_EQ(csv[r][2], rows.pieces[static_cast<size_t>(t)]);
+    }
+    const Plot p = heatmap_plot(tr, rows, "heat");
+    ASSERT_EQ(p.heatmap.row_labels.size(), 4u);
+    EXPECT_EQ(p.heatmap.row_labels[0], "0 \xE2\x90\xA3the");
+    EXPECT_EQ(p.heatmap.row_labels[3], "3 <E2 80>");
+    EXPECT_EQ(p.heatmap.row_labels[2], "2 <|endoftext|> an...") << "a long piece is cut at 16 characters";
 }
 
 }  // namespace

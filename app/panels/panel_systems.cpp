@@ -218,8 +218,9 @@ void draw_parallel(PanelContext& ctx, SystemsUi& s) {
     ImGui::SameLine();
     ImGui::TextUnformatted(" heatmap:");
     ImGui::SameLine();
-    export_buttons("heatmap", "heatmap", [&] { return heatmap_plot(*tr, byte_tokens(ctx.snap), "Gate probabilities"); },
-                   [&] { return heatmap_csv(*tr, byte_tokens(ctx.snap)); }, s.status);
+    const auto rows = [&] { return token_rows(ctx.session.model().tokenizer(), ctx.snap.tokens); };
+    export_buttons("heatmap", "heatmap", [&] { return heatmap_plot(*tr, rows(), "Gate probabilities"); },
+                   [&] { return heatmap_csv(*tr, rows()); }, s.status);
 }
 
 // [SECTION] Memory vs compute

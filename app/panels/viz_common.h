@@ -3,7 +3,6 @@
 // fitting text, and the "nothing to show" message. Header-only; the only state is the pieces cache and the draw report.
 //
 // [SECTION] Snapshot checks
-// [SECTION] Bytes for the exports
 // [SECTION] Display pieces
 // [SECTION] Numbers
 // [SECTION] Text that fits

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/io/file_io.h"
+#include "core/text/utf8.h"
 
 namespace moe {
 
@@ -39,16 +40,6 @@ static std::string csv_field(const std::string& s) {
     std::string out = "\"";
     for (char c : safe) out += c == '"' ? std::string("\"\"") : std::string(1, c);
     return out + "\"";
-}
-
-std::string byte_label(uint8_t b) {
-    if (b == ' ') return "\xE2\x90\xA3";  // U+2423 OPEN BOX, the visible space
-    if (b == '\n') return "\\n";
-    if (b == '\t') return "\\t";
-    if (b >= 0x21 && b < 0x7F) return std::string(1, static_cast<char>(b));
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "\\x%02X", static_cast<unsigned>(b));
-    return buf;
 }
 
 static std::string fmt(const char* f, double v) {
@@ -118,7 +109,21 @@ std::string expert_counts_csv(std::span<const int64_t> counts) {
     return s;
 }
 
-Plot heatmap_plot(const RoutingTrace& trace, std::span<const uint8_t> tokens, const std::string& title) {
+TokenRows token_rows(const Tokenizer& tok, std::span<const TokenId> ids) {
+    TokenRows r;
+    r.ids.assign(ids.begin(), ids.end());
+    r.pieces = tok.display_pieces(ids);
+    return r;
+}
+
+// A row's piece for the plot: at most 16 characters (a long BPE piece or a special token's text).
+static std::string short_piece(const std::string& piece) {
+    size_t i = 0;
+    for (int n = 0; i < piece.size() && n < 16; ++n) i += std::max<size_t>(1, utf8::valid_seq_len(piece, i));
+    return i >= piece.size() ? piece : piece.substr(0, i) + "...";
+}
+
+Plot heatmap_plot(const RoutingTrace& trace, const TokenRows& tokens, const std::string& title) {
     Plot p;
     const int T = trace.n_tokens, N = trace.n_experts;
     p.title = title;
@@ -138,26 +143,28 @@ Plot heatmap_plot(const RoutingTrace& trace, std::span<const uint8_t> tokens, co
         hm.marks[static_cast<size_t>(pr.token) * N + pr.expert] = pr.dropped ? CellMark::Dropped : CellMark::Chosen;
     }
     for (int t = 0; t < T; ++t)
-        hm.row_labels.push_back(std::to_string(t) + " " + (t < static_cast<int>(tokens.size()) ? byte_label(tokens[t]) : std::string()));
+        hm.row_labels.push_back(std::to_string(t) + " " +
+                                (t < static_cast<int>(tokens.pieces.size()) ? short_piece(tokens.pieces[t]) : std::string()));
     hm.col_labels = expert_categories(N);
     p.legend.push_back({"chosen", {30, 30, 30, 255}});
     p.legend.push_back({"dropped", kColorDropped});
     return p;
 }
 
-std::string heatmap_csv(const RoutingTrace& trace, std::span<const uint8_t> tokens) {
+std::string heatmap_csv(const RoutingTrace& trace, const TokenRows& tokens) {
     const int T = trace.n_tokens, N = trace.n_experts;
     std::vector<const RoutedPair*> pair_of(static_cast<size_t>(T) * N, nullptr);
     for (const RoutedPair& pr : trace.pairs)
         if (pr.token >= 0 && pr.token < T && pr.expert >= 0 && pr.expert < N) pair_of[static_cast<size_t>(pr.token) * N + pr.expert] = &pr;
     const bool have_logits = trace.logits.rows() == T && trace.logits.cols() == N;
     const bool have_probs = trace.probs.rows() == T && trace.probs.cols() == N;
-    std::string s = "token,byte,expert,logit,prob,chosen,rank,gate,dropped\n";
+    std::string s = "token,id,piece,expert,logit,prob,chosen,rank,gate,dropped\n";
     for (int t = 0; t < T; ++t) {
-        const std::string byte = t < static_cast<int>(tokens.size()) ? std::to_string(tokens[t]) : std::string();
+        const std::string id = t < static_cast<int>(tokens.ids.size()) ? std::to_string(tokens.ids[t]) : std::string();
+        const std::string piece = t < static_cast<int>(tokens.pieces.size()) ? csv_field(tokens.pieces[t]) : std::string();
         for (int e = 0; e < N; ++e) {
             const RoutedPair* pr = pair_of[static_cast<size_t>(t) * N + e];
-            s += std::to_string(t) + "," + byte + "," + std::to_string(e) + "," + (have_logits ? csv_float(trace.logits(t, e)) : "") + "," +
+            s += std::to_string(t) + "," + id + "," + piece + "," + std::to_string(e) + "," + (have_logits ? csv_float(trace.logits(t, e)) : "") + "," +
                  (have_probs ? csv_float(trace.probs(t, e)) : "") + "," + (pr ? "1" : "0") + "," + (pr ? std::to_string(pr->rank) : "") + "," +
                  (pr ? csv_float(pr->gate) : "") + "," + (pr && pr->dropped ? "1" : "0") + "\n";
         }

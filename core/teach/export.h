@@ -18,6 +18,7 @@
 
 #include "core/teach/plot.h"
 #include "core/engine/routing.h"
+#include "core/text/tokenizer.h"
 
 namespace moe {
 
@@ -32,14 +33,21 @@ std::string load_csv(const RoutingTrace& trace);
 Plot expert_counts_plot(std::span<const int64_t> counts, const std::string& title, const std::string& y_label);
 std::string expert_counts_csv(std::span<const int64_t> counts);
 
-// Tokens x experts router probabilities; chosen pairs outlined, dropped pairs crossed in red.
-// tokens (n_tokens) are the routed bytes, shown as row labels (may be empty).
-Plot heatmap_plot(const RoutingTrace& trace, std::span<const uint8_t> tokens, const std::string& title);
-// token,byte,expert,logit,prob,chosen,rank,gate,dropped: one row per (token, expert).
-std::string heatmap_csv(const RoutingTrace& trace, std::span<const uint8_t> tokens);
+// The tokens a heatmap's rows are: each one's id and its readable piece (whitespace visible, a
+// token that ends inside a character as its bytes "<E2 80>": Tokenizer::display_pieces).
+struct TokenRows {
+    std::vector<TokenId> ids;
+    std::vector<std::string> pieces;
+};
+TokenRows token_rows(const Tokenizer& tok, std::span<const TokenId> ids);
 
-// A byte as a short printable label: 'a', "␣" for space, "\n", "\xE2".
-std::string byte_label(uint8_t byte);
+// Tokens x experts router probabilities; chosen pairs outlined, dropped pairs crossed in red.
+// Rows are labelled "t piece" (tokens may be empty: numbers only).
+Plot heatmap_plot(const RoutingTrace& trace, const TokenRows& tokens, const std::string& title);
+// token,id,piece,expert,logit,prob,chosen,rank,gate,dropped: one row per (token, expert). For the
+// built-in byte model the id is the byte.
+std::string heatmap_csv(const RoutingTrace& trace, const TokenRows& tokens);
+
 
 // [SECTION] Training curves
 // A whole run: every step is kept up to kMaxPoints; past that, every other point is dropped

@@ -837,19 +837,10 @@ void Runner::run_builtin() {
             add(r, "cumulative load", cum);
         }
 
-        // The heatmap's row labels are bytes: given when every token is one byte (byte-level models).
-        std::vector<uint8_t> bytes;
-        for (TokenId id : ids) {
-            const std::string b = id < tok.vocab_size() ? tok.token_bytes(id) : std::string();
-            if (b.size() != 1) {
-                bytes.clear();
-                break;
-            }
-            bytes.push_back(static_cast<uint8_t>(b[0]));
-        }
+        const TokenRows rows = token_rows(tok, ids);
         const std::string layer = "layer " + std::to_string(view.layer);
         save(r, load_plot(tr, "Expert load, " + layer + ", " + scheme_name(rc.scheme)), load_csv(tr), "load");
-        save(r, heatmap_plot(tr, bytes, "Router probabilities, " + layer + ", " + scheme_name(rc.scheme)), heatmap_csv(tr, bytes), "heatmap");
+        save(r, heatmap_plot(tr, rows, "Router probabilities, " + layer + ", " + scheme_name(rc.scheme)), heatmap_csv(tr, rows), "heatmap");
         if (view.cumulative)
             save(r, expert_counts_plot(cumulative[view.layer], "Cumulative load since the lesson began, " + layer, "tokens"),
                  expert_counts_csv(cumulative[view.layer]), "cumulative");
