@@ -127,5 +127,23 @@ TEST(JsonInput, TokenizerJsonGoesThroughIt) {
     std::filesystem::remove(p);
 }
 
+TEST(JsonInput, DuplicateKeysPerObject) {
+    EXPECT_EQ(first_duplicate_key(R"({"a": 1, "b": 2})"), "");
+    EXPECT_EQ(first_duplicate_key(R"({"a": 1, "b": {"a": 2}, "c": [{"a": 3}, {"a": 4}]})"), "")
+        << "the same key in different objects is fine";
+    EXPECT_EQ(first_duplicate_key(R"({"a": 1, "b": 2, "a": 3})"), "a");
+    EXPECT_EQ(first_duplicate_key(R"({"w": {"dtype": "F32", "shape": [1], "dtype": "F16"}})"), "dtype");
+    EXPECT_EQ(first_duplicate_key(R"([{"x": 1}, {"y": 1, "y": 2}])"), "y");
+    EXPECT_EQ(first_duplicate_key(R"({"a": 1, "a")"), "a") << "found before the text turns out truncated";
+    EXPECT_EQ(first_duplicate_key(R"({"a": 1e999, "b": 1})"), "") << "a number out of range is the parser's to report";
+    EXPECT_EQ(first_duplicate_key("not json"), "");
+    // Many children in one object (a real checkpoint's header: tens of thousands of tensors).
+    std::string big = "{";
+    for (int i = 0; i < 50000; ++i) big += "\"t" + std::to_string(i) + "\": {\"shape\": [1]},";
+    big += "\"t17\": {}}";
+    EXPECT_EQ(first_duplicate_key(big), "t17");
+    EXPECT_EQ(parse_json_input(big, "big.json", "", "").size(), 50000u);
+}
+
 }  // namespace
 }  // namespace moe

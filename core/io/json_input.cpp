@@ -3,6 +3,9 @@
 #include "core/error.h"
 #include "core/io/limits.h"
 
+#include <set>
+#include <vector>
+
 namespace moe {
 
 void check_json_depth(std::string_view text, const std::string& where, const std::string& field) {
@@ -27,14 +30,58 @@ void check_json_depth(std::string_view text, const std::string& where, const std
     }
 }
 
-nlohmann::json parse_json_input(std::string_view text, const std::string& where, const std::string& field, const std::string& hint,
-                                const nlohmann::json::parser_callback_t& cb) {
+nlohmann::json parse_json_input(std::string_view text, const std::string& where, const std::string& field,
+                                const std::string& hint) {
     check_json_depth(text, where, field);
     try {
-        return nlohmann::json::parse(text.begin(), text.end(), cb);
+        return nlohmann::json::parse(text.begin(), text.end());
     } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range 406 for 1e999
         throw Error(where, field, std::string("is not valid JSON: ") + e.what(), hint);
     }
+}
+
+namespace {
+
+// Keys per open object; everything else is ignored.
+struct DuplicateKeys : nlohmann::json_sax<nlohmann::json> {
+    std::vector<std::set<std::string>> open;
+    std::string found;
+    bool null() override { return true; }
+    bool boolean(bool) override { return true; }
+    bool number_integer(number_integer_t) override { return true; }
+    bool number_unsigned(number_unsigned_t) override { return true; }
+    bool number_float(number_float_t, const string_t&) override { return true; }
+    bool string(string_t&) override { return true; }
+    bool binary(binary_t&) override { return true; }
+    bool start_object(std::size_t) override {
+        open.emplace_back();
+        return true;
+    }
+    bool key(string_t& k) override {
+        if (!open.empty() && !open.back().insert(k).second) {
+            found = k;
+            return false;  // the first one is enough
+        }
+        return true;
+    }
+    bool end_object() override {
+        if (!open.empty()) open.pop_back();
+        return true;
+    }
+    bool start_array(std::size_t) override { return true; }
+    bool end_array() override { return true; }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+};
+
+}  // namespace
+
+std::string first_duplicate_key(std::string_view text) {
+    DuplicateKeys sax;
+    try {
+        nlohmann::json::sax_parse(text.begin(), text.end(), &sax);
+    } catch (const nlohmann::json::exception&) {  // 1e999: not ours to report
+    }
+    return sax.found;
 }
 
 std::string json_shown(const nlohmann::json& v) {

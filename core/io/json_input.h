@@ -17,10 +17,16 @@ namespace moe {
 // kMaxJsonDepth. Brackets inside strings do not count. Linear, no allocation.
 void check_json_depth(std::string_view text, const std::string& where, const std::string& field);
 
-// check_json_depth, then nlohmann::json::parse(text, cb) with every library exception turned
-// into moe::Error(where, field, "is not valid JSON: ...", hint).
+// check_json_depth, then nlohmann::json::parse(text) with every library exception turned into
+// moe::Error(where, field, "is not valid JSON: ...", hint). No parser callback: nlohmann 3.11's
+// callback parser scans the parent object after every child object ends, quadratic in the
+// number of children (a 49,000-tensor safetensors header took 45 s to read).
 nlohmann::json parse_json_input(std::string_view text, const std::string& where, const std::string& field,
-                                const std::string& hint, const nlohmann::json::parser_callback_t& cb = nullptr);
+                                const std::string& hint);
+
+// The first key that appears twice in one object of `text` (nlohmann keeps the last of them
+// silently), or "" when there is none or `text` is not valid JSON. One SAX pass, linear.
+std::string first_duplicate_key(std::string_view text);
 
 // A JSON value for an error message: scalars as JSON, cut to about 40 characters; containers
 // described ("an array of 3", "an object"), never dumped (dump() recurses).

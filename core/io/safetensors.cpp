@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "core/error.h"
 #include "core/io/file_io.h"
@@ -189,20 +188,11 @@ SafeTensorsIndex index_safetensors(std::string_view bytes, const std::string& wh
     if (header.empty() || header.front() != '{')
         throw Error(where, "header", "must start with '{'", "the header is one JSON object, optionally padded with trailing spaces");
 
-    // nlohmann keeps the last of duplicate keys silently; the callback catches them first.
-    std::vector<std::set<std::string>> open_objects;
-    std::string duplicate;
-    const json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& parsed) {
-        if (ev == json::parse_event_t::object_start) open_objects.emplace_back();
-        else if (ev == json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
-        else if (ev == json::parse_event_t::key && !open_objects.empty() && parsed.is_string()) {
-            if (!open_objects.back().insert(parsed.get<std::string>()).second && duplicate.empty()) duplicate = parsed.get<std::string>();
-        }
-        return true;
-    };
-    const json h = parse_json_input(header, where, "header", "the header is one JSON object", cb);
+    const json h = parse_json_input(header, where, "header", "the header is one JSON object");
     if (!h.is_object()) throw Error(where, "header", "is not a JSON object", "the header is one JSON object");
-    if (!duplicate.empty()) throw Error(where, "header", "has the duplicate key '" + duplicate + "'", "every key must appear once");
+    // nlohmann keeps the last of duplicate keys silently.
+    if (const std::string dup = first_duplicate_key(header); !dup.empty())
+        throw Error(where, "header", "has the duplicate key '" + dup + "'", "every key must appear once");
 
     if (h.size() > kMaxTensors)
         throw Error(where, "header", "lists " + std::to_string(h.size()) + " tensors, over the cap of " + std::to_string(kMaxTensors), "the file is corrupt");
