@@ -917,6 +917,46 @@ double process_cpu_ms() {
 
 // Renders until the engine has answered, checks the arguments against the result (K vs N,
 // layer, token), renders the requested frames and saves the last one.
+// What software GL is given to draw in a frame (for --timing): on llvmpipe the time goes with
+// triangles and the pixels they cover, not with what the panels compute.
+void print_draw_load() {
+    const ImDrawData* dd = ImGui::GetDrawData();
+    if (dd == nullptr || dd->DisplaySize.x <= 0 || dd->DisplaySize.y <= 0) return;
+    struct Load {
+        double area = 0;
+        int triangles = 0, calls = 0;
+        std::string name;
+    };
+    std::vector<Load> windows;
+    Load all;
+    for (int i = 0; i < dd->CmdListsCount; ++i) {
+        const ImDrawList* dl = dd->CmdLists[i];
+        Load w;
+        w.name = dl->_OwnerName ? dl->_OwnerName : "?";
+        for (const ImDrawCmd& cmd : dl->CmdBuffer) {
+            ++w.calls;
+            for (unsigned e = 0; e + 2 < cmd.ElemCount; e += 3) {
+                const ImVec2 a = dl->VtxBuffer[dl->IdxBuffer[cmd.IdxOffset + e]].pos;
+                const ImVec2 b = dl->VtxBuffer[dl->IdxBuffer[cmd.IdxOffset + e + 1]].pos;
+                const ImVec2 c = dl->VtxBuffer[dl->IdxBuffer[cmd.IdxOffset + e + 2]].pos;
+                w.area += std::fabs((b.x - a.x) * (c.y - a.y) - (c.x - a.x) * (b.y - a.y)) * 0.5;
+                ++w.triangles;
+            }
+        }
+        all.area += w.area;
+        all.triangles += w.triangles;
+        all.calls += w.calls;
+        windows.push_back(std::move(w));
+    }
+    const double screen = static_cast<double>(dd->DisplaySize.x) * dd->DisplaySize.y;
+    std::sort(windows.begin(), windows.end(), [](const Load& a, const Load& b) { return a.triangles > b.triangles; });
+    std::printf("timing: draw %d triangles, %d draw calls, %d vertices, covering %.2f screens (before clipping); most:",
+                all.triangles, all.calls, dd->TotalVtxCount, all.area / screen);
+    for (size_t i = 0; i < windows.size() && i < 5; ++i)
+        std::printf(" %s %d (%.2f)", windows[i].name.c_str(), windows[i].triangles, windows[i].area / screen);
+    std::printf("\n");
+}
+
 int run_screenshot(App& app, const Options& o) {
     const Clock::time_point start = Clock::now();
     push_requests(app);
@@ -970,6 +1010,7 @@ int run_screenshot(App& app, const Options& o) {
                     "frame build %.2f ms (mean of %d), frame cpu %.2f ms\n",
                     n_tokens, app.session->latest()->compute_ms, latency_sum / 2, frame_sum_ms / frame_count,
                     frame_count, cpu_ms);
+        print_draw_load();
     }
     for (int i = 0; i < o.frames; ++i) {
         if (i + 1 == o.frames) app.session->wait_idle();

@@ -345,7 +345,10 @@ void swiglu(ConstMatRef x, const Mat& w1, const Mat& w3, const Mat& w2, Mat& y, 
 }  // namespace lm_ops
 
 // [SECTION] Init
-LmModel::LmModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+LmModel::LmModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+    for (const LmTensorInfo& t : lm_tensor_infos(impl_->cfg))
+        if (t.trainable) impl_->n_params += int64_t{t.rows} * t.cols;
+}
 LmModel::LmModel(LmModel&&) noexcept = default;
 LmModel& LmModel::operator=(LmModel&&) noexcept = default;
 LmModel::~LmModel() = default;
@@ -461,12 +464,7 @@ void LmModel::set_backend(const Backend& backend) {
         if (b.moe) b.moe->set_backend(backend);
 }
 
-int64_t LmModel::n_params() const {
-    int64_t n = 0;
-    for (const LmTensorInfo& t : lm_tensor_infos(impl_->cfg))
-        if (t.trainable) n += int64_t{t.rows} * t.cols;
-    return n;
-}
+int64_t LmModel::n_params() const { return impl_->n_params; }
 
 // [SECTION] Forward
 // Every product of the forward goes through core/engine/packed_gemm.h: weights packed once, threads

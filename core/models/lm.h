@@ -112,6 +112,7 @@ struct LmModel::Impl {
     // Packed copies for inference, built by the first forward()/step() after a weight change;
     // lm_tensor_data() drops them (as MoeLayer::mutable_weights() drops the experts' packs).
     mutable std::shared_ptr<const LmPackedWeights> packed;
+    int64_t n_params = 0;           // from cfg, once (the counters ask every frame; 49k tensors at 256x64)
     const Mat& head_weight() const { return cfg.tie_embeddings ? tok_emb : head; }
 };
 
