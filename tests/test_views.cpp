@@ -275,6 +275,32 @@ TEST_F(Views, LoadBarsNameTheBusiestAndIdlestExpertAt256) {
     EXPECT_GT(w, 0.0f);
 }
 
+// Dense routing (every expert gets every token) is perfectly balanced: the overview must show an
+// even mid-colour field, 1.0x the even share on a scale to 2.0x (scaled to its own maximum it was
+// one block of the brightest colour).
+TEST_F(Views, OverviewOfABalancedModelIsAnEvenMidColour) {
+    const fs::path settings = dir_ / "overview_dense.json";
+    std::ofstream(settings) << R"({"panels": {"Model overview": true}})";
+    RunResult r;
+    const Image img = screenshot("overview_dense.png", "--random-model " + random_spec(64, 6, 8, 5) + " --scheme soft --text " +
+                                                           quote(kText) + " --size 1920x1080 --settings " +
+                                                           quote(settings.string()),
+                                 &r);
+    const std::string* load = drawn_line(r, "overview load");
+    ASSERT_NE(load, nullptr) << r.out;
+    int rows = 0, cols = 0;
+    float x0 = 0, y0 = 0, cw = 0, ch = 0, max_ratio = 0, top = 0;
+    ASSERT_EQ(std::sscanf(load->c_str(), "overview load %d x %d at %f %f cell %f x %f max %f top %f", &rows, &cols, &x0, &y0,
+                          &cw, &ch, &max_ratio, &top),
+              8);
+    EXPECT_NEAR(max_ratio, 1.0, 1e-3);
+    EXPECT_NEAR(top, 2.0, 1e-3);
+    for (int l : {0, rows - 1})
+        for (int e : {0, cols / 2, cols - 1})
+            EXPECT_TRUE(near(pixel(img, x0 + cw * (e + 0.5f), y0 + ch * (l + 0.5f)), viridis(0.5f), 6))
+                << "layer " << l << " expert " << e << " is not the middle colour";
+}
+
 // The overview: the layers x experts matrix's brightest cell is the most loaded (layer, expert),
 // and the tokens x layers map shows each token's first choice in its expert's colour.
 TEST_F(Views, OverviewMatricesShowLoadAndFirstChoices) {
@@ -291,10 +317,10 @@ TEST_F(Views, OverviewMatricesShowLoadAndFirstChoices) {
     const std::string* load = drawn_line(r, "overview load");
     ASSERT_NE(load, nullptr) << r.out;
     int rows = 0, cols = 0;
-    float x0 = 0, y0 = 0, cw = 0, ch = 0, max_ratio = 0;
-    ASSERT_EQ(std::sscanf(load->c_str(), "overview load %d x %d at %f %f cell %f x %f max %f", &rows, &cols, &x0, &y0, &cw,
-                          &ch, &max_ratio),
-              7);
+    float x0 = 0, y0 = 0, cw = 0, ch = 0, max_ratio = 0, scale_top = 0;
+    ASSERT_EQ(std::sscanf(load->c_str(), "overview load %d x %d at %f %f cell %f x %f max %f top %f", &rows, &cols, &x0, &y0,
+                          &cw, &ch, &max_ratio, &scale_top),
+              8);
     EXPECT_EQ(rows, kLayers);
     EXPECT_EQ(cols, kN);
     int best_l = 0, best_e = 0;
@@ -313,8 +339,10 @@ TEST_F(Views, OverviewMatricesShowLoadAndFirstChoices) {
         }
     }
     EXPECT_NEAR(max_ratio, best, 1e-3);
-    EXPECT_TRUE(near(pixel(img, x0 + cw * (best_e + 0.4f), y0 + ch * (best_l + 0.5f)), viridis(1.0f), 6))
-        << "the most loaded cell (layer " << best_l << ", E" << best_e << ") is not the brightest colour";
+    EXPECT_NEAR(scale_top, std::max(2.0, best), 1e-3) << "the colours run to at least twice the even share";
+    EXPECT_TRUE(near(pixel(img, x0 + cw * (best_e + 0.4f), y0 + ch * (best_l + 0.5f)),
+                     viridis(static_cast<float>(best / std::max(2.0, best))), 6))
+        << "the most loaded cell (layer " << best_l << ", E" << best_e << ") is not drawn at its place on the scale";
 
     const std::string* top = drawn_line(r, "overview top1");
     ASSERT_NE(top, nullptr) << r.out;

@@ -176,11 +176,17 @@ void draw_overview(PanelContext& ctx) {
     // Layers x experts.
     const Matrices& mats = matrices_of(snap, n_experts, n_tokens);
     const float max_ratio = mats.max_ratio;
+    // The colours run from 0 to at least twice the even share, so a balanced model is an even
+    // mid-colour field (under dense or perfectly balanced routing every cell is 1.0x: scaled to
+    // the maximum it was one flat block of the brightest colour).
+    const float scale_top = std::max(2.0f, max_ratio);
     const std::vector<float>& load = mats.load;
     {
-        char head[160];
-        std::snprintf(head, sizeof head, "Load per expert, every MoE layer (%d layers x %d experts): brightest = %.1fx the even share",
-                      n_layers, n_experts, max_ratio);
+        char head[192];
+        std::snprintf(head, sizeof head,
+                      "Load per expert, every MoE layer (%d layers x %d experts): colour 0 .. %.1fx the even share, "
+                      "most loaded %.1fx",
+                      n_layers, n_experts, scale_top, max_ratio);
         text_wrapped_before_teach(head);
     }
     teach("One row per MoE layer, one column per expert. Brightness = how many tokens the expert kept, over the "
@@ -195,7 +201,7 @@ void draw_overview(PanelContext& ctx) {
     lg.p0 = ImVec2(ImGui::GetCursorScreenPos().x + label_w, ImGui::GetCursorScreenPos().y);
     static gl::FloatTexture load_tex, top1_tex;
     const unsigned long long key = snap.generation;
-    draw_map("##overview_load", load_tex, key, load, lg, gl::ColorMap::Viridis, max_ratio);
+    draw_map("##overview_load", load_tex, key, load, lg, gl::ColorMap::Viridis, scale_top);
     const bool load_hovered = ImGui::IsItemHovered();
     const bool load_clicked = ImGui::IsItemClicked(ImGuiMouseButton_Left);
     // Row labels where they fit, the current layer framed, the selected expert's column framed.
@@ -216,8 +222,8 @@ void draw_overview(PanelContext& ctx) {
         dl->AddRect(ImVec2(x - 1, lg.p0.y - 1), ImVec2(x + lg.cell_w + 1, lg.p0.y + lg.cell_h * n_layers + 1),
                     IM_COL32(255, 255, 255, 200), 0.0f, 0, 1.5f);
     }
-    report_drawn("overview load %d x %d at %.1f %.1f cell %.2f x %.2f max %.3f", n_layers, n_experts, lg.p0.x, lg.p0.y,
-                 lg.cell_w, lg.cell_h, max_ratio);
+    report_drawn("overview load %d x %d at %.1f %.1f cell %.2f x %.2f max %.3f top %.3f", n_layers, n_experts, lg.p0.x,
+                 lg.p0.y, lg.cell_w, lg.cell_h, max_ratio, scale_top);
     int row = 0, col = 0;
     if (load_hovered && cell_at(lg, mouse, &row, &col)) {
         const RoutingTrace& tr = snap.forward.traces[static_cast<size_t>(row)];
