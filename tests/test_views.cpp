@@ -275,6 +275,18 @@ TEST_F(Views, LoadBarsNameTheBusiestAndIdlestExpertAt256) {
     EXPECT_GT(w, 0.0f);
 }
 
+// The overview's "overview load" report: the map's size, place, cell size, most loaded ratio
+// and the top of its colour scale.
+struct OverviewLoad {
+    int rows = 0, cols = 0;
+    float x0 = 0, y0 = 0, cw = 0, ch = 0, max_ratio = 0, top = 0;
+};
+bool overview_load(const RunResult& r, OverviewLoad* o) {
+    const std::string* load = drawn_line(r, "overview load");
+    return load != nullptr && std::sscanf(load->c_str(), "overview load %d x %d at %f %f cell %f x %f max %f top %f", &o->rows,
+                                          &o->cols, &o->x0, &o->y0, &o->cw, &o->ch, &o->max_ratio, &o->top) == 8;
+}
+
 // Dense routing (every expert gets every token) is perfectly balanced: the overview must show an
 // even mid-colour field, 1.0x the even share on a scale to 2.0x (scaled to its own maximum it was
 // one block of the brightest colour).
@@ -286,18 +298,13 @@ TEST_F(Views, OverviewOfABalancedModelIsAnEvenMidColour) {
                                                            quote(kText) + " --size 1920x1080 --settings " +
                                                            quote(settings.string()),
                                  &r);
-    const std::string* load = drawn_line(r, "overview load");
-    ASSERT_NE(load, nullptr) << r.out;
-    int rows = 0, cols = 0;
-    float x0 = 0, y0 = 0, cw = 0, ch = 0, max_ratio = 0, top = 0;
-    ASSERT_EQ(std::sscanf(load->c_str(), "overview load %d x %d at %f %f cell %f x %f max %f top %f", &rows, &cols, &x0, &y0,
-                          &cw, &ch, &max_ratio, &top),
-              8);
-    EXPECT_NEAR(max_ratio, 1.0, 1e-3);
-    EXPECT_NEAR(top, 2.0, 1e-3);
-    for (int l : {0, rows - 1})
-        for (int e : {0, cols / 2, cols - 1})
-            EXPECT_TRUE(near(pixel(img, x0 + cw * (e + 0.5f), y0 + ch * (l + 0.5f)), viridis(0.5f), 6))
+    OverviewLoad o;
+    ASSERT_TRUE(overview_load(r, &o)) << r.out;
+    EXPECT_NEAR(o.max_ratio, 1.0, 1e-3);
+    EXPECT_NEAR(o.top, 2.0, 1e-3);
+    for (int l : {0, o.rows - 1})
+        for (int e : {0, o.cols / 2, o.cols - 1})
+            EXPECT_TRUE(near(pixel(img, o.x0 + o.cw * (e + 0.5f), o.y0 + o.ch * (l + 0.5f)), viridis(0.5f), 6))
                 << "layer " << l << " expert " << e << " is not the middle colour";
 }
 
@@ -314,15 +321,10 @@ TEST_F(Views, OverviewMatricesShowLoadAndFirstChoices) {
     const moe::LmForward fwd = route_text(random_config(kN, kLayers, 8), kSeed);
     ASSERT_EQ(static_cast<int>(fwd.traces.size()), kLayers);
 
-    const std::string* load = drawn_line(r, "overview load");
-    ASSERT_NE(load, nullptr) << r.out;
-    int rows = 0, cols = 0;
-    float x0 = 0, y0 = 0, cw = 0, ch = 0, max_ratio = 0, scale_top = 0;
-    ASSERT_EQ(std::sscanf(load->c_str(), "overview load %d x %d at %f %f cell %f x %f max %f top %f", &rows, &cols, &x0, &y0,
-                          &cw, &ch, &max_ratio, &scale_top),
-              8);
-    EXPECT_EQ(rows, kLayers);
-    EXPECT_EQ(cols, kN);
+    OverviewLoad o;
+    ASSERT_TRUE(overview_load(r, &o)) << r.out;
+    EXPECT_EQ(o.rows, kLayers);
+    EXPECT_EQ(o.cols, kN);
     int best_l = 0, best_e = 0;
     double best = -1;
     for (int l = 0; l < kLayers; ++l) {
@@ -338,15 +340,16 @@ TEST_F(Views, OverviewMatricesShowLoadAndFirstChoices) {
             }
         }
     }
-    EXPECT_NEAR(max_ratio, best, 1e-3);
-    EXPECT_NEAR(scale_top, std::max(2.0, best), 1e-3) << "the colours run to at least twice the even share";
-    EXPECT_TRUE(near(pixel(img, x0 + cw * (best_e + 0.4f), y0 + ch * (best_l + 0.5f)),
+    EXPECT_NEAR(o.max_ratio, best, 1e-3);
+    EXPECT_NEAR(o.top, std::max(2.0, best), 1e-3) << "the colours run to at least twice the even share";
+    EXPECT_TRUE(near(pixel(img, o.x0 + o.cw * (best_e + 0.4f), o.y0 + o.ch * (best_l + 0.5f)),
                      viridis(static_cast<float>(best / std::max(2.0, best))), 6))
         << "the most loaded cell (layer " << best_l << ", E" << best_e << ") is not drawn at its place on the scale";
 
     const std::string* top = drawn_line(r, "overview top1");
     ASSERT_NE(top, nullptr) << r.out;
-    int n_tok = 0;
+    int rows = 0, n_tok = 0;
+    float x0 = 0, y0 = 0, cw = 0, ch = 0;
     ASSERT_EQ(std::sscanf(top->c_str(), "overview top1 %d x %d at %f %f cell %f x %f", &rows, &n_tok, &x0, &y0, &cw, &ch), 6);
     EXPECT_EQ(n_tok, static_cast<int>(std::string(kText).size()));
     int checked = 0, matching = 0;
