@@ -21,6 +21,7 @@
 // sanitizers' reports still reach the original stderr.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -127,11 +128,27 @@ const Scratch& scratch() {
     return s;
 }
 
-// Everything a run left in the scratch folder goes, except fx/ (rebuilt when it may have changed).
-void clean(const fs::path& dir, bool fixtures_touched) {
+// What fx/ holds: every path with its size and modification time, to see whether a run changed it.
+std::vector<std::string> fixture_state(const fs::path& dir) {
+    std::vector<std::string> state;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(dir / "fx", ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+        std::error_code e2;
+        const auto size = it->is_regular_file(e2) ? it->file_size(e2) : 0;
+        const auto time = it->last_write_time(e2).time_since_epoch().count();
+        state.push_back(it->path().string() + " " + std::to_string(size) + " " + std::to_string(time));
+    }
+    std::sort(state.begin(), state.end());
+    return state;
+}
+
+// Everything a run left in the scratch folder goes, except fx/, rebuilt when the run changed it
+// (rebuilding it after every run that might have was a quarter of this harness's time).
+void clean(const fs::path& dir, const std::vector<std::string>* fixtures_before) {
     for (const fs::directory_entry& e : fs::directory_iterator(dir))
         if (e.path().filename() != "fx") fs::remove_all(e.path());
-    if (fixtures_touched) write_fixtures(dir);
+    if (fixtures_before && fixture_state(dir) != *fixtures_before) write_fixtures(dir);
 }
 
 // A value over its bound: strtod reads what strtol or strtof would (leading spaces, a sign).
@@ -191,9 +208,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // it started, so the harness goes back before returning (run.sh gives artifacts absolute).
     const fs::path start = fs::current_path();
     fs::current_path(s.dir);
+    const bool may_touch_fixtures = names_fx && writes(command);
+    const std::vector<std::string> fixtures_before = may_touch_fixtures ? fixture_state(s.dir) : std::vector<std::string>();
     const int rc = moe::cli::cli_main(static_cast<int>(argv.size() - 1), argv.data());
     std::fflush(stdout);
-    clean(s.dir, names_fx && writes(command));
+    clean(s.dir, may_touch_fixtures ? &fixtures_before : nullptr);
     fs::current_path(start);
     if (rc < 0 || rc > 3) moe::fuzz::fail("moelab-cli exit code outside 0..3");
     return 0;
