@@ -915,8 +915,6 @@ double process_cpu_ms() {
     return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
 }
 
-// Renders until the engine has answered, checks the arguments against the result (K vs N,
-// layer, token), renders the requested frames and saves the last one.
 // What software GL is given to draw in a frame (for --timing): on llvmpipe the time goes with
 // triangles and the pixels they cover, not with what the panels compute.
 void print_draw_load() {
@@ -957,6 +955,8 @@ void print_draw_load() {
     std::printf("\n");
 }
 
+// Renders until the engine has answered, checks the arguments against the result (K vs N,
+// layer, token), renders the requested frames and saves the last one.
 int run_screenshot(App& app, const Options& o) {
     const Clock::time_point start = Clock::now();
     push_requests(app);

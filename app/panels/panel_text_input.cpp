@@ -62,7 +62,8 @@ Wrapped wrap(const std::string& text, float width) {
     const float scale = ImGui::GetFontSize() / font->FontSize;
     const char* begin = screen.data();
     const char* end = begin + screen.size();
-    std::vector<int> breaks;
+    w.shown.reserve(screen.size() + screen.size() / 16);
+    size_t from = 0;  // screen[from..] is not in w.shown yet
     for (const char* line = begin; line < end;) {
         const char* line_end = static_cast<const char*>(std::memchr(line, '\n', static_cast<size_t>(end - line)));
         if (!line_end) line_end = end;
@@ -75,18 +76,14 @@ Wrapped wrap(const std::string& text, float width) {
             }
             while (cut < line_end && is_blank(*cut)) ++cut;
             if (cut >= line_end) break;  // only blanks left: they stay at the end of this line
-            breaks.push_back(static_cast<int>(cut - begin));
-            w.breaks.add(breaks.back(), 0, 1);
+            const size_t at = static_cast<size_t>(cut - begin);
+            w.breaks.add(static_cast<int>(at), 0, 1);
+            w.shown.append(screen, from, at - from);
+            w.shown += '\n';
+            from = at;
             p = cut;
         }
         line = line_end + 1;
-    }
-    w.shown.reserve(screen.size() + breaks.size());
-    size_t from = 0;
-    for (int b : breaks) {
-        w.shown.append(screen, from, static_cast<size_t>(b) - from);
-        w.shown += '\n';
-        from = static_cast<size_t>(b);
     }
     w.shown.append(screen, from, std::string::npos);
     return w;
